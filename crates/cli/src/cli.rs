@@ -1,0 +1,135 @@
+//! Arguments and dispatch. Each subcommand lives in `commands/<name>.rs`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+/// Warden: governance gateway for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How diagnostics are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ErrorFormat {
+    /// File, line, column and a caret under the fault.
+    #[default]
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a governance pack and report every problem with file and line.
+    Validate(ValidateArgs),
+    /// Print the Cedar schema Warden generates from a pack.
+    Schema(SchemaArgs),
+    /// Decide one request: allow, deny or approval_required.
+    Decide(DecideArgs),
+    /// Run the pack's decision test cases (tests/*.toml).
+    Test(TestArgs),
+}
+
+/// `warden validate`
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The pack directory (holding warden.toml).
+    pub pack: PathBuf,
+    /// Print diagnostics for people or as JSON.
+    #[arg(long, value_enum, default_value_t)]
+    pub error_format: ErrorFormat,
+    /// Treat warnings (readiness gaps) as errors.
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+/// `warden schema`
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// The pack directory.
+    pub pack: PathBuf,
+    /// Print Cedar's JSON schema format instead of its human syntax.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `warden decide`
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// The pack directory.
+    pub pack: PathBuf,
+    /// The agent making the request.
+    #[arg(long)]
+    pub agent: String,
+    /// The tool requested, e.g. `stripe.refund`.
+    #[arg(long)]
+    pub tool: String,
+    /// The arguments, as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub args: String,
+    /// Workflow, run and trigger, as JSON: {"workflow": "...", "run": "...",
+    /// "trigger": {"source": "...", "reference": "...", "requester": "..."}}.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Approver groups whose approval exists, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub approvals: Vec<String>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Explain: which policies matched, which gate applies, what would pass.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// `warden test`
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The pack directory.
+    pub pack: PathBuf,
+    /// Print diagnostics for people or as JSON.
+    #[arg(long, value_enum, default_value_t)]
+    pub error_format: ErrorFormat,
+}
+
+/// Exit codes, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done: valid pack, decision made, all tests passed.
+    Ok = 0,
+    /// The pack has errors, or test cases failed.
+    Failed = 1,
+    /// The command could not run: unreadable pack, unusable request.
+    Unusable = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(a) => commands::validate::run(&a),
+        Command::Schema(a) => commands::schema::run(&a),
+        Command::Decide(a) => commands::decide::run(&a),
+        Command::Test(a) => commands::test::run(&a),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Unusable.into()
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Errors of the model crate: I/O failures and the problems a pack can have.
+
+use std::path::PathBuf;
+
+use crate::diagnostic::{Problem, Severity};
+
+/// A pack could not be read at all (as opposed to read and found wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The pack directory does not exist or is not a directory.
+    #[error("pack directory `{}` does not exist or is not a directory", path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The directory has no manifest.
+    #[error("`{}` is not a governance pack: it has no `warden.toml`", path.display())]
+    NoManifest {
+        /// The pack directory.
+        path: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What can be wrong in a manifest or a test file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelProblem {
+    /// The file is not valid TOML.
+    #[error("invalid TOML: {message}")]
+    Syntax {
+        /// The parser's message.
+        message: String,
+    },
+    /// A value has the wrong type, a key is unknown or missing.
+    #[error("{message}")]
+    Shape {
+        /// The deserializer's message.
+        message: String,
+    },
+    /// A top-level key that Warden does not know.
+    #[error("unknown top-level key `{key}`")]
+    UnknownSection {
+        /// The key.
+        key: String,
+    },
+    /// A top-level key holds the wrong kind of value.
+    #[error("`{key}` must be {expected}")]
+    SectionType {
+        /// The key.
+        key: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// The `[pack]` table is missing.
+    #[error("the manifest has no `[pack]` table with a `name`")]
+    MissingPackInfo,
+    /// An id with characters Warden does not accept.
+    #[error("invalid {kind} id `{id}`: ids use letters, digits, `_`, `-` and `.`, start with a letter or digit, and are at most 128 characters")]
+    InvalidId {
+        /// What the id names.
+        kind: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// Two definitions with the same id.
+    #[error("duplicate {kind} id `{id}`")]
+    DuplicateId {
+        /// What the id names.
+        kind: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// A reference to something not declared.
+    #[error("unknown {kind} `{id}`")]
+    UnknownReference {
+        /// What is referenced.
+        kind: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// A workflow's steps depend on each other in a circle.
+    #[error("workflow `{workflow}` has a cycle: {}", cycle.join(" -> "))]
+    WorkflowCycle {
+        /// The workflow.
+        workflow: String,
+        /// The steps in the cycle, first repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// A workflow with no steps.
+    #[error("workflow `{workflow}` has no steps")]
+    EmptyWorkflow {
+        /// The workflow.
+        workflow: String,
+    },
+    /// Escalation chains that loop.
+    #[error("escalation chain loops: {}", chain.join(" -> "))]
+    EscalationCycle {
+        /// The groups in the loop, first repeated at the end.
+        chain: Vec<String>,
+    },
+    /// A duration Warden cannot read.
+    #[error("invalid duration `{value}`")]
+    InvalidDuration {
+        /// What was written.
+        value: String,
+    },
+    /// A quorum that cannot be met.
+    #[error("quorum {quorum} of group `{group}` cannot be met: it has {members} member(s)")]
+    QuorumTooLarge {
+        /// The group.
+        group: String,
+        /// The quorum asked.
+        quorum: u32,
+        /// How many members it has.
+        members: usize,
+    },
+    /// A group without members.
+    #[error("approver group `{group}` has no members")]
+    EmptyGroup {
+        /// The group.
+        group: String,
+    },
+    /// The args schema is not an object schema.
+    #[error("the arguments schema of tool `{tool}` must be a JSON Schema object with `type = \"object\"`")]
+    ArgsNotObject {
+        /// The tool.
+        tool: String,
+    },
+    /// A sensitive field that is not an argument.
+    #[error("sensitive field `{field}` is not a property of the arguments of tool `{tool}`")]
+    UnknownSensitiveField {
+        /// The tool.
+        tool: String,
+        /// The field.
+        field: String,
+    },
+    /// A workflow without an owner: nobody to page.
+    #[error("workflow `{workflow}` has no owner")]
+    WorkflowWithoutOwner {
+        /// The workflow.
+        workflow: String,
+    },
+    /// A test case that names an unknown outcome or code.
+    #[error("test case `{case}`: {message}")]
+    BadTestCase {
+        /// The case's name.
+        case: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Problem for ModelProblem {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Syntax { .. } => "toml_syntax",
+            Self::Shape { .. } => "invalid_value",
+            Self::UnknownSection { .. } => "unknown_key",
+            Self::SectionType { .. } => "invalid_value",
+            Self::MissingPackInfo => "missing_pack_info",
+            Self::InvalidId { .. } => "invalid_id",
+            Self::DuplicateId { .. } => "duplicate_id",
+            Self::UnknownReference { .. } => "unknown_reference",
+            Self::WorkflowCycle { .. } => "workflow_cycle",
+            Self::EmptyWorkflow { .. } => "empty_workflow",
+            Self::EscalationCycle { .. } => "escalation_cycle",
+            Self::InvalidDuration { .. } => "invalid_duration",
+            Self::QuorumTooLarge { .. } => "quorum_too_large",
+            Self::EmptyGroup { .. } => "empty_group",
+            Self::ArgsNotObject { .. } => "invalid_args_schema",
+            Self::UnknownSensitiveField { .. } => "unknown_sensitive_field",
+            Self::WorkflowWithoutOwner { .. } => "workflow_without_owner",
+            Self::BadTestCase { .. } => "invalid_test_case",
+        }
+    }
+
+    fn severity(&self) -> Severity {
+        match self {
+            Self::WorkflowWithoutOwner { .. } => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The governance pack: what Warden governs, loaded from a directory and checked.
+//!
+//! A pack is a directory under version control holding `warden.toml` (people,
+//! teams, agents, systems, tools, approver groups, workflows), `policies/*.cedar`
+//! and `tests/*.toml`. Start from [`load`], which returns a [`Pack`] and every
+//! [`Diagnostic`] found, each with its file, line and column.
+//!
+//! This crate reads files and nothing else: it knows nothing of Cedar (the
+//! `policy` crate checks policies), of storage or of the network.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-refunds");
+//! let loaded = warden_model::load(&dir)?;
+//! assert!(loaded.diagnostics.iter().all(|d| !d.is_error()));
+//! assert!(loaded.pack.tools.contains_key("stripe.refund"));
+//! # Ok(()) }
+//! ```
+
+mod diagnostic;
+mod error;
+mod load;
+mod manifest;
+mod pack;
+mod source;
+mod testcase;
+mod vocab;
+
+pub use diagnostic::{Diagnostic, DiagnosticJson, Diagnostics, Problem, Severity, did_you_mean};
+pub use error::{LoadError, ModelProblem};
+pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
+pub use pack::{
+    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool,
+    Workflow,
+};
+pub use source::{Location, SourceFile};
+pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};
+pub use vocab::{Access, DenyCode, Outcome, Risk, UnknownWord};

@@ -1,0 +1,142 @@
+//! The raw shape of `warden.toml`, as written by users (with spans).
+//!
+//! Entries are deserialized one by one, so a broken entry is reported and the
+//! rest of the manifest is still checked.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::vocab::{Access, Risk};
+
+/// `[pack]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPackInfo {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[[people]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPerson {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub team: Option<Spanned<String>>,
+}
+
+/// `[[teams]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTeam {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub owner: Option<Spanned<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[[agents]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub id: Spanned<String>,
+    pub team: Spanned<String>,
+    pub owner: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[[systems]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSystem {
+    pub id: Spanned<String>,
+    pub owner: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[[tools]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTool {
+    pub id: Spanned<String>,
+    pub system: Spanned<String>,
+    pub access: Access,
+    pub risk: Risk,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub args: Option<Spanned<serde_json::Value>>,
+    #[serde(default)]
+    pub sensitive: Vec<Spanned<String>>,
+}
+
+/// `[[approver_groups]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApproverGroup {
+    pub id: Spanned<String>,
+    pub members: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub quorum: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub escalation: Option<RawEscalation>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `escalation = { to = "group", after = "30m" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEscalation {
+    pub to: Spanned<String>,
+    pub after: Spanned<String>,
+}
+
+/// `[[workflows]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkflow {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub owner: Option<Spanned<String>>,
+    #[serde(default)]
+    pub business_impact: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub steps: Vec<RawStep>,
+}
+
+/// `[[workflows.steps]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    pub tool: Spanned<String>,
+    #[serde(default)]
+    pub risk: Option<Risk>,
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
+}
+
+/// The top-level keys of `warden.toml`, in the order they are documented.
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
+    "pack",
+    "people",
+    "teams",
+    "agents",
+    "systems",
+    "tools",
+    "approver_groups",
+    "workflows",
+];

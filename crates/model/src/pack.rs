@@ -1,0 +1,219 @@
+//! The validated governance pack: what agents, systems, tools, workflows and
+//! approver groups exist, and where each was declared.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::source::{Location, SourceFile};
+use crate::vocab::{Access, Risk};
+
+/// A loaded governance pack. Entries that failed to load are absent; the
+/// diagnostics that came with it say why.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    /// The pack directory.
+    pub root: PathBuf,
+    /// `[pack].name`.
+    pub name: String,
+    /// `[pack].description`.
+    pub description: Option<String>,
+    /// `warden.toml`.
+    pub manifest: Arc<SourceFile>,
+    /// People: owners, approvers.
+    pub people: BTreeMap<String, Person>,
+    /// Teams of people and agents.
+    pub teams: BTreeMap<String, Team>,
+    /// Agents that propose actions.
+    pub agents: BTreeMap<String, Agent>,
+    /// External systems agents touch.
+    pub systems: BTreeMap<String, System>,
+    /// Actions on systems.
+    pub tools: BTreeMap<String, Tool>,
+    /// Groups whose approval lifts approval gates.
+    pub approver_groups: BTreeMap<String, ApproverGroup>,
+    /// Business processes, as graphs of steps.
+    pub workflows: BTreeMap<String, Workflow>,
+    /// `policies/**/*.cedar`, sorted by name.
+    pub policy_files: Vec<Arc<SourceFile>>,
+    /// `tests/**/*.toml`, sorted by name.
+    pub test_files: Vec<Arc<SourceFile>>,
+    /// Content hash of the manifest and the policies.
+    pub version: PackVersion,
+}
+
+/// Content hash of everything that can change a decision (the manifest and
+/// the policy files, not the tests): `sha256:<hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PackVersion(pub(crate) Arc<str>);
+
+impl PackVersion {
+    /// The full `sha256:<hex>` string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The full string, shared.
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
+
+    /// The first 12 hex digits, for display.
+    pub fn short(&self) -> &str {
+        let hex = self.0.strip_prefix("sha256:").unwrap_or(&self.0);
+        hex.get(..12).unwrap_or(hex)
+    }
+}
+
+impl std::fmt::Display for PackVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person: owner of agents, systems, workflows; member of approver groups.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// Id, e.g. `carol`.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Contact address.
+    pub email: Option<String>,
+    /// The team the person belongs to.
+    pub team: Option<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// A team of people and agents.
+#[derive(Debug, Clone)]
+pub struct Team {
+    /// Id, e.g. `support`.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Person accountable for the team.
+    pub owner: Option<String>,
+    /// What the team does.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// An agent: the principal of every request it makes.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Id, e.g. `support-bot`.
+    pub id: String,
+    /// Team the agent works for.
+    pub team: String,
+    /// Person (or team) accountable for it.
+    pub owner: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// An external system agents touch.
+#[derive(Debug, Clone)]
+pub struct System {
+    /// Id, e.g. `stripe`.
+    pub id: String,
+    /// Person (or team) accountable for it.
+    pub owner: String,
+    /// What it is.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// An action on a system.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// Id, e.g. `stripe.refund`.
+    pub id: String,
+    /// The system it acts on.
+    pub system: String,
+    /// Read or write.
+    pub access: Access,
+    /// Risk class.
+    pub risk: Risk,
+    /// What it does.
+    pub description: Option<String>,
+    /// JSON Schema of its arguments (an object schema).
+    pub args: serde_json::Value,
+    /// Where the arguments schema is declared (the tool when it has none).
+    pub args_at: Location,
+    /// Argument fields redacted in evidence.
+    pub sensitive: Vec<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// A group whose approval can lift approval gates.
+#[derive(Debug, Clone)]
+pub struct ApproverGroup {
+    /// Id, e.g. `finance`.
+    pub id: String,
+    /// People who may approve.
+    pub members: Vec<String>,
+    /// Approvals needed unless a gate says otherwise with `@quorum`.
+    pub quorum: u32,
+    /// Where an unanswered request goes next.
+    pub escalation: Option<Escalation>,
+    /// What the group approves.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// One link of an escalation chain.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    /// The next group.
+    pub to: String,
+    /// How long a request waits before it escalates.
+    pub after: Duration,
+}
+
+/// A business process with a named owner.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// Id, e.g. `refund-request`.
+    pub id: String,
+    /// Person (or team) accountable for it.
+    pub owner: Option<String>,
+    /// What breaks for the business when it misbehaves.
+    pub business_impact: Option<String>,
+    /// What it does.
+    pub description: Option<String>,
+    /// Its steps in declaration order.
+    pub steps: Vec<Step>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Id within the workflow (the tool id unless given).
+    pub id: String,
+    /// The tool it runs.
+    pub tool: String,
+    /// Risk class (the tool's unless given).
+    pub risk: Risk,
+    /// Steps that must have succeeded before this one.
+    pub after: Vec<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+impl Pack {
+    /// Whether `id` names a person or a team (the two kinds of owner).
+    pub fn is_owner(&self, id: &str) -> bool {
+        self.people.contains_key(id) || self.teams.contains_key(id)
+    }
+}

@@ -1,0 +1,228 @@
+//! Decision test cases (`tests/*.toml`) and the request context they share
+//! with `warden decide`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::{DeTable, ValueDeserializer};
+
+use crate::diagnostic::Diagnostic;
+use crate::error::ModelProblem;
+use crate::pack::Pack;
+use crate::source::{Location, SourceFile};
+use crate::vocab::{DenyCode, Outcome};
+
+/// Who or what started the work an action belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Kind of trigger: `ticket`, `schedule`, `chat`, ...
+    pub source: String,
+    /// The ticket number, message id, schedule name, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The person who asked, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+}
+
+/// What a request carries besides agent, tool and arguments. Policies see it
+/// as `context.workflow`, `context.run` and `context.trigger`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestContext {
+    /// The workflow of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// The run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// What started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+/// What a test case expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The outcome.
+    pub decision: Outcome,
+    /// The deny code, when checked.
+    pub code: Option<DenyCode>,
+    /// The determining policy ids (any order), when checked.
+    pub policies: Option<Vec<String>>,
+    /// The approval groups (any order), when checked.
+    pub groups: Option<Vec<String>>,
+}
+
+/// One decision test case.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    /// Its name (unique in the pack).
+    pub name: String,
+    /// The agent making the request.
+    pub agent: String,
+    /// The tool requested.
+    pub tool: String,
+    /// The arguments.
+    pub args: serde_json::Value,
+    /// Approver groups whose approval exists.
+    pub approvals: Vec<String>,
+    /// Run, workflow and trigger.
+    pub context: RequestContext,
+    /// What must come out.
+    pub expect: Expectation,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Spanned<String>,
+    agent: String,
+    tool: String,
+    #[serde(default = "empty_object")]
+    args: serde_json::Value,
+    #[serde(default)]
+    approvals: Vec<String>,
+    #[serde(default)]
+    context: RequestContext,
+    expect: Spanned<String>,
+    #[serde(default)]
+    code: Option<Spanned<String>>,
+    #[serde(default)]
+    policies: Option<Vec<String>>,
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// Reads every `[[case]]` of the pack's test files, with a diagnostic for each
+/// case that cannot be read.
+pub fn load_test_cases(pack: &Pack) -> (Vec<TestCase>, Vec<Diagnostic>) {
+    let mut cases = Vec::new();
+    let mut diags = Vec::new();
+    for file in &pack.test_files {
+        read_file(file, &mut cases, &mut diags);
+    }
+    let mut seen: std::collections::BTreeMap<String, Location> = Default::default();
+    for c in &cases {
+        if let Some(first) = seen.get(&c.name) {
+            diags.push(
+                Diagnostic::new(&ModelProblem::DuplicateId {
+                    kind: "test case",
+                    id: c.name.clone(),
+                })
+                .at(c.at.clone())
+                .help(format!("first declared at {first}")),
+            );
+        } else {
+            seen.insert(c.name.clone(), c.at.clone());
+        }
+    }
+    (cases, diags)
+}
+
+fn read_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<Diagnostic>) {
+    let loc = |span| Location::new(file, span);
+    let (doc, errors) = DeTable::parse_recoverable(file.text());
+    for e in errors {
+        diags.push(
+            Diagnostic::new(&ModelProblem::Syntax {
+                message: e.message().trim_end_matches('\n').to_owned(),
+            })
+            .at(loc(e.span().unwrap_or(0..0))),
+        );
+    }
+    for (key, value) in doc.get_ref() {
+        if key.get_ref() != "case" {
+            diags.push(
+                Diagnostic::new(&ModelProblem::UnknownSection {
+                    key: key.get_ref().to_string(),
+                })
+                .at(loc(key.span()))
+                .help("a test file holds only `[[case]]` tables"),
+            );
+            continue;
+        }
+        let Some(items) = value.get_ref().as_array() else {
+            diags.push(
+                Diagnostic::new(&ModelProblem::SectionType {
+                    key: "case".to_owned(),
+                    expected: "an array of tables, written `[[case]]`",
+                })
+                .at(loc(value.span())),
+            );
+            continue;
+        };
+        for item in items.iter() {
+            match RawCase::deserialize(ValueDeserializer::from(item.clone())) {
+                Ok(raw) => match resolve(raw, &loc) {
+                    Ok(c) => cases.push(c),
+                    Err(d) => diags.push(d),
+                },
+                Err(e) => diags.push(
+                    Diagnostic::new(&ModelProblem::Shape {
+                        message: e.message().trim_end_matches('\n').to_owned(),
+                    })
+                    .at(loc(e.span().unwrap_or(item.span()))),
+                ),
+            }
+        }
+    }
+}
+
+fn resolve(
+    raw: RawCase,
+    loc: &impl Fn(std::ops::Range<usize>) -> Location,
+) -> Result<TestCase, Diagnostic> {
+    let name = raw.name.get_ref().clone();
+    let bad = |span, message: String| {
+        Diagnostic::new(&ModelProblem::BadTestCase {
+            case: name.clone(),
+            message,
+        })
+        .at(loc(span))
+    };
+    let decision: Outcome = raw
+        .expect
+        .get_ref()
+        .parse()
+        .map_err(|e: crate::vocab::UnknownWord| bad(raw.expect.span(), e.to_string()))?;
+    let code = match &raw.code {
+        Some(c) => Some(
+            c.get_ref()
+                .parse::<DenyCode>()
+                .map_err(|e| bad(c.span(), e.to_string()))?,
+        ),
+        None => None,
+    };
+    if code.is_some() && decision != Outcome::Deny {
+        if let Some(c) = &raw.code {
+            return Err(bad(
+                c.span(),
+                "`code` is only checked when `expect = \"deny\"`".to_owned(),
+            ));
+        }
+    }
+    Ok(TestCase {
+        at: loc(raw.name.span()),
+        name: raw.name.into_inner(),
+        agent: raw.agent,
+        tool: raw.tool,
+        args: raw.args,
+        approvals: raw.approvals,
+        context: raw.context,
+        expect: Expectation {
+            decision,
+            code,
+            policies: raw.policies,
+            groups: raw.groups,
+        },
+    })
+}

@@ -1,0 +1,138 @@
+//! The shared words of Warden: access, risk class, decision outcome and codes.
+//!
+//! These are wire formats: their spelling appears in packs, JSON output and
+//! evidence, so it never changes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a tool reads or changes its system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Reads only.
+    Read,
+    /// Has side effects.
+    Write,
+}
+
+/// Risk class of a tool or workflow step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Harmless if wrong.
+    Low,
+    /// Recoverable harm.
+    Medium,
+    /// Costly harm: usually needs approval.
+    High,
+    /// Irreversible harm.
+    Critical,
+}
+
+/// The three outcomes of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Inside policy: may execute.
+    Allow,
+    /// Outside policy: must not execute.
+    Deny,
+    /// Inside policy once the named approver groups approve.
+    ApprovalRequired,
+}
+
+/// Why a decision is `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyCode {
+    /// No permit policy grants the request (default deny).
+    NoGrant,
+    /// A forbid policy that approvals cannot lift applies.
+    Forbidden,
+    /// A policy failed to evaluate; Warden fails closed.
+    EvaluationError,
+    /// The arguments do not match the tool's JSON Schema.
+    InvalidArguments,
+    /// The tool is not declared in the pack.
+    UnknownTool,
+    /// The agent is not declared in the pack.
+    UnknownAgent,
+}
+
+macro_rules! words {
+    ($ty:ty { $($variant:ident => $word:literal),* $(,)? }) => {
+        impl $ty {
+            /// The word as written in packs and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $word),* }
+            }
+
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$(Self::$variant),*];
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
+                match s {
+                    $($word => Ok(Self::$variant),)*
+                    _ => Err(UnknownWord {
+                        word: s.to_owned(),
+                        expected: &[$($word),*],
+                    }),
+                }
+            }
+        }
+    };
+}
+
+words!(Access { Read => "read", Write => "write" });
+words!(Risk { Low => "low", Medium => "medium", High => "high", Critical => "critical" });
+words!(Outcome { Allow => "allow", Deny => "deny", ApprovalRequired => "approval_required" });
+words!(DenyCode {
+    NoGrant => "no_grant",
+    Forbidden => "forbidden",
+    EvaluationError => "evaluation_error",
+    InvalidArguments => "invalid_arguments",
+    UnknownTool => "unknown_tool",
+    UnknownAgent => "unknown_agent",
+});
+
+/// A word that is not one of the expected ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value `{word}`; expected one of: {}", expected.join(", "))]
+pub struct UnknownWord {
+    /// What was given.
+    pub word: String,
+    /// What is accepted.
+    pub expected: &'static [&'static str],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for r in Risk::ALL {
+            assert_eq!(r.as_str().parse::<Risk>(), Ok(*r));
+            assert_eq!(serde_json::to_string(r).ok(), Some(format!("\"{r}\"")));
+        }
+        for c in DenyCode::ALL {
+            assert_eq!(c.as_str().parse::<DenyCode>(), Ok(*c));
+        }
+        let err = "urgent".parse::<Risk>().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("unknown value `urgent`; expected one of: low, medium, high, critical")
+        );
+    }
+}

@@ -1,0 +1,613 @@
+//! The decision engine: a pack compiled for deciding, and `decide`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cedar_policy::{
+    ActionConstraint, Authorizer, Decision as CedarDecision, Entities, Entity, EntityUid, PolicyId,
+    PolicySet, Request as CedarRequest, RestrictedExpression, Response,
+};
+use warden_model::{Access, DenyCode, Diagnostic, Diagnostics, Loaded, Outcome, Pack, Risk};
+
+use crate::context;
+use crate::decision::{ApprovalRequirement, Decision, Request};
+use crate::error::{PolicyProblem, RequestError};
+use crate::policies::{LoadedPolicy, PolicyInfo, load_policies};
+use crate::schema::{self, AGENT, ArgField, PERSON, SYSTEM, SchemaParts, TEAM};
+use crate::validate::{ActionIndex, ValidationCache, validate};
+
+/// A pack compiled for deciding. Cheap to clone (one `Arc`) and safe to share
+/// across threads; to change packs, build a new one and swap it in (see
+/// [`crate::EngineHandle`]).
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+struct Inner {
+    pack: Arc<Pack>,
+    version: Arc<str>,
+    agents: HashMap<String, EntityUid>,
+    tools: HashMap<String, ToolEntry>,
+    entities: Entities,
+    policies: HashMap<PolicyId, Arc<PolicyInfo>>,
+    /// Policies by id, in file order, for explanations.
+    ordered: Vec<Arc<PolicyInfo>>,
+    /// Every policy in one set (unsliced).
+    all: PolicySet,
+    /// The full Cedar schema, as JSON (for `warden schema`).
+    schema_json: serde_json::Value,
+    authorizer: Authorizer,
+}
+
+pub(crate) struct ToolEntry {
+    pub uid: EntityUid,
+    pub resource: EntityUid,
+    pub validator: jsonschema::Validator,
+    pub fields: Vec<ArgField>,
+    /// The policies whose action scope can match this tool.
+    pub slice: PolicySet,
+    pub risk: Risk,
+    pub access: Access,
+}
+
+/// An engine and the warnings found while compiling it.
+pub struct Compiled {
+    /// The engine.
+    pub engine: Engine,
+    /// Readiness gaps and other warnings.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("pack", &self.0.pack.name)
+            .field("version", &self.0.version)
+            .field("tools", &self.0.tools.len())
+            .field("policies", &self.0.policies.len())
+            .finish()
+    }
+}
+
+/// Compiles a loaded pack: checks argument schemas, parses and validates every
+/// policy, and slices the policy set by tool. Returns every error found, with
+/// the loader's, or the engine and its warnings.
+pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compiled, Diagnostics> {
+    let Loaded {
+        pack,
+        mut diagnostics,
+    } = loaded;
+    let mut fields: BTreeMap<String, Vec<ArgField>> = BTreeMap::new();
+    let mut validators: BTreeMap<String, jsonschema::Validator> = BTreeMap::new();
+    for tool in pack.tools.values() {
+        let (f, omitted) = schema::arg_fields(tool);
+        for o in omitted {
+            diagnostics.push(
+                Diagnostic::new(&PolicyProblem::ArgNotInContext {
+                    tool: tool.id.clone(),
+                    path: o.path,
+                    reason: o.reason,
+                })
+                .at(tool.args_at.clone()),
+            );
+        }
+        fields.insert(tool.id.clone(), f);
+        match jsonschema::options()
+            .should_validate_formats(true)
+            .build(&tool.args)
+        {
+            Ok(v) => {
+                validators.insert(tool.id.clone(), v);
+            }
+            Err(e) => diagnostics.push(
+                Diagnostic::new(&PolicyProblem::InvalidArgsSchema {
+                    tool: tool.id.clone(),
+                    message: e.to_string(),
+                })
+                .at(tool.args_at.clone()),
+            ),
+        }
+    }
+    let parts = SchemaParts::new(&pack, &fields);
+    let policies = load_policies(&pack, &mut diagnostics);
+    let index = action_index(&pack);
+    diagnostics.extend(validate(&parts, &index, &policies, cache));
+    // Readiness is judged on the whole policy set: with a file that did not
+    // parse, its gaps would be guesses.
+    if !diagnostics.iter().any(|d| d.code() == "cedar_syntax") {
+        readiness(&pack, &policies, &mut diagnostics);
+    }
+    diagnostics.sort_by(|a, b| {
+        let key = |d: &Diagnostic| {
+            d.location()
+                .map(|l| (l.file.name().to_owned(), l.span.start))
+        };
+        key(a).cmp(&key(b))
+    });
+    let warnings = Diagnostics::from_all(diagnostics)?;
+    let engine = build(pack, &parts, fields, validators, &policies).map_err(|message| {
+        Diagnostics::one(Diagnostic::new(&PolicyProblem::CedarValidation {
+            message: format!("internal error while building the engine: {message}"),
+        }))
+    })?;
+    Ok(Compiled { engine, warnings })
+}
+
+fn action_index(pack: &Pack) -> ActionIndex {
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    for tool in pack.tools.values() {
+        for g in schema::groups_of(tool) {
+            members.entry(g).or_default().push(tool.id.clone());
+        }
+    }
+    ActionIndex {
+        tools: pack.tools.keys().cloned().collect(),
+        members,
+    }
+}
+
+/// The tools a policy's action scope can match; `None` for an unconstrained scope.
+fn scope_tools(lp: &LoadedPolicy, index: &ActionIndex) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut add = |id: &str| {
+        if index.tools.contains(id) {
+            out.push(id.to_owned());
+        } else if let Some(m) = index.members.get(id) {
+            out.extend(m.iter().cloned());
+        }
+    };
+    match lp.policy.action_constraint() {
+        ActionConstraint::Any => return None,
+        ActionConstraint::Eq(uid) => add(uid.id().unescaped()),
+        ActionConstraint::In(uids) => uids.iter().for_each(|u| add(u.id().unescaped())),
+    }
+    Some(out)
+}
+
+/// Tools a policy names by id in its action scope (not through a group).
+fn named_tools(lp: &LoadedPolicy) -> Vec<String> {
+    match lp.policy.action_constraint() {
+        ActionConstraint::Any => Vec::new(),
+        ActionConstraint::Eq(uid) => vec![uid.id().unescaped().to_owned()],
+        ActionConstraint::In(uids) => uids.iter().map(|u| u.id().unescaped().to_owned()).collect(),
+    }
+}
+
+fn readiness(pack: &Pack, policies: &[LoadedPolicy], diags: &mut Vec<Diagnostic>) {
+    let index = action_index(pack);
+    let named: HashSet<String> = policies.iter().flat_map(named_tools).collect();
+    let mut gated: HashSet<String> = HashSet::new();
+    for lp in policies {
+        let blanket_forbid = lp.info.effect == crate::Effect::Forbid
+            && !lp.policy.has_non_scope_constraint()
+            && matches!(lp.policy.principal_constraint(), cedar_policy::PrincipalConstraint::Any);
+        if lp.info.gate.is_some() || blanket_forbid {
+            match scope_tools(lp, &index) {
+                Some(t) => gated.extend(t),
+                None => gated.extend(index.tools.iter().cloned()),
+            }
+        }
+    }
+    for tool in pack.tools.values() {
+        if tool.access == Access::Write && !named.contains(&tool.id) {
+            diags.push(
+                Diagnostic::new(&PolicyProblem::WriteToolNotNamed {
+                    tool: tool.id.clone(),
+                })
+                .at(tool.at.clone())
+                .help("name it in a policy's scope (`action == Action::\"...\"`) so who may change this system is explicit"),
+            );
+        }
+        if tool.risk >= Risk::High && !gated.contains(&tool.id) {
+            diags.push(
+                Diagnostic::new(&PolicyProblem::RiskyToolUngated {
+                    tool: tool.id.clone(),
+                    risk: tool.risk,
+                })
+                .at(tool.at.clone())
+                .help("add an approval gate (`@approval(\"group\") forbid ... unless { context.approvals.contains(\"group\") }`) or forbid it outright"),
+            );
+        }
+    }
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
+    let ty = cedar_policy::EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(
+        ty,
+        cedar_policy::EntityId::new(id),
+    ))
+}
+
+fn build(
+    pack: Pack,
+    parts: &SchemaParts,
+    fields: BTreeMap<String, Vec<ArgField>>,
+    mut validators: BTreeMap<String, jsonschema::Validator>,
+    policies: &[LoadedPolicy],
+) -> Result<Engine, String> {
+    let mut entities: Vec<Entity> = Vec::new();
+    for t in pack.teams.keys() {
+        entities.push(Entity::new_no_attrs(uid(TEAM, t)?, HashSet::new()));
+    }
+    for p in pack.people.values() {
+        let parents = p.team.iter().map(|t| uid(TEAM, t)).collect::<Result<_, _>>()?;
+        entities.push(Entity::new_no_attrs(uid(PERSON, &p.id)?, parents));
+    }
+    let mut agents = HashMap::new();
+    for a in pack.agents.values() {
+        let u = uid(AGENT, &a.id)?;
+        let team = uid(TEAM, &a.team)?;
+        let attrs = HashMap::from([
+            ("owner".to_owned(), RestrictedExpression::new_string(a.owner.clone())),
+            ("team".to_owned(), RestrictedExpression::new_entity_uid(team.clone())),
+        ]);
+        entities.push(
+            Entity::new(u.clone(), attrs, HashSet::from([team])).map_err(|e| e.to_string())?,
+        );
+        agents.insert(a.id.clone(), u);
+    }
+    for s in pack.systems.values() {
+        let attrs = HashMap::from([(
+            "owner".to_owned(),
+            RestrictedExpression::new_string(s.owner.clone()),
+        )]);
+        entities.push(Entity::new(uid(SYSTEM, &s.id)?, attrs, HashSet::new()).map_err(|e| e.to_string())?);
+    }
+    for g in parts.groups.keys() {
+        entities.push(Entity::new_no_attrs(uid("Action", g)?, HashSet::new()));
+    }
+    for tool in pack.tools.values() {
+        let parents = schema::groups_of(tool)
+            .iter()
+            .map(|g| uid("Action", g))
+            .collect::<Result<_, _>>()?;
+        entities.push(Entity::new_no_attrs(uid("Action", &tool.id)?, parents));
+    }
+    let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+
+    let index = action_index(&pack);
+    let mut per_tool: HashMap<&str, Vec<&LoadedPolicy>> = HashMap::new();
+    let mut everywhere: Vec<&LoadedPolicy> = Vec::new();
+    for lp in policies {
+        match scope_tools(lp, &index) {
+            None => everywhere.push(lp),
+            Some(tools) => {
+                for t in tools {
+                    if let Some(tool) = pack.tools.get_key_value(&t) {
+                        per_tool.entry(tool.0.as_str()).or_default().push(lp);
+                    }
+                }
+            }
+        }
+    }
+    let mut tools = HashMap::new();
+    for tool in pack.tools.values() {
+        let mut slice = PolicySet::new();
+        let mut added: HashSet<&str> = HashSet::new();
+        for lp in per_tool
+            .get(tool.id.as_str())
+            .into_iter()
+            .flatten()
+            .chain(everywhere.iter())
+        {
+            if added.insert(lp.info.id.as_str()) {
+                slice.add(lp.policy.clone()).map_err(|e| e.to_string())?;
+            }
+        }
+        let Some(validator) = validators.remove(&tool.id) else {
+            return Err(format!("tool `{}` has no compiled schema", tool.id));
+        };
+        tools.insert(
+            tool.id.clone(),
+            ToolEntry {
+                uid: uid("Action", &tool.id)?,
+                resource: uid(SYSTEM, &tool.system)?,
+                validator,
+                fields: fields.get(&tool.id).cloned().unwrap_or_default(),
+                slice,
+                risk: tool.risk,
+                access: tool.access,
+            },
+        );
+    }
+    let ordered: Vec<Arc<PolicyInfo>> = policies.iter().map(|p| Arc::clone(&p.info)).collect();
+    let mut all = PolicySet::new();
+    for lp in policies {
+        all.add(lp.policy.clone()).map_err(|e| e.to_string())?;
+    }
+    let by_id = policies
+        .iter()
+        .map(|p| (p.policy.id().clone(), Arc::clone(&p.info)))
+        .collect();
+    Ok(Engine(Arc::new(Inner {
+        version: pack.version.shared(),
+        pack: Arc::new(pack),
+        agents,
+        tools,
+        entities,
+        policies: by_id,
+        ordered,
+        all,
+        schema_json: parts.json(),
+        authorizer: Authorizer::new(),
+    })))
+}
+
+impl Engine {
+    /// Loads and compiles the pack in `dir`.
+    pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Compiled, crate::EngineError> {
+        let loaded = warden_model::load(dir)?;
+        Ok(compile(loaded, None)?)
+    }
+
+    /// The pack this engine decides for.
+    pub fn pack(&self) -> &Pack {
+        &self.0.pack
+    }
+
+    /// Content hash of the pack (`sha256:<hex>`).
+    pub fn policy_version(&self) -> &str {
+        &self.0.version
+    }
+
+    /// Every policy, in file order.
+    pub fn policies(&self) -> &[Arc<PolicyInfo>] {
+        &self.0.ordered
+    }
+
+    /// The generated Cedar schema, in Cedar's JSON schema format.
+    pub fn schema_json(&self) -> &serde_json::Value {
+        &self.0.schema_json
+    }
+
+    /// The generated Cedar schema in Cedar's human-readable syntax.
+    pub fn schema_text(&self) -> Result<String, String> {
+        cedar_policy::SchemaFragment::from_json_value(self.0.schema_json.clone())
+            .map_err(|e| e.to_string())?
+            .to_cedarschema()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks the parts of a request that make it unusable rather than denied.
+    pub fn check_request(&self, req: &Request<'_>) -> Result<(), RequestError> {
+        for g in req.approvals {
+            if !self.0.pack.approver_groups.contains_key(g) {
+                return Err(RequestError::UnknownApprovalGroup { group: g.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the policies in the slice of `tool` (every policy that can
+    /// apply to it), in file order.
+    pub fn policies_for_tool(&self, tool: &str) -> Vec<Arc<PolicyInfo>> {
+        let Some(t) = self.0.tools.get(tool) else {
+            return Vec::new();
+        };
+        self.0
+            .ordered
+            .iter()
+            .filter(|p| t.slice.policy(&PolicyId::new(&p.id)).is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Decides a request. Never fails: problems with the request are
+    /// decisions (`deny` with a code), and evaluation errors deny (fail closed).
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let inner = &*self.0;
+        let Some(agent) = inner.agents.get(req.agent) else {
+            return self.deny(DenyCode::UnknownAgent, None, Vec::new(), Vec::new());
+        };
+        let Some(tool) = inner.tools.get(req.tool) else {
+            return self.deny(DenyCode::UnknownTool, None, Vec::new(), Vec::new());
+        };
+        if !tool.validator.is_valid(req.args) {
+            let errors = tool
+                .validator
+                .iter_errors(req.args)
+                .map(|e| {
+                    let path = e.instance_path().to_string();
+                    if path.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{path}: {e}")
+                    }
+                })
+                .collect();
+            return self.deny(DenyCode::InvalidArguments, Some(tool.risk), Vec::new(), errors);
+        }
+        let args = match context::args_record(&tool.fields, req.args) {
+            Ok(a) => a,
+            Err(e) => {
+                return self.deny(DenyCode::InvalidArguments, Some(tool.risk), Vec::new(), vec![e]);
+            }
+        };
+        let first = match self.evaluate(agent, tool, args.clone(), req.approvals.iter().cloned(), req) {
+            Ok(r) => r,
+            Err(e) => return self.deny(DenyCode::EvaluationError, Some(tool.risk), Vec::new(), vec![e]),
+        };
+        if let Some(d) = self.evaluation_errors(&first, tool.risk) {
+            return d;
+        }
+        let reasons = self.reasons(&first);
+        if first.decision() == CedarDecision::Allow {
+            return self.outcome(Outcome::Allow, None, reasons, None, tool.risk);
+        }
+        if reasons.is_empty() {
+            return self.deny(DenyCode::NoGrant, Some(tool.risk), Vec::new(), Vec::new());
+        }
+        if !reasons.iter().all(|p| p.gate.is_some()) {
+            let forbids = reasons.into_iter().filter(|p| p.gate.is_none()).collect();
+            return self.deny(DenyCode::Forbidden, Some(tool.risk), forbids, Vec::new());
+        }
+        // Every determining policy is an approval gate: would the approvals
+        // they ask for be enough?
+        let mut needed: BTreeMap<String, u32> = BTreeMap::new();
+        for p in &reasons {
+            if let Some(g) = &p.gate {
+                let q = needed.entry(g.group.clone()).or_insert(0);
+                *q = (*q).max(g.quorum);
+            }
+        }
+        let lifted = req.approvals.iter().cloned().chain(needed.keys().cloned());
+        let second = match self.evaluate(agent, tool, args, lifted, req) {
+            Ok(r) => r,
+            Err(e) => return self.deny(DenyCode::EvaluationError, Some(tool.risk), Vec::new(), vec![e]),
+        };
+        if let Some(d) = self.evaluation_errors(&second, tool.risk) {
+            return d;
+        }
+        if second.decision() == CedarDecision::Allow {
+            let approval = ApprovalRequirement {
+                groups: needed.into_iter().collect(),
+            };
+            return self.outcome(Outcome::ApprovalRequired, None, reasons, Some(approval), tool.risk);
+        }
+        let second_reasons = self.reasons(&second);
+        if second_reasons.is_empty() {
+            self.deny(DenyCode::NoGrant, Some(tool.risk), Vec::new(), Vec::new())
+        } else {
+            self.deny(DenyCode::Forbidden, Some(tool.risk), second_reasons, Vec::new())
+        }
+    }
+
+    pub(crate) fn evaluate(
+        &self,
+        agent: &EntityUid,
+        tool: &ToolEntry,
+        args: RestrictedExpression,
+        approvals: impl IntoIterator<Item = String>,
+        req: &Request<'_>,
+    ) -> Result<Response, String> {
+        self.evaluate_with(agent, tool, &tool.slice, args, approvals, req)
+    }
+
+    pub(crate) fn evaluate_with(
+        &self,
+        agent: &EntityUid,
+        tool: &ToolEntry,
+        policies: &PolicySet,
+        args: RestrictedExpression,
+        approvals: impl IntoIterator<Item = String>,
+        req: &Request<'_>,
+    ) -> Result<Response, String> {
+        let ctx = context::build(args, approvals, tool.risk.as_str(), tool.access.as_str(), req.context)?;
+        let request = CedarRequest::new(agent.clone(), tool.uid.clone(), tool.resource.clone(), ctx, None)
+            .map_err(|e| e.to_string())?;
+        Ok(self.0.authorizer.is_authorized(&request, policies, &self.0.entities))
+    }
+
+    /// The determining policies of a response, in pack order.
+    pub(crate) fn reasons(&self, r: &Response) -> Vec<Arc<PolicyInfo>> {
+        let mut out: Vec<Arc<PolicyInfo>> = r
+            .diagnostics()
+            .reason()
+            .filter_map(|id| self.0.policies.get(id).cloned())
+            .collect();
+        out.sort_unstable_by_key(|p| p.ordinal);
+        out
+    }
+
+    fn evaluation_errors(&self, r: &Response, risk: Risk) -> Option<Decision> {
+        let mut errors = r.diagnostics().errors().peekable();
+        errors.peek()?;
+        let mut policies = Vec::new();
+        let mut messages = Vec::new();
+        for e in errors {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+            if let Some(p) = self.0.policies.get(e.policy_id()) {
+                policies.push(Arc::clone(p));
+            }
+            messages.push(e.to_string());
+        }
+        Some(self.deny(DenyCode::EvaluationError, Some(risk), policies, messages))
+    }
+
+    fn deny(
+        &self,
+        code: DenyCode,
+        risk: Option<Risk>,
+        policies: Vec<Arc<PolicyInfo>>,
+        errors: Vec<String>,
+    ) -> Decision {
+        Decision {
+            outcome: Outcome::Deny,
+            code: Some(code),
+            policies,
+            approval: None,
+            risk,
+            policy_version: Arc::clone(&self.0.version),
+            errors,
+        }
+    }
+
+    fn outcome(
+        &self,
+        outcome: Outcome,
+        code: Option<DenyCode>,
+        policies: Vec<Arc<PolicyInfo>>,
+        approval: Option<ApprovalRequirement>,
+        risk: Risk,
+    ) -> Decision {
+        Decision {
+            outcome,
+            code,
+            policies,
+            approval,
+            risk: Some(risk),
+            policy_version: Arc::clone(&self.0.version),
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn agent_uid(&self, agent: &str) -> Option<&EntityUid> {
+        self.0.agents.get(agent)
+    }
+
+    pub(crate) fn tool_entry(&self, tool: &str) -> Option<&ToolEntry> {
+        self.0.tools.get(tool)
+    }
+
+    pub(crate) fn info(&self, id: &PolicyId) -> Option<&Arc<PolicyInfo>> {
+        self.0.policies.get(id)
+    }
+
+    /// Raw access for benchmarks and equivalence tests: the Cedar pieces of a
+    /// request, so a caller can run `is_authorized` on the sliced or the whole
+    /// policy set itself.
+    #[doc(hidden)]
+    pub fn raw_parts(&self, req: &Request<'_>) -> Option<RawParts> {
+        let agent = self.0.agents.get(req.agent)?;
+        let tool = self.0.tools.get(req.tool)?;
+        let args = context::args_record(&tool.fields, req.args).ok()?;
+        let ctx = context::build(args, req.approvals.iter().cloned(), tool.risk.as_str(), tool.access.as_str(), req.context).ok()?;
+        let request = CedarRequest::new(agent.clone(), tool.uid.clone(), tool.resource.clone(), ctx, None).ok()?;
+        Some(RawParts {
+            request,
+            slice: tool.slice.clone(),
+        })
+    }
+
+    /// Every policy in one set (unsliced), for equivalence tests and benchmarks.
+    #[doc(hidden)]
+    pub fn whole_policy_set(&self) -> &PolicySet {
+        &self.0.all
+    }
+
+    /// The engine's entity store, for benchmarks.
+    #[doc(hidden)]
+    pub fn entities(&self) -> &Entities {
+        &self.0.entities
+    }
+}
+
+/// The Cedar request and policy slice of one Warden request.
+#[doc(hidden)]
+pub struct RawParts {
+    /// The Cedar request.
+    pub request: CedarRequest,
+    /// The tool's policy slice.
+    pub slice: PolicySet,
+}

@@ -1,0 +1,261 @@
+//! The Cedar schema Warden generates from a pack, and the typed argument
+//! fields used to build each request's context without parsing JSON twice.
+//!
+//! Entity types: `Team`; `Person in [Team]`; `Agent in [Team]` with `owner`
+//! and `team`; `System` with `owner`. One action per tool, a member of the
+//! action groups `access:<read|write>`, `risk:<class>` and `system:<id>`.
+//! Each action's context is typed from the tool's argument JSON Schema.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use warden_model::{Access, Pack, Risk, Tool};
+
+/// Entity type of agents.
+pub const AGENT: &str = "Agent";
+/// Entity type of teams.
+pub const TEAM: &str = "Team";
+/// Entity type of people.
+pub const PERSON: &str = "Person";
+/// Entity type of systems (the resource of every request).
+pub const SYSTEM: &str = "System";
+
+/// The type of an argument as policies see it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ArgType {
+    String,
+    Long,
+    Bool,
+    Set(Box<ArgType>),
+    Record(Vec<ArgField>),
+}
+
+/// One argument property that policies can read as `context.args.<name>`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ArgField {
+    pub name: String,
+    pub ty: ArgType,
+    pub required: bool,
+}
+
+/// An argument property left out of the Cedar context, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Omitted {
+    pub path: String,
+    pub reason: &'static str,
+}
+
+/// The record type of a tool's arguments, and what could not be typed.
+pub(crate) fn arg_fields(tool: &Tool) -> (Vec<ArgField>, Vec<Omitted>) {
+    let mut omitted = Vec::new();
+    let fields = record_fields(&tool.args, "", &mut omitted);
+    (fields, omitted)
+}
+
+fn record_fields(schema: &Value, prefix: &str, omitted: &mut Vec<Omitted>) -> Vec<ArgField> {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter_map(|(name, prop)| {
+            let path = format!("{prefix}{name}");
+            match arg_type(prop, &path, omitted) {
+                Ok(ty) => Some(ArgField {
+                    name: name.clone(),
+                    ty,
+                    required: required.contains(&name.as_str()),
+                }),
+                Err(reason) => {
+                    omitted.push(Omitted { path, reason });
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn arg_type(prop: &Value, path: &str, omitted: &mut Vec<Omitted>) -> Result<ArgType, &'static str> {
+    let ty = match prop.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => return Err("a list of types has no Cedar equivalent"),
+        None => {
+            // An enum of strings without `type` is still a string.
+            let all_strings = prop
+                .get("enum")
+                .and_then(Value::as_array)
+                .is_some_and(|e| !e.is_empty() && e.iter().all(Value::is_string));
+            if all_strings {
+                "string"
+            } else {
+                return Err("it has no single `type`");
+            }
+        }
+    };
+    Ok(match ty {
+        "string" => ArgType::String,
+        "integer" => ArgType::Long,
+        "boolean" => ArgType::Bool,
+        "array" => {
+            let items = prop.get("items").ok_or("an array needs `items`")?;
+            ArgType::Set(Box::new(arg_type(items, path, omitted)?))
+        }
+        "object" => ArgType::Record(record_fields(prop, &format!("{path}."), omitted)),
+        "number" => return Err("Cedar has no floating-point numbers; use `integer` (e.g. cents)"),
+        _ => return Err("its type has no Cedar equivalent"),
+    })
+}
+
+fn cedar_type(ty: &ArgType) -> Value {
+    match ty {
+        ArgType::String => json!({"type": "String"}),
+        ArgType::Long => json!({"type": "Long"}),
+        ArgType::Bool => json!({"type": "Boolean"}),
+        ArgType::Set(el) => json!({"type": "Set", "element": cedar_type(el)}),
+        ArgType::Record(fields) => record_type(fields),
+    }
+}
+
+fn record_type(fields: &[ArgField]) -> Value {
+    let attrs: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| {
+            let mut t = cedar_type(&f.ty);
+            if !f.required {
+                if let Some(o) = t.as_object_mut() {
+                    o.insert("required".into(), Value::Bool(false));
+                }
+            }
+            (f.name.clone(), t)
+        })
+        .collect();
+    json!({"type": "Record", "attributes": attrs})
+}
+
+/// The action group for an access kind.
+pub fn access_group(access: Access) -> String {
+    format!("access:{access}")
+}
+
+/// The action group for a risk class.
+pub fn risk_group(risk: Risk) -> String {
+    format!("risk:{risk}")
+}
+
+/// The action group for a system.
+pub fn system_group(system: &str) -> String {
+    format!("system:{system}")
+}
+
+/// The groups a tool's action belongs to.
+pub(crate) fn groups_of(tool: &Tool) -> [String; 3] {
+    [
+        access_group(tool.access),
+        risk_group(tool.risk),
+        system_group(&tool.system),
+    ]
+}
+
+/// The parts of the generated schema, kept apart so a schema holding only
+/// some actions can be assembled cheaply (per-policy validation).
+pub(crate) struct SchemaParts {
+    pub entity_types: Value,
+    /// Group actions (no `appliesTo`), always included.
+    pub groups: BTreeMap<String, Value>,
+    /// One entry per tool: its action's JSON.
+    pub actions: BTreeMap<String, Value>,
+}
+
+impl SchemaParts {
+    pub fn new(pack: &Pack, fields: &BTreeMap<String, Vec<ArgField>>) -> Self {
+        let entity_types = json!({
+            TEAM: {},
+            PERSON: {"memberOfTypes": [TEAM]},
+            AGENT: {
+                "memberOfTypes": [TEAM],
+                "shape": {"type": "Record", "attributes": {
+                    "owner": {"type": "String"},
+                    "team": {"type": "Entity", "name": TEAM},
+                }},
+            },
+            SYSTEM: {
+                "shape": {"type": "Record", "attributes": {
+                    "owner": {"type": "String"},
+                }},
+            },
+        });
+        let mut groups = BTreeMap::new();
+        for a in Access::ALL {
+            groups.insert(access_group(*a), json!({}));
+        }
+        for r in Risk::ALL {
+            groups.insert(risk_group(*r), json!({}));
+        }
+        for s in pack.systems.keys() {
+            groups.insert(system_group(s), json!({}));
+        }
+        let actions = pack
+            .tools
+            .values()
+            .map(|tool| {
+                let args = fields
+                    .get(&tool.id)
+                    .map_or_else(|| record_type(&[]), |f| record_type(f));
+                let member_of: Vec<Value> =
+                    groups_of(tool).iter().map(|g| json!({"id": g})).collect();
+                let action = json!({
+                    "memberOf": member_of,
+                    "appliesTo": {
+                        "principalTypes": [AGENT],
+                        "resourceTypes": [SYSTEM],
+                        "context": {"type": "Record", "attributes": {
+                            "args": args,
+                            "approvals": {"type": "Set", "element": {"type": "String"}},
+                            "risk": {"type": "String"},
+                            "access": {"type": "String"},
+                            "workflow": {"type": "String", "required": false},
+                            "run": {"type": "String", "required": false},
+                            "trigger": {"type": "Record", "required": false, "attributes": {
+                                "source": {"type": "String"},
+                                "reference": {"type": "String", "required": false},
+                                "requester": {"type": "String", "required": false},
+                            }},
+                        }},
+                    },
+                });
+                (tool.id.clone(), action)
+            })
+            .collect();
+        Self {
+            entity_types,
+            groups,
+            actions,
+        }
+    }
+
+    /// The schema JSON holding every group and the named tool actions
+    /// (unknown names are skipped: the validator reports them).
+    pub fn json_with<'a>(&self, tools: impl IntoIterator<Item = &'a str>) -> Value {
+        let mut actions: serde_json::Map<String, Value> = self
+            .groups
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for t in tools {
+            if let Some(a) = self.actions.get(t) {
+                actions.insert(t.to_owned(), a.clone());
+            }
+        }
+        json!({"": {"entityTypes": self.entity_types, "actions": actions}})
+    }
+
+    /// The full schema JSON.
+    pub fn json(&self) -> Value {
+        self.json_with(self.actions.keys().map(String::as_str))
+    }
+}
