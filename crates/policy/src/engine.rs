@@ -570,10 +570,6 @@ impl Engine {
         self.0.tools.get(tool)
     }
 
-    pub(crate) fn info(&self, id: &PolicyId) -> Option<&Arc<PolicyInfo>> {
-        self.0.policies.get(id)
-    }
-
     /// Raw access for benchmarks and equivalence tests: the Cedar pieces of a
     /// request, so a caller can run `is_authorized` on the sliced or the whole
     /// policy set itself.
