@@ -63,7 +63,9 @@ pub enum ModelProblem {
     #[error("the manifest has no `[pack]` table with a `name`")]
     MissingPackInfo,
     /// An id with characters Warden does not accept.
-    #[error("invalid {kind} id `{id}`: ids use letters, digits, `_`, `-` and `.`, start with a letter or digit, and are at most 128 characters")]
+    #[error(
+        "invalid {kind} id `{id}`: ids use letters, digits, `_`, `-` and `.`, start with a letter or digit, and are at most 128 characters"
+    )]
     InvalidId {
         /// What the id names.
         kind: &'static str,
@@ -129,7 +131,9 @@ pub enum ModelProblem {
         group: String,
     },
     /// The args schema is not an object schema.
-    #[error("the arguments schema of tool `{tool}` must be a JSON Schema object with `type = \"object\"`")]
+    #[error(
+        "the arguments schema of tool `{tool}` must be a JSON Schema object with `type = \"object\"`"
+    )]
     ArgsNotObject {
         /// The tool.
         tool: String,

@@ -30,8 +30,7 @@ pub use diagnostic::{Diagnostic, DiagnosticJson, Diagnostics, Problem, Severity,
 pub use error::{LoadError, ModelProblem};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use pack::{
-    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool,
-    Workflow,
+    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool, Workflow,
 };
 pub use source::{Location, SourceFile};
 pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};

@@ -21,8 +21,7 @@ use crate::manifest::{
     TOP_LEVEL_KEYS,
 };
 use crate::pack::{
-    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool,
-    Workflow,
+    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool, Workflow,
 };
 use crate::source::{Location, SourceFile};
 
@@ -527,7 +526,12 @@ impl Cx {
         if steps.is_empty() && !w.steps.is_empty() {
             // Every step was a duplicate; already reported.
         } else if steps.is_empty() {
-            self.push(ModelProblem::EmptyWorkflow { workflow: wid.clone() }, w.id.span());
+            self.push(
+                ModelProblem::EmptyWorkflow {
+                    workflow: wid.clone(),
+                },
+                w.id.span(),
+            );
         }
         if let Some(cycle) = find_cycle(&steps) {
             let d = Diagnostic::new(&ModelProblem::WorkflowCycle {
@@ -605,14 +609,13 @@ impl Cx {
                     pack.people.keys().chain(pack.teams.keys()),
                 ),
                 RefKind::System => self.unknown("system", &r.id, pack.systems.keys()),
-                RefKind::Group => self.unknown("approver group", &r.id, pack.approver_groups.keys()),
+                RefKind::Group => {
+                    self.unknown("approver group", &r.id, pack.approver_groups.keys())
+                }
             }
         }
         if let Some(chain) = escalation_cycle(pack) {
-            let at = pack
-                .approver_groups
-                .get(&chain[0])
-                .map(|g| g.at.clone());
+            let at = pack.approver_groups.get(&chain[0]).map(|g| g.at.clone());
             let d = Diagnostic::new(&ModelProblem::EscalationCycle { chain })
                 .at_opt(at)
                 .help("an escalation chain must end at a group that does not escalate");
@@ -769,10 +772,6 @@ fn version_of(manifest: &SourceFile, policies: &[Arc<SourceFile>]) -> PackVersio
         h.update((f.text().len() as u64).to_be_bytes());
         h.update(f.text().as_bytes());
     }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     PackVersion(format!("sha256:{hex}").into())
 }

@@ -1,42 +1,53 @@
-//! Building the Cedar context of a request directly from typed values.
+//! Building the Cedar context of a request directly as Cedar values.
 //!
 //! The arguments were checked against the tool's JSON Schema already, so the
-//! context is built from the typed field list (no JSON parsing, no schema
-//! lookups): `Context::from_pairs` over `RestrictedExpression`s.
+//! context is built from the typed field list: no JSON parsing, no schema
+//! lookups, no restricted-expression evaluation. The context of the second
+//! pass (approvals lifted) shares everything but `approvals`.
 
-use cedar_policy::{Context, RestrictedExpression};
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cedar_policy_core::ast::{Context, Value};
+use serde_json::Value as Json;
+use smol_str::SmolStr;
 use warden_model::RequestContext;
 
 use crate::schema::{ArgField, ArgType};
 
-/// `context.args` as a Cedar record.
-pub(crate) fn args_record(fields: &[ArgField], args: &Value) -> Result<RestrictedExpression, String> {
+/// The parts of a context that do not depend on approvals.
+#[derive(Debug, Clone)]
+pub(crate) struct BaseContext(BTreeMap<SmolStr, Value>);
+
+/// `context.args` as a Cedar record value.
+pub(crate) fn args_value(fields: &[ArgField], args: &Json) -> Result<Value, String> {
     let obj = args.as_object().ok_or("arguments must be a JSON object")?;
     record(fields, obj, "")
 }
 
 fn record(
     fields: &[ArgField],
-    obj: &serde_json::Map<String, Value>,
+    obj: &serde_json::Map<String, Json>,
     path: &str,
-) -> Result<RestrictedExpression, String> {
-    let mut pairs = Vec::with_capacity(fields.len());
+) -> Result<Value, String> {
+    let mut m = BTreeMap::new();
     for f in fields {
         match obj.get(&f.name) {
-            None | Some(Value::Null) if !f.required => {}
-            None | Some(Value::Null) => return Err(format!("`{path}{}` is required", f.name)),
-            Some(v) => pairs.push((f.name.clone(), value(&f.ty, v, &format!("{path}{}", f.name))?)),
+            None | Some(Json::Null) if !f.required => {}
+            None | Some(Json::Null) => return Err(format!("`{path}{}` is required", f.name)),
+            Some(v) => {
+                m.insert(SmolStr::new(&f.name), value(&f.ty, v, path, &f.name)?);
+            }
         }
     }
-    RestrictedExpression::new_record(pairs).map_err(|e| e.to_string())
+    Ok(Value::record_arc(Arc::new(m), None))
 }
 
-fn value(ty: &ArgType, v: &Value, path: &str) -> Result<RestrictedExpression, String> {
+fn value(ty: &ArgType, v: &Json, path: &str, name: &str) -> Result<Value, String> {
     Ok(match (ty, v) {
-        (ArgType::String, Value::String(s)) => RestrictedExpression::new_string(s.clone()),
-        (ArgType::Bool, Value::Bool(b)) => RestrictedExpression::new_bool(*b),
-        (ArgType::Long, Value::Number(n)) => {
+        (ArgType::String, Json::String(s)) => Value::from(s.as_str()),
+        (ArgType::Bool, Json::Bool(b)) => Value::from(*b),
+        (ArgType::Long, Json::Number(n)) => {
             let i = n
                 .as_i64()
                 .or_else(|| {
@@ -45,55 +56,64 @@ fn value(ty: &ArgType, v: &Value, path: &str) -> Result<RestrictedExpression, St
                         .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
                         .map(|f| f as i64)
                 })
-                .ok_or_else(|| format!("`{path}` is outside the 64-bit integer range"))?;
-            RestrictedExpression::new_long(i)
+                .ok_or_else(|| format!("`{path}{name}` is outside the 64-bit integer range"))?;
+            Value::from(i)
         }
-        (ArgType::Set(el), Value::Array(items)) => RestrictedExpression::new_set(
+        (ArgType::Set(el), Json::Array(items)) => Value::set(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, x)| value(el, x, &format!("{path}[{i}]")))
+                .map(|(i, x)| value(el, x, path, &format!("{name}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?,
+            None,
         ),
-        (ArgType::Record(fields), Value::Object(obj)) => record(fields, obj, &format!("{path}."))?,
-        _ => return Err(format!("`{path}` does not have the declared type")),
+        (ArgType::Record(fields), Json::Object(obj)) => {
+            record(fields, obj, &format!("{path}{name}."))?
+        }
+        _ => return Err(format!("`{path}{name}` does not have the declared type")),
     })
 }
 
-/// The whole context of one evaluation.
-pub(crate) fn build(
-    args: RestrictedExpression,
-    approvals: impl IntoIterator<Item = String>,
-    risk: &str,
-    access: &str,
-    rc: &RequestContext,
-) -> Result<Context, String> {
-    let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(7);
-    pairs.push(("args".into(), args));
-    pairs.push((
-        "approvals".into(),
-        RestrictedExpression::new_set(approvals.into_iter().map(RestrictedExpression::new_string)),
-    ));
-    pairs.push(("risk".into(), RestrictedExpression::new_string(risk.to_owned())));
-    pairs.push(("access".into(), RestrictedExpression::new_string(access.to_owned())));
-    if let Some(w) = &rc.workflow {
-        pairs.push(("workflow".into(), RestrictedExpression::new_string(w.clone())));
-    }
-    if let Some(r) = &rc.run {
-        pairs.push(("run".into(), RestrictedExpression::new_string(r.clone())));
-    }
-    if let Some(t) = &rc.trigger {
-        let mut tr = vec![("source".to_owned(), RestrictedExpression::new_string(t.source.clone()))];
-        if let Some(r) = &t.reference {
-            tr.push(("reference".into(), RestrictedExpression::new_string(r.clone())));
+impl BaseContext {
+    /// Everything but `approvals`.
+    pub fn new(args: Value, risk: &str, access: &str, rc: &RequestContext) -> Self {
+        let mut m = BTreeMap::new();
+        m.insert(SmolStr::new_static("args"), args);
+        m.insert(SmolStr::new_static("risk"), Value::from(risk));
+        m.insert(SmolStr::new_static("access"), Value::from(access));
+        if let Some(w) = &rc.workflow {
+            m.insert(SmolStr::new_static("workflow"), Value::from(w.as_str()));
         }
-        if let Some(r) = &t.requester {
-            tr.push(("requester".into(), RestrictedExpression::new_string(r.clone())));
+        if let Some(r) = &rc.run {
+            m.insert(SmolStr::new_static("run"), Value::from(r.as_str()));
         }
-        pairs.push((
-            "trigger".into(),
-            RestrictedExpression::new_record(tr).map_err(|e| e.to_string())?,
-        ));
+        if let Some(t) = &rc.trigger {
+            let mut tr = BTreeMap::new();
+            tr.insert(
+                SmolStr::new_static("source"),
+                Value::from(t.source.as_str()),
+            );
+            if let Some(r) = &t.reference {
+                tr.insert(SmolStr::new_static("reference"), Value::from(r.as_str()));
+            }
+            if let Some(r) = &t.requester {
+                tr.insert(SmolStr::new_static("requester"), Value::from(r.as_str()));
+            }
+            m.insert(
+                SmolStr::new_static("trigger"),
+                Value::record_arc(Arc::new(tr), None),
+            );
+        }
+        Self(m)
     }
-    Context::from_pairs(pairs).map_err(|e| e.to_string())
+
+    /// The whole context, with these approvals.
+    pub fn with_approvals<'a>(&self, approvals: impl IntoIterator<Item = &'a str>) -> Context {
+        let mut m = self.0.clone();
+        m.insert(
+            SmolStr::new_static("approvals"),
+            Value::set(approvals.into_iter().map(Value::from), None),
+        );
+        Context::Value(Arc::new(m))
+    }
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use warden_model::{DenyCode, Outcome, RequestContext, Risk};
 
 use crate::policies::{Effect, PolicyInfo};
@@ -42,7 +42,8 @@ impl ApprovalRequirement {
 impl Serialize for ApprovalRequirement {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let groups: Vec<&str> = self.group_ids().collect();
-        let quorum: BTreeMap<&str, u32> = self.groups.iter().map(|(g, q)| (g.as_str(), *q)).collect();
+        let quorum: BTreeMap<&str, u32> =
+            self.groups.iter().map(|(g, q)| (g.as_str(), *q)).collect();
         let mut m = s.serialize_map(Some(2))?;
         m.serialize_entry("groups", &groups)?;
         m.serialize_entry("quorum", &quorum)?;

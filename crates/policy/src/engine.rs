@@ -5,14 +5,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Decision as CedarDecision, Entities, Entity, EntityUid, PolicyId,
-    PolicySet, Request as CedarRequest, RestrictedExpression, Response,
+    ActionConstraint, Entities, Entity, EntityUid, PolicySet, Request as CedarRequest,
+    RestrictedExpression,
 };
+use cedar_policy_core::ast;
 use warden_model::{Access, DenyCode, Diagnostic, Diagnostics, Loaded, Outcome, Pack, Risk};
 
-use crate::context;
+use crate::context::{self, BaseContext};
 use crate::decision::{ApprovalRequirement, Decision, Request};
 use crate::error::{PolicyProblem, RequestError};
+use crate::eval::{self, SlicePolicy, Subject, Verdict};
 use crate::policies::{LoadedPolicy, PolicyInfo, load_policies};
 use crate::schema::{self, AGENT, ArgField, PERSON, SYSTEM, SchemaParts, TEAM};
 use crate::validate::{ActionIndex, ValidationCache, validate};
@@ -26,26 +28,26 @@ pub struct Engine(Arc<Inner>);
 struct Inner {
     pack: Arc<Pack>,
     version: Arc<str>,
-    agents: HashMap<String, EntityUid>,
+    agents: HashMap<String, Arc<ast::EntityUID>>,
     tools: HashMap<String, ToolEntry>,
     entities: Entities,
-    policies: HashMap<PolicyId, Arc<PolicyInfo>>,
-    /// Policies by id, in file order, for explanations.
+    /// Policies in pack order.
     ordered: Vec<Arc<PolicyInfo>>,
-    /// Every policy in one set (unsliced).
+    /// Every policy in one set (unsliced), for equivalence tests and benchmarks.
     all: PolicySet,
     /// The full Cedar schema, as JSON (for `warden schema`).
     schema_json: serde_json::Value,
-    authorizer: Authorizer,
 }
 
 pub(crate) struct ToolEntry {
-    pub uid: EntityUid,
-    pub resource: EntityUid,
+    pub action: Arc<ast::EntityUID>,
+    pub resource: Arc<ast::EntityUID>,
     pub validator: jsonschema::Validator,
     pub fields: Vec<ArgField>,
-    /// The policies whose action scope can match this tool.
-    pub slice: PolicySet,
+    /// The policies whose action scope can match this tool, in pack order.
+    pub slice: Vec<SlicePolicy>,
+    /// See [`eval::second_pass_follows`].
+    pub second_pass_follows: bool,
     pub risk: Risk,
     pub access: Access,
 }
@@ -64,7 +66,7 @@ impl std::fmt::Debug for Engine {
             .field("pack", &self.0.pack.name)
             .field("version", &self.0.version)
             .field("tools", &self.0.tools.len())
-            .field("policies", &self.0.policies.len())
+            .field("policies", &self.0.ordered.len())
             .finish()
     }
 }
@@ -180,7 +182,10 @@ fn readiness(pack: &Pack, policies: &[LoadedPolicy], diags: &mut Vec<Diagnostic>
     for lp in policies {
         let blanket_forbid = lp.info.effect == crate::Effect::Forbid
             && !lp.policy.has_non_scope_constraint()
-            && matches!(lp.policy.principal_constraint(), cedar_policy::PrincipalConstraint::Any);
+            && matches!(
+                lp.policy.principal_constraint(),
+                cedar_policy::PrincipalConstraint::Any
+            );
         if lp.info.gate.is_some() || blanket_forbid {
             match scope_tools(lp, &index) {
                 Some(t) => gated.extend(t),
@@ -231,7 +236,11 @@ fn build(
         entities.push(Entity::new_no_attrs(uid(TEAM, t)?, HashSet::new()));
     }
     for p in pack.people.values() {
-        let parents = p.team.iter().map(|t| uid(TEAM, t)).collect::<Result<_, _>>()?;
+        let parents = p
+            .team
+            .iter()
+            .map(|t| uid(TEAM, t))
+            .collect::<Result<_, _>>()?;
         entities.push(Entity::new_no_attrs(uid(PERSON, &p.id)?, parents));
     }
     let mut agents = HashMap::new();
@@ -239,20 +248,27 @@ fn build(
         let u = uid(AGENT, &a.id)?;
         let team = uid(TEAM, &a.team)?;
         let attrs = HashMap::from([
-            ("owner".to_owned(), RestrictedExpression::new_string(a.owner.clone())),
-            ("team".to_owned(), RestrictedExpression::new_entity_uid(team.clone())),
+            (
+                "owner".to_owned(),
+                RestrictedExpression::new_string(a.owner.clone()),
+            ),
+            (
+                "team".to_owned(),
+                RestrictedExpression::new_entity_uid(team.clone()),
+            ),
         ]);
-        entities.push(
-            Entity::new(u.clone(), attrs, HashSet::from([team])).map_err(|e| e.to_string())?,
-        );
-        agents.insert(a.id.clone(), u);
+        entities
+            .push(Entity::new(u.clone(), attrs, HashSet::from([team])).map_err(|e| e.to_string())?);
+        agents.insert(a.id.clone(), Arc::new(ast::EntityUID::from(u)));
     }
     for s in pack.systems.values() {
         let attrs = HashMap::from([(
             "owner".to_owned(),
             RestrictedExpression::new_string(s.owner.clone()),
         )]);
-        entities.push(Entity::new(uid(SYSTEM, &s.id)?, attrs, HashSet::new()).map_err(|e| e.to_string())?);
+        entities.push(
+            Entity::new(uid(SYSTEM, &s.id)?, attrs, HashSet::new()).map_err(|e| e.to_string())?,
+        );
     }
     for g in parts.groups.keys() {
         entities.push(Entity::new_no_attrs(uid("Action", g)?, HashSet::new()));
@@ -283,28 +299,30 @@ fn build(
     }
     let mut tools = HashMap::new();
     for tool in pack.tools.values() {
-        let mut slice = PolicySet::new();
-        let mut added: HashSet<&str> = HashSet::new();
-        for lp in per_tool
+        let mut members: Vec<&LoadedPolicy> = per_tool
             .get(tool.id.as_str())
             .into_iter()
             .flatten()
             .chain(everywhere.iter())
-        {
-            if added.insert(lp.info.id.as_str()) {
-                slice.add(lp.policy.clone()).map_err(|e| e.to_string())?;
-            }
-        }
+            .copied()
+            .collect();
+        members.sort_by_key(|lp| lp.info.ordinal);
+        members.dedup_by_key(|lp| lp.info.ordinal);
+        let slice = members
+            .into_iter()
+            .map(|lp| SlicePolicy::new(Arc::clone(&lp.info), lp.policy.clone(), lp.approvals_use))
+            .collect::<Vec<_>>();
         let Some(validator) = validators.remove(&tool.id) else {
             return Err(format!("tool `{}` has no compiled schema", tool.id));
         };
         tools.insert(
             tool.id.clone(),
             ToolEntry {
-                uid: uid("Action", &tool.id)?,
-                resource: uid(SYSTEM, &tool.system)?,
+                action: Arc::new(uid("Action", &tool.id)?.into()),
+                resource: Arc::new(uid(SYSTEM, &tool.system)?.into()),
                 validator,
                 fields: fields.get(&tool.id).cloned().unwrap_or_default(),
+                second_pass_follows: eval::second_pass_follows(&slice),
                 slice,
                 risk: tool.risk,
                 access: tool.access,
@@ -316,21 +334,15 @@ fn build(
     for lp in policies {
         all.add(lp.policy.clone()).map_err(|e| e.to_string())?;
     }
-    let by_id = policies
-        .iter()
-        .map(|p| (p.policy.id().clone(), Arc::clone(&p.info)))
-        .collect();
     Ok(Engine(Arc::new(Inner {
         version: pack.version.shared(),
         pack: Arc::new(pack),
         agents,
         tools,
         entities,
-        policies: by_id,
         ordered,
         all,
         schema_json: parts.json(),
-        authorizer: Authorizer::new(),
     })))
 }
 
@@ -351,7 +363,7 @@ impl Engine {
         &self.0.version
     }
 
-    /// Every policy, in file order.
+    /// Every policy, in pack order.
     pub fn policies(&self) -> &[Arc<PolicyInfo>] {
         &self.0.ordered
     }
@@ -379,30 +391,47 @@ impl Engine {
         Ok(())
     }
 
-    /// The ids of the policies in the slice of `tool` (every policy that can
-    /// apply to it), in file order.
+    /// The policies that can apply to `tool` (its slice), in pack order.
     pub fn policies_for_tool(&self, tool: &str) -> Vec<Arc<PolicyInfo>> {
-        let Some(t) = self.0.tools.get(tool) else {
-            return Vec::new();
-        };
         self.0
-            .ordered
-            .iter()
-            .filter(|p| t.slice.policy(&PolicyId::new(&p.id)).is_some())
-            .cloned()
-            .collect()
+            .tools
+            .get(tool)
+            .map(|t| t.slice.iter().map(|p| Arc::clone(&p.info)).collect())
+            .unwrap_or_default()
     }
 
     /// Decides a request. Never fails: problems with the request are
     /// decisions (`deny` with a code), and evaluation errors deny (fail closed).
     pub fn decide(&self, req: &Request<'_>) -> Decision {
-        let inner = &*self.0;
-        let Some(agent) = inner.agents.get(req.agent) else {
-            return self.deny(DenyCode::UnknownAgent, None, Vec::new(), Vec::new());
+        self.decide_with_verdict(req, true).0
+    }
+
+    /// Decides always evaluating the second pass for real: for the tests that
+    /// prove the shortcut of [`eval::second_pass_follows`] changes nothing.
+    #[doc(hidden)]
+    pub fn decide_two_pass(&self, req: &Request<'_>) -> Decision {
+        self.decide_with_verdict(req, false).0
+    }
+
+    /// Decides and returns the first pass's verdict too (for explanations).
+    pub(crate) fn decide_with_verdict(
+        &self,
+        req: &Request<'_>,
+        shortcut: bool,
+    ) -> (Decision, Option<Verdict>) {
+        let Some(agent) = self.0.agents.get(req.agent) else {
+            return (
+                self.deny(DenyCode::UnknownAgent, None, Vec::new(), Vec::new()),
+                None,
+            );
         };
-        let Some(tool) = inner.tools.get(req.tool) else {
-            return self.deny(DenyCode::UnknownTool, None, Vec::new(), Vec::new());
+        let Some(tool) = self.0.tools.get(req.tool) else {
+            return (
+                self.deny(DenyCode::UnknownTool, None, Vec::new(), Vec::new()),
+                None,
+            );
         };
+        let risk = Some(tool.risk);
         if !tool.validator.is_valid(req.args) {
             let errors = tool
                 .validator
@@ -416,113 +445,103 @@ impl Engine {
                     }
                 })
                 .collect();
-            return self.deny(DenyCode::InvalidArguments, Some(tool.risk), Vec::new(), errors);
+            return (
+                self.deny(DenyCode::InvalidArguments, risk, Vec::new(), errors),
+                None,
+            );
         }
-        let args = match context::args_record(&tool.fields, req.args) {
+        let args = match context::args_value(&tool.fields, req.args) {
             Ok(a) => a,
             Err(e) => {
-                return self.deny(DenyCode::InvalidArguments, Some(tool.risk), Vec::new(), vec![e]);
+                return (
+                    self.deny(DenyCode::InvalidArguments, risk, Vec::new(), vec![e]),
+                    None,
+                );
             }
         };
-        let first = match self.evaluate(agent, tool, args.clone(), req.approvals.iter().cloned(), req) {
-            Ok(r) => r,
-            Err(e) => return self.deny(DenyCode::EvaluationError, Some(tool.risk), Vec::new(), vec![e]),
+        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let who = Subject {
+            principal: agent,
+            action: &tool.action,
+            resource: &tool.resource,
         };
-        if let Some(d) = self.evaluation_errors(&first, tool.risk) {
-            return d;
+        let entities = self.0.entities.as_ref();
+        let approvals = req.approvals.iter().map(String::as_str);
+        let first = eval::evaluate(&tool.slice, &who, base.with_approvals(approvals), entities);
+        if let Some(d) = self.evaluation_errors(&first, risk) {
+            return (d, Some(first));
         }
-        let reasons = self.reasons(&first);
-        if first.decision() == CedarDecision::Allow {
-            return self.outcome(Outcome::Allow, None, reasons, None, tool.risk);
+        if first.allow {
+            let d = self.outcome(Outcome::Allow, first.reasons.clone(), None, tool.risk);
+            return (d, Some(first));
         }
-        if reasons.is_empty() {
-            return self.deny(DenyCode::NoGrant, Some(tool.risk), Vec::new(), Vec::new());
+        if first.reasons.is_empty() {
+            return (
+                self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new()),
+                Some(first),
+            );
         }
-        if !reasons.iter().all(|p| p.gate.is_some()) {
-            let forbids = reasons.into_iter().filter(|p| p.gate.is_none()).collect();
-            return self.deny(DenyCode::Forbidden, Some(tool.risk), forbids, Vec::new());
+        if !first.reasons.iter().all(|p| p.gate.is_some()) {
+            let forbids = first
+                .reasons
+                .iter()
+                .filter(|p| p.gate.is_none())
+                .cloned()
+                .collect();
+            return (
+                self.deny(DenyCode::Forbidden, risk, forbids, Vec::new()),
+                Some(first),
+            );
         }
         // Every determining policy is an approval gate: would the approvals
         // they ask for be enough?
-        let mut needed: BTreeMap<String, u32> = BTreeMap::new();
-        for p in &reasons {
-            if let Some(g) = &p.gate {
-                let q = needed.entry(g.group.clone()).or_insert(0);
-                *q = (*q).max(g.quorum);
+        let mut needed: BTreeMap<&str, u32> = BTreeMap::new();
+        for g in first.reasons.iter().filter_map(|p| p.gate.as_ref()) {
+            let q = needed.entry(g.group.as_str()).or_insert(0);
+            *q = (*q).max(g.quorum);
+        }
+        let second = if shortcut && tool.second_pass_follows {
+            Verdict {
+                allow: !first.permits.is_empty(),
+                reasons: first.permits.clone(),
+                ..Verdict::default()
             }
-        }
-        let lifted = req.approvals.iter().cloned().chain(needed.keys().cloned());
-        let second = match self.evaluate(agent, tool, args, lifted, req) {
-            Ok(r) => r,
-            Err(e) => return self.deny(DenyCode::EvaluationError, Some(tool.risk), Vec::new(), vec![e]),
-        };
-        if let Some(d) = self.evaluation_errors(&second, tool.risk) {
-            return d;
-        }
-        if second.decision() == CedarDecision::Allow {
-            let approval = ApprovalRequirement {
-                groups: needed.into_iter().collect(),
-            };
-            return self.outcome(Outcome::ApprovalRequired, None, reasons, Some(approval), tool.risk);
-        }
-        let second_reasons = self.reasons(&second);
-        if second_reasons.is_empty() {
-            self.deny(DenyCode::NoGrant, Some(tool.risk), Vec::new(), Vec::new())
         } else {
-            self.deny(DenyCode::Forbidden, Some(tool.risk), second_reasons, Vec::new())
+            let lifted = req
+                .approvals
+                .iter()
+                .map(String::as_str)
+                .chain(needed.keys().copied());
+            eval::evaluate(&tool.slice, &who, base.with_approvals(lifted), entities)
+        };
+        if let Some(d) = self.evaluation_errors(&second, risk) {
+            return (d, Some(first));
         }
+        let d = if second.allow {
+            let approval = ApprovalRequirement {
+                groups: needed.into_iter().map(|(g, q)| (g.to_owned(), q)).collect(),
+            };
+            self.outcome(
+                Outcome::ApprovalRequired,
+                first.reasons.clone(),
+                Some(approval),
+                tool.risk,
+            )
+        } else if second.reasons.is_empty() {
+            self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new())
+        } else {
+            self.deny(DenyCode::Forbidden, risk, second.reasons, Vec::new())
+        };
+        (d, Some(first))
     }
 
-    pub(crate) fn evaluate(
-        &self,
-        agent: &EntityUid,
-        tool: &ToolEntry,
-        args: RestrictedExpression,
-        approvals: impl IntoIterator<Item = String>,
-        req: &Request<'_>,
-    ) -> Result<Response, String> {
-        self.evaluate_with(agent, tool, &tool.slice, args, approvals, req)
-    }
-
-    pub(crate) fn evaluate_with(
-        &self,
-        agent: &EntityUid,
-        tool: &ToolEntry,
-        policies: &PolicySet,
-        args: RestrictedExpression,
-        approvals: impl IntoIterator<Item = String>,
-        req: &Request<'_>,
-    ) -> Result<Response, String> {
-        let ctx = context::build(args, approvals, tool.risk.as_str(), tool.access.as_str(), req.context)?;
-        let request = CedarRequest::new(agent.clone(), tool.uid.clone(), tool.resource.clone(), ctx, None)
-            .map_err(|e| e.to_string())?;
-        Ok(self.0.authorizer.is_authorized(&request, policies, &self.0.entities))
-    }
-
-    /// The determining policies of a response, in pack order.
-    pub(crate) fn reasons(&self, r: &Response) -> Vec<Arc<PolicyInfo>> {
-        let mut out: Vec<Arc<PolicyInfo>> = r
-            .diagnostics()
-            .reason()
-            .filter_map(|id| self.0.policies.get(id).cloned())
-            .collect();
-        out.sort_unstable_by_key(|p| p.ordinal);
-        out
-    }
-
-    fn evaluation_errors(&self, r: &Response, risk: Risk) -> Option<Decision> {
-        let mut errors = r.diagnostics().errors().peekable();
-        errors.peek()?;
-        let mut policies = Vec::new();
-        let mut messages = Vec::new();
-        for e in errors {
-            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-            if let Some(p) = self.0.policies.get(e.policy_id()) {
-                policies.push(Arc::clone(p));
-            }
-            messages.push(e.to_string());
+    fn evaluation_errors(&self, v: &Verdict, risk: Option<Risk>) -> Option<Decision> {
+        if v.errors.is_empty() {
+            return None;
         }
-        Some(self.deny(DenyCode::EvaluationError, Some(risk), policies, messages))
+        let policies = v.errors.iter().map(|(p, _)| Arc::clone(p)).collect();
+        let messages = v.errors.iter().map(|(_, m)| m.clone()).collect();
+        Some(self.deny(DenyCode::EvaluationError, risk, policies, messages))
     }
 
     fn deny(
@@ -546,14 +565,13 @@ impl Engine {
     fn outcome(
         &self,
         outcome: Outcome,
-        code: Option<DenyCode>,
         policies: Vec<Arc<PolicyInfo>>,
         approval: Option<ApprovalRequirement>,
         risk: Risk,
     ) -> Decision {
         Decision {
             outcome,
-            code,
+            code: None,
             policies,
             approval,
             risk: Some(risk),
@@ -562,37 +580,37 @@ impl Engine {
         }
     }
 
-    pub(crate) fn agent_uid(&self, agent: &str) -> Option<&EntityUid> {
-        self.0.agents.get(agent)
-    }
-
-    pub(crate) fn tool_entry(&self, tool: &str) -> Option<&ToolEntry> {
-        self.0.tools.get(tool)
-    }
-
-    /// Raw access for benchmarks and equivalence tests: the Cedar pieces of a
-    /// request, so a caller can run `is_authorized` on the sliced or the whole
-    /// policy set itself.
+    /// The Cedar request of a Warden request's first pass and its tool's
+    /// policy slice, through Cedar's public API: for benchmarks and for the
+    /// tests that prove Warden's evaluation equals `Authorizer::is_authorized`.
     #[doc(hidden)]
     pub fn raw_parts(&self, req: &Request<'_>) -> Option<RawParts> {
         let agent = self.0.agents.get(req.agent)?;
         let tool = self.0.tools.get(req.tool)?;
-        let args = context::args_record(&tool.fields, req.args).ok()?;
-        let ctx = context::build(args, req.approvals.iter().cloned(), tool.risk.as_str(), tool.access.as_str(), req.context).ok()?;
-        let request = CedarRequest::new(agent.clone(), tool.uid.clone(), tool.resource.clone(), ctx, None).ok()?;
-        Some(RawParts {
-            request,
-            slice: tool.slice.clone(),
-        })
+        let args = context::args_value(&tool.fields, req.args).ok()?;
+        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let ctx = cedar_policy::Context::from(
+            base.with_approvals(req.approvals.iter().map(String::as_str)),
+        );
+        let request = CedarRequest::new(
+            EntityUid::from(ast::EntityUID::clone(agent)),
+            EntityUid::from(ast::EntityUID::clone(&tool.action)),
+            EntityUid::from(ast::EntityUID::clone(&tool.resource)),
+            ctx,
+            None,
+        )
+        .ok()?;
+        let slice = PolicySet::from_policies(tool.slice.iter().map(|p| p.policy.clone())).ok()?;
+        Some(RawParts { request, slice })
     }
 
-    /// Every policy in one set (unsliced), for equivalence tests and benchmarks.
+    /// Every policy in one set (unsliced).
     #[doc(hidden)]
     pub fn whole_policy_set(&self) -> &PolicySet {
         &self.0.all
     }
 
-    /// The engine's entity store, for benchmarks.
+    /// The engine's entity store.
     #[doc(hidden)]
     pub fn entities(&self) -> &Entities {
         &self.0.entities

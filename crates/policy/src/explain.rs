@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use cedar_policy::{Decision as CedarDecision, PolicySet};
 use warden_model::{DenyCode, Outcome, did_you_mean};
 
 use crate::decision::{Decision, Request};
@@ -26,9 +25,9 @@ pub struct Explanation {
 impl Engine {
     /// Decides `req` and explains the decision.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
-        let decision = self.decide(req);
+        let (decision, verdict) = self.decide_with_verdict(req, true);
         let considered = self.policies_for_tool(req.tool);
-        let granting_permits = self.granting_permits(req);
+        let granting_permits = verdict.map(|v| v.permits).unwrap_or_default();
         let next_steps = self.next_steps(req, &decision, &considered, &granting_permits);
         Explanation {
             decision,
@@ -36,30 +35,6 @@ impl Engine {
             granting_permits,
             next_steps,
         }
-    }
-
-    fn granting_permits(&self, req: &Request<'_>) -> Vec<Arc<PolicyInfo>> {
-        let (Some(agent), Some(tool)) = (self.agent_uid(req.agent), self.tool_entry(req.tool))
-        else {
-            return Vec::new();
-        };
-        let Ok(args) = crate::context::args_record(&tool.fields, req.args) else {
-            return Vec::new();
-        };
-        let mut permits = PolicySet::new();
-        for p in tool.slice.policies() {
-            if p.effect() == cedar_policy::Effect::Permit {
-                let _ = permits.add(p.clone());
-            }
-        }
-        let approvals = req.approvals.iter().cloned();
-        let Ok(r) = self.evaluate_with(agent, tool, &permits, args, approvals, req) else {
-            return Vec::new();
-        };
-        if r.decision() != CedarDecision::Allow {
-            return Vec::new();
-        }
-        self.reasons(&r)
     }
 
     fn next_steps(
@@ -144,13 +119,19 @@ impl Engine {
                 let hint = did_you_mean(req.tool, pack.tools.keys().map(String::as_str))
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                vec![format!("tool `{}` is not declared in the pack{hint}", req.tool)]
+                vec![format!(
+                    "tool `{}` is not declared in the pack{hint}",
+                    req.tool
+                )]
             }
             (Outcome::Deny, Some(DenyCode::UnknownAgent)) => {
                 let hint = did_you_mean(req.agent, pack.agents.keys().map(String::as_str))
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                vec![format!("agent `{}` is not declared in the pack{hint}", req.agent)]
+                vec![format!(
+                    "agent `{}` is not declared in the pack{hint}",
+                    req.agent
+                )]
             }
             (Outcome::Deny, Some(DenyCode::EvaluationError)) => d
                 .errors

@@ -40,6 +40,7 @@ mod context;
 mod decision;
 mod engine;
 mod error;
+mod eval;
 mod explain;
 mod handle;
 mod policies;

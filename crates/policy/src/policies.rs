@@ -57,6 +57,19 @@ impl PolicyInfo {
     }
 }
 
+/// How a policy reads `context.approvals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApprovalsUse {
+    /// It does not.
+    None,
+    /// It is an approval gate whose only use is one `unless` clause that is
+    /// exactly `context.approvals.contains("<its group>")`: adding its group
+    /// to the approvals makes it false, without evaluating anything new.
+    CanonicalGate,
+    /// Any other use.
+    Other,
+}
+
 /// One policy as loaded: the Cedar policy (re-identified) and what Warden
 /// knows of it.
 #[derive(Debug, Clone)]
@@ -67,6 +80,7 @@ pub(crate) struct LoadedPolicy {
     /// Byte offset of the policy text in its file.
     pub offset: usize,
     pub text: String,
+    pub approvals_use: ApprovalsUse,
 }
 
 /// Parses every policy file of `pack`, reporting all syntax and annotation
@@ -80,9 +94,13 @@ pub(crate) fn load_policies(pack: &Pack, diags: &mut Vec<Diagnostic>) -> Vec<Loa
             Ok(p) => p,
             Err(errors) => {
                 for e in errors.iter() {
-                    diags.push(from_cedar(file, e, PolicyProblem::CedarSyntax {
-                        message: e.to_string(),
-                    }));
+                    diags.push(from_cedar(
+                        file,
+                        e,
+                        PolicyProblem::CedarSyntax {
+                            message: e.to_string(),
+                        },
+                    ));
                 }
                 continue;
             }
@@ -138,6 +156,7 @@ pub(crate) fn load_policies(pack: &Pack, diags: &mut Vec<Diagnostic>) -> Vec<Loa
             }
             ids.insert(id.clone(), head.clone());
             let gate = gate_of(pack, p, &id, &head, diags);
+            let approvals_use = approvals_use(p, gate.as_ref());
             if let Some(risk) = p.annotation("risk") {
                 if risk.parse::<Risk>().is_err() {
                     diags.push(
@@ -169,6 +188,7 @@ pub(crate) fn load_policies(pack: &Pack, diags: &mut Vec<Diagnostic>) -> Vec<Loa
                 file: Arc::clone(file),
                 offset,
                 text,
+                approvals_use,
             });
         }
     }
@@ -257,8 +277,10 @@ fn gate_of(
             }
             _ => {
                 diags.push(
-                    Diagnostic::new(&PolicyProblem::InvalidQuorum { value: q.to_owned() })
-                        .at(at.clone()),
+                    Diagnostic::new(&PolicyProblem::InvalidQuorum {
+                        value: q.to_owned(),
+                    })
+                    .at(at.clone()),
                 );
                 return None;
             }
@@ -283,6 +305,60 @@ fn lifts_with(p: &Policy, group: &str) -> bool {
                     && c.get("body").is_some_and(|b| mentions_approval(b, group))
             })
         })
+}
+
+/// Classifies how `p` reads `context.approvals` (see [`ApprovalsUse`]).
+fn approvals_use(p: &Policy, gate: Option<&Gate>) -> ApprovalsUse {
+    let Ok(est) = p.to_json() else {
+        return ApprovalsUse::Other;
+    };
+    let conds = est.get("conditions").and_then(Value::as_array);
+    let mentions =
+        conds.is_some_and(|c| c.iter().any(|c| c.get("body").is_some_and(reads_approvals)));
+    if !mentions {
+        return ApprovalsUse::None;
+    }
+    let Some(gate) = gate else {
+        return ApprovalsUse::Other;
+    };
+    let canonical = serde_json::json!({"contains": {
+        "left": {".": {"left": {"Var": "context"}, "attr": "approvals"}},
+        "right": {"Value": gate.group},
+    }});
+    let mut canonical_unless = 0;
+    for c in conds.into_iter().flatten() {
+        let body = c.get("body");
+        match c.get("kind").and_then(Value::as_str) {
+            Some("unless") if body == Some(&canonical) => canonical_unless += 1,
+            _ if body.is_some_and(reads_approvals) => return ApprovalsUse::Other,
+            _ => {}
+        }
+    }
+    if canonical_unless == 1 {
+        ApprovalsUse::CanonicalGate
+    } else {
+        ApprovalsUse::Other
+    }
+}
+
+/// Whether an expression reads `context.approvals` (or tests `has approvals`).
+fn reads_approvals(expr: &Value) -> bool {
+    let on_context = |m: &Value| {
+        m.get("attr").and_then(Value::as_str) == Some("approvals")
+            && m.get("left")
+                .and_then(|v| v.get("Var"))
+                .and_then(Value::as_str)
+                == Some("context")
+    };
+    match expr {
+        Value::Object(m) => {
+            m.get(".").is_some_and(on_context)
+                || m.get("has").is_some_and(on_context)
+                || m.values().any(reads_approvals)
+        }
+        Value::Array(a) => a.iter().any(reads_approvals),
+        _ => false,
+    }
 }
 
 fn mentions_approval(expr: &Value, group: &str) -> bool {

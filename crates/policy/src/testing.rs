@@ -54,7 +54,9 @@ pub fn run_case(engine: &Engine, case: &TestCase) -> CaseResult {
     }
     if let Some(code) = exp.code {
         if d.code != Some(code) {
-            let got = d.code.map_or_else(|| "no code".to_owned(), |c| c.to_string());
+            let got = d
+                .code
+                .map_or_else(|| "no code".to_owned(), |c| c.to_string());
             failures.push(format!("code: expected {code}, got {got}"));
         }
     }

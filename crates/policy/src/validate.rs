@@ -174,7 +174,9 @@ pub(crate) fn validate(
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((tools, members)) = work.get(i) else { break };
+                    let Some((tools, members)) = work.get(i) else {
+                        break;
+                    };
                     let found = validate_group(parts, tools, members, policies);
                     results
                         .lock()
@@ -205,10 +207,8 @@ pub(crate) fn validate(
                 }
             };
             let start = lp.offset + f.span.start;
-            let mut d = Diagnostic::new(&problem).at(Location::new(
-                &lp.file,
-                start..lp.offset + f.span.end,
-            ));
+            let mut d = Diagnostic::new(&problem)
+                .at(Location::new(&lp.file, start..lp.offset + f.span.end));
             if let Some(l) = &f.label {
                 d = d.label(l.clone());
             }

@@ -1,0 +1,151 @@
+//! Criterion benchmark of `decide` against raw Cedar and regorus, on the
+//! example pack and the large synthetic pack.
+//!
+//! Run: `cargo bench -p warden-policy --bench decide`. Times are per request,
+//! cycling through 10,000 generated requests. For percentiles and the
+//! agreement check, see the `latency` bench.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/synth.rs"]
+mod synth;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use cedar_policy::Authorizer;
+use criterion::{Criterion, criterion_group, criterion_main};
+use warden_model::RequestContext;
+use warden_policy::{Engine, Request};
+
+use synth::{GenRequest, Size, Synth};
+
+fn bench_pack(
+    c: &mut Criterion,
+    name: &str,
+    engine: &Engine,
+    reqs: &[GenRequest],
+    rego: &str,
+    data: Option<serde_json::Value>,
+) {
+    let ctx = RequestContext::default();
+    let requests: Vec<Request<'_>> = reqs
+        .iter()
+        .map(|r| Request {
+            agent: &r.agent,
+            tool: &r.tool,
+            args: &r.args,
+            approvals: &r.approvals,
+            context: &ctx,
+        })
+        .collect();
+    let mut g = c.benchmark_group(name);
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+
+    let mut i = 0;
+    g.bench_function("warden_decide", |b| {
+        b.iter(|| {
+            i = (i + 1) % requests.len();
+            black_box(engine.decide(&requests[i]))
+        })
+    });
+
+    let authorizer = Authorizer::new();
+    let parts: Vec<_> = requests
+        .iter()
+        .map(|r| engine.raw_parts(r).unwrap())
+        .collect();
+    let entities = engine.entities();
+    let mut i = 0;
+    g.bench_function("cedar_raw_sliced", |b| {
+        b.iter(|| {
+            i = (i + 1) % parts.len();
+            black_box(authorizer.is_authorized(&parts[i].request, &parts[i].slice, entities))
+        })
+    });
+    let whole = engine.whole_policy_set();
+    let mut i = 0;
+    g.bench_function("cedar_raw_whole_set", |b| {
+        b.iter(|| {
+            i = (i + 1) % parts.len();
+            black_box(authorizer.is_authorized(&parts[i].request, whole, entities))
+        })
+    });
+
+    let inputs: Vec<regorus::Value> = reqs
+        .iter()
+        .map(|r| regorus::Value::from_json_str(&r.rego_input().to_string()).unwrap())
+        .collect();
+    let mut interp = regorus::Engine::new();
+    interp
+        .add_policy("warden.rego".into(), rego.into())
+        .unwrap();
+    if let Some(d) = &data {
+        interp
+            .add_data(regorus::Value::from_json_str(&d.to_string()).unwrap())
+            .unwrap();
+    }
+    let mut i = 0;
+    g.bench_function("regorus_interpreter", |b| {
+        b.iter(|| {
+            i = (i + 1) % inputs.len();
+            interp.set_input(inputs[i].clone());
+            black_box(interp.eval_rule("data.warden.decision".into()).unwrap())
+        })
+    });
+    let rule: std::sync::Arc<str> = "data.warden.decision".into();
+    let policy = interp.compile_with_entrypoint(&rule).unwrap();
+    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+        &policy,
+        &["data.warden.decision"],
+    )
+    .unwrap();
+    let mut vm = regorus::rvm::vm::RegoVM::new();
+    vm.load_program(program);
+    if let Some(d) = &data {
+        vm.set_data(regorus::Value::from_json_str(&d.to_string()).unwrap())
+            .unwrap();
+    }
+    let mut i = 0;
+    g.bench_function("regorus_rvm", |b| {
+        b.iter(|| {
+            i = (i + 1) % inputs.len();
+            vm.set_input(inputs[i].clone());
+            black_box(vm.execute().unwrap())
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-refunds");
+    let engine = Engine::load(&dir).unwrap().engine;
+    let reqs = synth::refund_requests(10_000, 7);
+    bench_pack(
+        c,
+        "support-refunds",
+        &engine,
+        &reqs,
+        synth::REFUNDS_REGO,
+        None,
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Synth::new(Size::LARGE, 42);
+    s.write(tmp.path()).unwrap();
+    let engine = Engine::load(tmp.path()).unwrap().engine;
+    let reqs = s.requests(10_000, 7);
+    bench_pack(
+        c,
+        "large",
+        &engine,
+        &reqs,
+        synth::LARGE_REGO,
+        Some(s.rego_data()),
+    );
+}
+
+criterion_group!(decide, benches);
+criterion_main!(decide);
