@@ -53,6 +53,7 @@ pub(crate) struct ToolEntry {
 }
 
 /// An engine and the warnings found while compiling it.
+#[derive(Debug)]
 pub struct Compiled {
     /// The engine.
     pub engine: Engine,
@@ -135,7 +136,7 @@ pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compil
     Ok(Compiled { engine, warnings })
 }
 
-fn action_index(pack: &Pack) -> ActionIndex {
+pub(crate) fn action_index(pack: &Pack) -> ActionIndex {
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
     for tool in pack.tools.values() {
         for g in schema::groups_of(tool) {
@@ -602,6 +603,28 @@ impl Engine {
         .ok()?;
         let slice = PolicySet::from_policies(tool.slice.iter().map(|p| p.policy.clone())).ok()?;
         Some(RawParts { request, slice })
+    }
+
+    /// Warden's first-pass verdict (allow, determining policy ids) for a
+    /// valid request: what `Authorizer::is_authorized` must also answer.
+    #[doc(hidden)]
+    pub fn first_pass(&self, req: &Request<'_>) -> Option<(bool, Vec<String>)> {
+        let agent = self.0.agents.get(req.agent)?;
+        let tool = self.0.tools.get(req.tool)?;
+        let args = context::args_value(&tool.fields, req.args).ok()?;
+        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let who = Subject {
+            principal: agent,
+            action: &tool.action,
+            resource: &tool.resource,
+        };
+        let v = eval::evaluate(
+            &tool.slice,
+            &who,
+            base.with_approvals(req.approvals.iter().map(String::as_str)),
+            self.0.entities.as_ref(),
+        );
+        Some((v.allow, v.reasons.iter().map(|p| p.id.clone()).collect()))
     }
 
     /// Every policy in one set (unsliced).

@@ -56,7 +56,7 @@ pub use handle::EngineHandle;
 pub use policies::{Effect, Gate, PolicyInfo};
 pub use schema::{access_group, risk_group, system_group};
 pub use testing::{CaseResult, run_case};
-pub use validate::ValidationCache;
+pub use validate::{ValidationCache, findings as validation_findings};
 pub use warden_model::{DenyCode, Outcome, Risk};
 
 /// Loading and compiling a pack failed.

@@ -279,3 +279,57 @@ fn validate_group(
     }
     out
 }
+
+/// Validation findings as `(policy id, message)`, sorted: per policy with
+/// partial schemas (what `compile` does) or of the whole set against the
+/// whole schema (the reference). For the tests that prove them equal.
+#[doc(hidden)]
+pub fn findings(loaded: &warden_model::Loaded, per_policy: bool) -> Vec<(String, String)> {
+    let pack = &loaded.pack;
+    let fields = pack
+        .tools
+        .values()
+        .map(|t| (t.id.clone(), crate::schema::arg_fields(t).0))
+        .collect();
+    let parts = SchemaParts::new(pack, &fields);
+    let mut ignored = Vec::new();
+    let policies = crate::policies::load_policies(pack, &mut ignored);
+    let mut out: Vec<(String, String)> = if per_policy {
+        let index = crate::engine::action_index(pack);
+        let diags = validate(&parts, &index, &policies, None);
+        // Map each diagnostic back to its policy by location.
+        diags
+            .iter()
+            .map(|d| {
+                let id = d
+                    .location()
+                    .and_then(|l| {
+                        policies.iter().find(|p| {
+                            p.file.name() == l.file.name()
+                                && l.span.start >= p.offset
+                                && l.span.start <= p.offset + p.text.len()
+                        })
+                    })
+                    .map_or_else(String::new, |p| p.info.id.clone());
+                (id, d.message().to_owned())
+            })
+            .collect()
+    } else {
+        let mut pset = PolicySet::new();
+        for p in &policies {
+            let _ = pset.add(p.policy.clone());
+        }
+        match Schema::from_json_value(parts.json()) {
+            Ok(schema) => {
+                let r = Validator::new(schema).validate(&pset, ValidationMode::Strict);
+                r.validation_errors()
+                    .map(|e| (e.policy_id().to_string(), e.to_string()))
+                    .chain(r.validation_warnings().map(|w| (w.policy_id().to_string(), w.to_string())))
+                    .collect()
+            }
+            Err(e) => vec![(String::new(), e.to_string())],
+        }
+    };
+    out.sort();
+    out
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the decision engine. One binary, a module per feature.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../benches/support/synth.rs"]
+mod synth;
+
+mod common;
+mod equivalence;
+mod properties;
+mod reload;
+mod semantics;
+mod validation;
