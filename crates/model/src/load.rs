@@ -65,6 +65,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         file: Arc::clone(&manifest),
         diags: Vec::new(),
         refs: Vec::new(),
+        unloaded_tools: Default::default(),
     };
     let raw = cx.parse_manifest();
     let mut pack = Pack {
@@ -82,6 +83,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         policy_files,
         test_files,
         version,
+        unloaded_tools: std::mem::take(&mut cx.unloaded_tools),
     };
     cx.resolve(raw, &mut pack);
     cx.check_references(&pack);
@@ -108,6 +110,8 @@ struct Cx {
     diags: Vec<Diagnostic>,
     /// References between top-level entries, checked once all are known.
     refs: Vec<Ref>,
+    /// Ids of tool entries that failed to load.
+    unloaded_tools: std::collections::BTreeSet<String>,
 }
 
 impl Cx {
@@ -205,10 +209,19 @@ impl Cx {
             );
             return Vec::new();
         };
-        items
-            .iter()
-            .filter_map(|item| self.deserialize(item).map(|v| (v, item.span())))
-            .collect()
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match self.deserialize(item) {
+                Some(v) => out.push((v, item.span())),
+                None if key.get_ref() == "tools" => {
+                    if let Some(id) = item.get_ref().get("id").and_then(|v| v.get_ref().as_str()) {
+                        self.unloaded_tools.insert(id.to_owned());
+                    }
+                }
+                None => {}
+            }
+        }
+        out
     }
 
     fn many<T: DeserializeOwned>(
@@ -337,8 +350,14 @@ impl Cx {
         for (t, span) in raw.tools {
             self.reference(RefKind::System, Some(&t.system));
             if self.check_id("tool", &t.id, &pack.tools, |v| &v.at) {
-                if let Some(tool) = self.resolve_tool(t, span) {
-                    pack.tools.insert(tool.id.clone(), tool);
+                let id = t.id.get_ref().clone();
+                match self.resolve_tool(t, span) {
+                    Some(tool) => {
+                        pack.tools.insert(tool.id.clone(), tool);
+                    }
+                    None => {
+                        self.unloaded_tools.insert(id);
+                    }
                 }
             }
         }
@@ -347,10 +366,10 @@ impl Cx {
                 self.reference(RefKind::Person, Some(m));
             }
             self.reference(RefKind::Group, g.escalation.as_ref().map(|e| &e.to));
-            if self.check_id("approver group", &g.id, &pack.approver_groups, |v| &v.at) {
-                if let Some(group) = self.resolve_group(g) {
-                    pack.approver_groups.insert(group.id.clone(), group);
-                }
+            if self.check_id("approver group", &g.id, &pack.approver_groups, |v| &v.at)
+                && let Some(group) = self.resolve_group(g)
+            {
+                pack.approver_groups.insert(group.id.clone(), group);
             }
         }
         for w in raw.workflows {
@@ -550,14 +569,14 @@ impl Cx {
             .help("add `owner = \"<person or team>\"`: incidents in this workflow page its owner");
             self.report(d);
         }
-        if let Some(owner) = &w.owner {
-            if !pack.is_owner(owner.get_ref()) {
-                self.unknown(
-                    "owner (person or team)",
-                    owner,
-                    pack.people.keys().chain(pack.teams.keys()),
-                );
-            }
+        if let Some(owner) = &w.owner
+            && !pack.is_owner(owner.get_ref())
+        {
+            self.unknown(
+                "owner (person or team)",
+                owner,
+                pack.people.keys().chain(pack.teams.keys()),
+            );
         }
         Workflow {
             id: wid,

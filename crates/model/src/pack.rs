@@ -41,6 +41,9 @@ pub struct Pack {
     pub test_files: Vec<Arc<SourceFile>>,
     /// Content hash of the manifest and the policies.
     pub version: PackVersion,
+    /// Ids of `[[tools]]` entries that failed to load (already reported), so
+    /// later checks do not report their absence again.
+    pub unloaded_tools: std::collections::BTreeSet<String>,
 }
 
 /// Content hash of everything that can change a decision (the manifest and

@@ -164,7 +164,7 @@ fn read_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<
             match RawCase::deserialize(ValueDeserializer::from(item.clone())) {
                 Ok(raw) => match resolve(raw, &loc) {
                     Ok(c) => cases.push(c),
-                    Err(d) => diags.push(d),
+                    Err(d) => diags.push(*d),
                 },
                 Err(e) => diags.push(
                     Diagnostic::new(&ModelProblem::Shape {
@@ -180,14 +180,16 @@ fn read_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<
 fn resolve(
     raw: RawCase,
     loc: &impl Fn(std::ops::Range<usize>) -> Location,
-) -> Result<TestCase, Diagnostic> {
+) -> Result<TestCase, Box<Diagnostic>> {
     let name = raw.name.get_ref().clone();
     let bad = |span, message: String| {
-        Diagnostic::new(&ModelProblem::BadTestCase {
-            case: name.clone(),
-            message,
-        })
-        .at(loc(span))
+        Box::new(
+            Diagnostic::new(&ModelProblem::BadTestCase {
+                case: name.clone(),
+                message,
+            })
+            .at(loc(span)),
+        )
     };
     let decision: Outcome = raw
         .expect
@@ -202,13 +204,13 @@ fn resolve(
         ),
         None => None,
     };
-    if code.is_some() && decision != Outcome::Deny {
-        if let Some(c) = &raw.code {
-            return Err(bad(
-                c.span(),
-                "`code` is only checked when `expect = \"deny\"`".to_owned(),
-            ));
-        }
+    if decision != Outcome::Deny
+        && let Some(c) = &raw.code
+    {
+        return Err(bad(
+            c.span(),
+            "`code` is only checked when `expect = \"deny\"`".to_owned(),
+        ));
     }
     Ok(TestCase {
         at: loc(raw.name.span()),

@@ -82,42 +82,53 @@ pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compil
     } = loaded;
     let mut fields: BTreeMap<String, Vec<ArgField>> = BTreeMap::new();
     let mut validators: BTreeMap<String, jsonschema::Validator> = BTreeMap::new();
+    // Tools already reported broken: policies naming them are not validated,
+    // so one fault is reported once, not again in every policy.
+    let mut broken: HashSet<String> = pack.unloaded_tools.iter().cloned().collect();
     for tool in pack.tools.values() {
         let (f, omitted) = schema::arg_fields(tool);
-        for o in omitted {
-            diagnostics.push(
-                Diagnostic::new(&PolicyProblem::ArgNotInContext {
-                    tool: tool.id.clone(),
-                    path: o.path,
-                    reason: o.reason,
-                })
-                .at(tool.args_at.clone()),
-            );
-        }
-        fields.insert(tool.id.clone(), f);
         match jsonschema::options()
             .should_validate_formats(true)
             .build(&tool.args)
         {
             Ok(v) => {
                 validators.insert(tool.id.clone(), v);
+                for o in omitted {
+                    diagnostics.push(
+                        Diagnostic::new(&PolicyProblem::ArgNotInContext {
+                            tool: tool.id.clone(),
+                            path: o.path,
+                            reason: o.reason,
+                        })
+                        .at(tool.args_at.clone()),
+                    );
+                }
             }
-            Err(e) => diagnostics.push(
-                Diagnostic::new(&PolicyProblem::InvalidArgsSchema {
-                    tool: tool.id.clone(),
-                    message: e.to_string(),
-                })
-                .at(tool.args_at.clone()),
-            ),
+            Err(e) => {
+                broken.insert(tool.id.clone());
+                diagnostics.push(
+                    Diagnostic::new(&PolicyProblem::InvalidArgsSchema {
+                        tool: tool.id.clone(),
+                        message: e.to_string(),
+                    })
+                    .at(tool.args_at.clone()),
+                );
+            }
         }
+        fields.insert(tool.id.clone(), f);
     }
     let parts = SchemaParts::new(&pack, &fields);
     let policies = load_policies(&pack, &mut diagnostics);
     let index = action_index(&pack);
-    diagnostics.extend(validate(&parts, &index, &policies, cache));
-    // Readiness is judged on the whole policy set: with a file that did not
-    // parse, its gaps would be guesses.
-    if !diagnostics.iter().any(|d| d.code() == "cedar_syntax") {
+    let checkable: Vec<LoadedPolicy> = policies
+        .iter()
+        .filter(|lp| !index.names_any(lp, &broken))
+        .cloned()
+        .collect();
+    diagnostics.extend(validate(&parts, &index, &checkable, cache));
+    // Readiness gaps are judged on a pack that loads: next to errors they
+    // would mostly be echoes of them (a rejected gate leaves its tool ungated).
+    if !diagnostics.iter().any(Diagnostic::is_error) {
         readiness(&pack, &policies, &mut diagnostics);
     }
     diagnostics.sort_by(|a, b| {
@@ -139,7 +150,7 @@ pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compil
 pub(crate) fn action_index(pack: &Pack) -> ActionIndex {
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
     for tool in pack.tools.values() {
-        for g in schema::groups_of(tool) {
+        for g in schema::groups_of(pack, tool) {
             members.entry(g).or_default().push(tool.id.clone());
         }
     }
@@ -275,7 +286,7 @@ fn build(
         entities.push(Entity::new_no_attrs(uid("Action", g)?, HashSet::new()));
     }
     for tool in pack.tools.values() {
-        let parents = schema::groups_of(tool)
+        let parents = schema::groups_of(&pack, tool)
             .iter()
             .map(|g| uid("Action", g))
             .collect::<Result<_, _>>()?;

@@ -157,15 +157,15 @@ pub(crate) fn load_policies(pack: &Pack, diags: &mut Vec<Diagnostic>) -> Vec<Loa
             ids.insert(id.clone(), head.clone());
             let gate = gate_of(pack, p, &id, &head, diags);
             let approvals_use = approvals_use(p, gate.as_ref());
-            if let Some(risk) = p.annotation("risk") {
-                if risk.parse::<Risk>().is_err() {
-                    diags.push(
-                        Diagnostic::new(&PolicyProblem::InvalidRisk {
-                            value: risk.to_owned(),
-                        })
-                        .at(head.clone()),
-                    );
-                }
+            if let Some(risk) = p.annotation("risk")
+                && risk.parse::<Risk>().is_err()
+            {
+                diags.push(
+                    Diagnostic::new(&PolicyProblem::InvalidRisk {
+                        value: risk.to_owned(),
+                    })
+                    .at(head.clone()),
+                );
             }
             let (line, col) = head.line_col();
             let info = PolicyInfo {

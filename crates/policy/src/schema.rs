@@ -126,10 +126,10 @@ fn record_type(fields: &[ArgField]) -> Value {
         .iter()
         .map(|f| {
             let mut t = cedar_type(&f.ty);
-            if !f.required {
-                if let Some(o) = t.as_object_mut() {
-                    o.insert("required".into(), Value::Bool(false));
-                }
+            if !f.required
+                && let Some(o) = t.as_object_mut()
+            {
+                o.insert("required".into(), Value::Bool(false));
             }
             (f.name.clone(), t)
         })
@@ -152,13 +152,14 @@ pub fn system_group(system: &str) -> String {
     format!("system:{system}")
 }
 
-/// The groups a tool's action belongs to.
-pub(crate) fn groups_of(tool: &Tool) -> [String; 3] {
-    [
-        access_group(tool.access),
-        risk_group(tool.risk),
-        system_group(&tool.system),
-    ]
+/// The groups a tool's action belongs to (its system's group only when the
+/// system exists: an unknown system is reported by the loader).
+pub(crate) fn groups_of(pack: &Pack, tool: &Tool) -> Vec<String> {
+    let mut groups = vec![access_group(tool.access), risk_group(tool.risk)];
+    if pack.systems.contains_key(&tool.system) {
+        groups.push(system_group(&tool.system));
+    }
+    groups
 }
 
 /// The parts of the generated schema, kept apart so a schema holding only
@@ -206,8 +207,10 @@ impl SchemaParts {
                 let args = fields
                     .get(&tool.id)
                     .map_or_else(|| record_type(&[]), |f| record_type(f));
-                let member_of: Vec<Value> =
-                    groups_of(tool).iter().map(|g| json!({"id": g})).collect();
+                let member_of: Vec<Value> = groups_of(pack, tool)
+                    .iter()
+                    .map(|g| json!({"id": g}))
+                    .collect();
                 let action = json!({
                     "memberOf": member_of,
                     "appliesTo": {

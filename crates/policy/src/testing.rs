@@ -52,13 +52,13 @@ pub fn run_case(engine: &Engine, case: &TestCase) -> CaseResult {
             d.message()
         ));
     }
-    if let Some(code) = exp.code {
-        if d.code != Some(code) {
-            let got = d
-                .code
-                .map_or_else(|| "no code".to_owned(), |c| c.to_string());
-            failures.push(format!("code: expected {code}, got {got}"));
-        }
+    if let Some(code) = exp.code
+        && d.code != Some(code)
+    {
+        let got = d
+            .code
+            .map_or_else(|| "no code".to_owned(), |c| c.to_string());
+        failures.push(format!("code: expected {code}, got {got}"));
     }
     if let Some(want) = &exp.policies {
         let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();

@@ -92,6 +92,25 @@ impl ActionIndex {
         out.into_iter().collect()
     }
 
+    /// Whether a policy names any of `ids` as an action, in its scope or body.
+    pub fn names_any(&self, lp: &LoadedPolicy, ids: &std::collections::HashSet<String>) -> bool {
+        if ids.is_empty() {
+            return false;
+        }
+        let mut named = Vec::new();
+        match lp.policy.action_constraint() {
+            ActionConstraint::Any => {}
+            ActionConstraint::Eq(uid) => named.push(uid.id().unescaped().to_owned()),
+            ActionConstraint::In(uids) => {
+                named.extend(uids.iter().map(|u| u.id().unescaped().to_owned()))
+            }
+        }
+        if let Ok(est) = lp.policy.to_json() {
+            action_literals(&est, &mut named);
+        }
+        named.iter().any(|n| ids.contains(n))
+    }
+
     fn add(&self, id: &str, out: &mut BTreeSet<String>) {
         if self.tools.contains(id) {
             out.insert(id.to_owned());
@@ -104,10 +123,10 @@ impl ActionIndex {
 fn action_literals(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            if m.get("type").and_then(Value::as_str) == Some("Action") {
-                if let Some(id) = m.get("id").and_then(Value::as_str) {
-                    out.push(id.to_owned());
-                }
+            if m.get("type").and_then(Value::as_str) == Some("Action")
+                && let Some(id) = m.get("id").and_then(Value::as_str)
+            {
+                out.push(id.to_owned());
             }
             for x in m.values() {
                 action_literals(x, out);
@@ -272,10 +291,10 @@ fn validate_group(
         });
     };
     for e in result.validation_errors() {
-        push(&e.policy_id().to_string(), false, e, e.to_string());
+        push(e.policy_id().as_ref(), false, e, e.to_string());
     }
     for w in result.validation_warnings() {
-        push(&w.policy_id().to_string(), true, w, w.to_string());
+        push(w.policy_id().as_ref(), true, w, w.to_string());
     }
     out
 }
@@ -324,7 +343,10 @@ pub fn findings(loaded: &warden_model::Loaded, per_policy: bool) -> Vec<(String,
                 let r = Validator::new(schema).validate(&pset, ValidationMode::Strict);
                 r.validation_errors()
                     .map(|e| (e.policy_id().to_string(), e.to_string()))
-                    .chain(r.validation_warnings().map(|w| (w.policy_id().to_string(), w.to_string())))
+                    .chain(
+                        r.validation_warnings()
+                            .map(|w| (w.policy_id().to_string(), w.to_string())),
+                    )
                     .collect()
             }
             Err(e) => vec![(String::new(), e.to_string())],

@@ -24,14 +24,29 @@ fn check(engine: &Engine, reqs: &[GenRequest]) -> [usize; 3] {
         let parts = engine.raw_parts(&req).expect("valid generated request");
         let cedar = authorizer.is_authorized(&parts.request, whole, engine.entities());
         let (allow, mut reasons) = engine.first_pass(&req).expect("valid generated request");
-        let mut cedar_reasons: Vec<String> = cedar.diagnostics().reason().map(ToString::to_string).collect();
+        let mut cedar_reasons: Vec<String> = cedar
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
         cedar_reasons.sort();
         reasons.sort();
-        assert!(cedar.diagnostics().errors().next().is_none(), "request {i}: Cedar error");
-        assert_eq!(allow, cedar.decision() == CedarDecision::Allow, "request {i}: {r:?}");
+        assert!(
+            cedar.diagnostics().errors().next().is_none(),
+            "request {i}: Cedar error"
+        );
+        assert_eq!(
+            allow,
+            cedar.decision() == CedarDecision::Allow,
+            "request {i}: {r:?}"
+        );
         assert_eq!(reasons, cedar_reasons, "request {i}: {r:?}");
         let d = engine.decide(&req);
-        assert_eq!(summary(&d), summary(&engine.decide_two_pass(&req)), "request {i}");
+        assert_eq!(
+            summary(&d),
+            summary(&engine.decide_two_pass(&req)),
+            "request {i}"
+        );
         outcomes[d.outcome as usize] += 1;
     }
     outcomes
@@ -39,9 +54,14 @@ fn check(engine: &Engine, reqs: &[GenRequest]) -> [usize; 3] {
 
 #[test]
 fn example_pack_on_10000_requests() {
-    let engine = Engine::load(crate::common::examples().join("support-refunds")).unwrap().engine;
+    let engine = Engine::load(crate::common::examples().join("support-refunds"))
+        .unwrap()
+        .engine;
     let outcomes = check(&engine, &synth::refund_requests(10_000, 11));
-    assert!(outcomes.iter().all(|n| *n > 500), "every outcome is exercised: {outcomes:?}");
+    assert!(
+        outcomes.iter().all(|n| *n > 500),
+        "every outcome is exercised: {outcomes:?}"
+    );
 }
 
 #[test]
@@ -51,7 +71,10 @@ fn synthetic_pack_on_10000_requests() {
     s.write(dir.path()).unwrap();
     let engine = Engine::load(dir.path()).unwrap().engine;
     let outcomes = check(&engine, &s.requests(10_000, 5));
-    assert!(outcomes.iter().all(|n| *n > 50), "every outcome is exercised: {outcomes:?}");
+    assert!(
+        outcomes.iter().all(|n| *n > 50),
+        "every outcome is exercised: {outcomes:?}"
+    );
 }
 
 #[test]

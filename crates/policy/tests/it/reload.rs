@@ -13,7 +13,9 @@ use crate::common::{decide, pack};
 #[test]
 fn swapping_engines_never_mixes_two_packs() {
     let allow = pack("@id(\"yes\")\npermit (principal, action == Action::\"pay\", resource);");
-    let deny = pack("@id(\"yes\")\npermit (principal, action == Action::\"pay\", resource);\n@id(\"no\")\nforbid (principal, action, resource);");
+    let deny = pack(
+        "@id(\"yes\")\npermit (principal, action == Action::\"pay\", resource);\n@id(\"no\")\nforbid (principal, action, resource);",
+    );
     let allow_version = allow.engine.policy_version().to_owned();
     let deny_version = deny.engine.policy_version().to_owned();
     assert_ne!(allow_version, deny_version);
@@ -31,8 +33,14 @@ fn swapping_engines_never_mixes_two_packs() {
                     let d = decide(&engine, "bot", "pay", json!({"amount": 1}), &[]);
                     // The outcome always matches the version that decided it.
                     match d.outcome {
-                        Outcome::Allow => { assert_eq!(*d.policy_version, av); seen[0] += 1 }
-                        _ => { assert_eq!(*d.policy_version, dv); seen[1] += 1 }
+                        Outcome::Allow => {
+                            assert_eq!(*d.policy_version, av);
+                            seen[0] += 1
+                        }
+                        _ => {
+                            assert_eq!(*d.policy_version, dv);
+                            seen[1] += 1
+                        }
                     }
                 }
                 seen
@@ -40,7 +48,11 @@ fn swapping_engines_never_mixes_two_packs() {
         })
         .collect();
     for i in 0..2_000 {
-        let next = if i % 2 == 0 { &deny.engine } else { &allow.engine };
+        let next = if i % 2 == 0 {
+            &deny.engine
+        } else {
+            &allow.engine
+        };
         handle.replace(next.clone());
         std::thread::yield_now();
     }
@@ -51,5 +63,8 @@ fn swapping_engines_never_mixes_two_packs() {
         total[0] += s[0];
         total[1] += s[1];
     }
-    assert!(total[0] > 0 && total[1] > 0, "both engines decided: {total:?}");
+    assert!(
+        total[0] > 0 && total[1] > 0,
+        "both engines decided: {total:?}"
+    );
 }

@@ -45,7 +45,10 @@ fn forbid_beats_permit() {
         "{PERMIT_PAY}\n@id(\"no-bot\")\n@reason(\"bot is suspended\")\nforbid (principal == Agent::\"bot\", action, resource);"
     ));
     let d = p.decide("bot", "pay", json!({"amount": 1}), &[]);
-    assert_eq!((d.outcome, d.code), (Outcome::Deny, Some(DenyCode::Forbidden)));
+    assert_eq!(
+        (d.outcome, d.code),
+        (Outcome::Deny, Some(DenyCode::Forbidden))
+    );
     assert_eq!(ids(&d), ["no-bot"]);
     assert_eq!(d.policies[0].reason(), Some("bot is suspended"));
     // The forbid names another agent's id: other-bot is still allowed.
@@ -63,7 +66,10 @@ fn gate_asks_for_approval_with_the_groups_default_quorum() {
     let a = d.approval.expect("approval requirement");
     assert_eq!(a.groups, vec![("fin".to_owned(), 1)]);
     // Below the gate's threshold nothing is needed.
-    assert_eq!(p.decide("bot", "pay", json!({"amount": 100}), &[]).outcome, Outcome::Allow);
+    assert_eq!(
+        p.decide("bot", "pay", json!({"amount": 100}), &[]).outcome,
+        Outcome::Allow
+    );
 }
 
 #[test]
@@ -84,15 +90,25 @@ fn quorum_annotation_overrides_and_the_highest_wins() {
          when {{ context.args.amount > 5000 }}\nunless {{ context.approvals.contains(\"sec\") }};"
     ));
     let d = p.decide("bot", "pay", json!({"amount": 2000}), &[]);
-    assert_eq!(d.approval.expect("needs approval").groups, vec![("fin".to_owned(), 3)]);
+    assert_eq!(
+        d.approval.expect("needs approval").groups,
+        vec![("fin".to_owned(), 3)]
+    );
     let d = p.decide("bot", "pay", json!({"amount": 9000}), &[]);
     let groups = d.approval.expect("needs approval").groups;
     assert_eq!(groups, vec![("fin".to_owned(), 3), ("sec".to_owned(), 2)]);
     // With fin approved, only sec is still needed.
     let d = p.decide("bot", "pay", json!({"amount": 9000}), &["fin"]);
     assert_eq!(ids(&d), ["sec-gate"]);
-    assert_eq!(d.approval.expect("needs approval").groups, vec![("sec".to_owned(), 2)]);
-    assert_eq!(p.decide("bot", "pay", json!({"amount": 9000}), &["fin", "sec"]).outcome, Outcome::Allow);
+    assert_eq!(
+        d.approval.expect("needs approval").groups,
+        vec![("sec".to_owned(), 2)]
+    );
+    assert_eq!(
+        p.decide("bot", "pay", json!({"amount": 9000}), &["fin", "sec"])
+            .outcome,
+        Outcome::Allow
+    );
 }
 
 #[test]
@@ -101,7 +117,11 @@ fn approvals_never_grant_what_no_permit_grants() {
     let p = pack(FIN_GATE);
     for approvals in [&[][..], &["fin"][..], &["fin", "sec"][..]] {
         let d = p.decide("bot", "pay", json!({"amount": 500}), approvals);
-        assert_eq!((d.outcome, d.code), (Outcome::Deny, Some(DenyCode::NoGrant)), "{approvals:?}");
+        assert_eq!(
+            (d.outcome, d.code),
+            (Outcome::Deny, Some(DenyCode::NoGrant)),
+            "{approvals:?}"
+        );
     }
 }
 
@@ -111,8 +131,15 @@ fn a_plain_forbid_next_to_a_gate_is_forbidden_not_approval() {
         "{PERMIT_PAY}{FIN_GATE}\n@id(\"cap\")\nforbid (principal, action == Action::\"pay\", resource) when {{ context.args.amount > 400 }};"
     ));
     let d = p.decide("bot", "pay", json!({"amount": 500}), &[]);
-    assert_eq!((d.outcome, d.code), (Outcome::Deny, Some(DenyCode::Forbidden)));
-    assert_eq!(ids(&d), ["cap"], "only the forbid that approvals cannot lift is named");
+    assert_eq!(
+        (d.outcome, d.code),
+        (Outcome::Deny, Some(DenyCode::Forbidden))
+    );
+    assert_eq!(
+        ids(&d),
+        ["cap"],
+        "only the forbid that approvals cannot lift is named"
+    );
     let d = p.decide("bot", "pay", json!({"amount": 500}), &["fin"]);
     assert_eq!(d.code, Some(DenyCode::Forbidden));
 }
@@ -125,11 +152,17 @@ fn evaluation_errors_fail_closed() {
         "{PERMIT_PAY}\n@id(\"overflow\")\nforbid (principal, action == Action::\"pay\", resource) when {{ context.args.amount * 4611686018427387904 > 0 }};"
     ));
     let d = p.decide("bot", "pay", json!({"amount": 2}), &[]);
-    assert_eq!((d.outcome, d.code), (Outcome::Deny, Some(DenyCode::EvaluationError)));
+    assert_eq!(
+        (d.outcome, d.code),
+        (Outcome::Deny, Some(DenyCode::EvaluationError))
+    );
     assert_eq!(ids(&d), ["overflow"]);
     assert!(d.errors[0].contains("overflow"), "{:?}", d.errors);
     // amount 0 does not overflow: the forbid is simply false.
-    assert_eq!(p.decide("bot", "pay", json!({"amount": 0}), &[]).outcome, Outcome::Allow);
+    assert_eq!(
+        p.decide("bot", "pay", json!({"amount": 0}), &[]).outcome,
+        Outcome::Allow
+    );
 }
 
 #[test]
@@ -149,7 +182,12 @@ fn arguments_are_checked_before_policy() {
         assert!(all.contains(needle), "{args}: {all}");
     }
     // A large but valid integer outside i64 is reported, not a panic.
-    let d = p.decide("bot", "pay", json!({"amount": 18_446_744_073_709_551_615u64}), &[]);
+    let d = p.decide(
+        "bot",
+        "pay",
+        json!({"amount": 18_446_744_073_709_551_615u64}),
+        &[],
+    );
     assert_eq!(d.code, Some(DenyCode::InvalidArguments));
 }
 
@@ -157,7 +195,10 @@ fn arguments_are_checked_before_policy() {
 fn unknown_agents_and_tools_are_denied() {
     let p = pack(PERMIT_PAY);
     let d = p.decide("ghost", "pay", json!({"amount": 1}), &[]);
-    assert_eq!((d.outcome, d.code, d.risk), (Outcome::Deny, Some(DenyCode::UnknownAgent), None));
+    assert_eq!(
+        (d.outcome, d.code, d.risk),
+        (Outcome::Deny, Some(DenyCode::UnknownAgent), None)
+    );
     let d = p.decide("bot", "steal", json!({}), &[]);
     assert_eq!(d.code, Some(DenyCode::UnknownTool));
 }
@@ -182,11 +223,24 @@ when { context.args has note && !(context has workflow) };
     let args = json!({"amount": 1});
     let ctx: warden_model::RequestContext =
         serde_json::from_value(json!({"trigger": {"source": "chat"}})).unwrap();
-    let req = warden_policy::Request { agent: "bot", tool: "pay", args: &args, approvals: &[], context: &ctx };
-    assert_eq!(crate::common::ids(&engine.decide(&req)), ["no-high-risk-from-chat"]);
+    let req = warden_policy::Request {
+        agent: "bot",
+        tool: "pay",
+        args: &args,
+        approvals: &[],
+        context: &ctx,
+    };
+    assert_eq!(
+        crate::common::ids(&engine.decide(&req)),
+        ["no-high-risk-from-chat"]
+    );
     // The read tool is low risk: the group forbid does not apply.
     let none = json!({});
-    let req = warden_policy::Request { tool: "read", args: &none, ..req };
+    let req = warden_policy::Request {
+        tool: "read",
+        args: &none,
+        ..req
+    };
     assert_eq!(engine.decide(&req).outcome, Outcome::Allow);
     let d = p.decide("bot", "pay", json!({"amount": 1, "note": "x"}), &[]);
     assert_eq!(ids(&d), ["notes-need-workflow"]);
@@ -203,7 +257,10 @@ fn a_gate_that_is_not_canonical_still_takes_the_second_pass() {
     let d = p.decide("bot", "pay", json!({"amount": 500}), &[]);
     assert_eq!(d.outcome, Outcome::ApprovalRequired);
     let d = p.decide("bot", "pay", json!({"amount": 5000}), &[]);
-    assert_eq!((d.outcome, d.code), (Outcome::Deny, Some(DenyCode::Forbidden)));
+    assert_eq!(
+        (d.outcome, d.code),
+        (Outcome::Deny, Some(DenyCode::Forbidden))
+    );
     assert_eq!(ids(&d), ["odd-gate"]);
 }
 
@@ -214,12 +271,18 @@ fn decision_json_has_the_documented_keys() {
     let v = serde_json::to_value(&d).unwrap();
     assert_eq!(v["decision"], "approval_required");
     assert_eq!(v["code"], serde_json::Value::Null);
-    assert_eq!(v["approval"], json!({"groups": ["fin"], "quorum": {"fin": 1}}));
+    assert_eq!(
+        v["approval"],
+        json!({"groups": ["fin"], "quorum": {"fin": 1}})
+    );
     assert_eq!(v["risk"], "high");
     assert_eq!(v["policies"][0]["id"], "fin-gate");
     assert_eq!(v["policies"][0]["effect"], "forbid");
     assert_eq!(v["policies"][0]["annotations"]["approval"], "fin");
-    assert_eq!(v["policies"][0]["gate"], json!({"group": "fin", "quorum": 1}));
+    assert_eq!(
+        v["policies"][0]["gate"],
+        json!({"group": "fin", "quorum": 1})
+    );
     assert_eq!(v["policies"][0]["location"], "policies/p.cedar:5:1");
     assert!(v["policy_version"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(v["message"], "needs approval by 1 of `fin` (`fin-gate`)");
@@ -230,12 +293,26 @@ fn explanation_says_who_may_approve_without_the_agents_owner() {
     let p = pack(&format!("{PERMIT_PAY}{FIN_GATE}"));
     let args = json!({"amount": 500});
     let ctx = Default::default();
-    let ex = p.engine.explain(&warden_policy::Request { agent: "bot", tool: "pay", args: &args, approvals: &[], context: &ctx });
-    assert_eq!(ex.granting_permits.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["pay-ok"]);
+    let ex = p.engine.explain(&warden_policy::Request {
+        agent: "bot",
+        tool: "pay",
+        args: &args,
+        approvals: &[],
+        context: &ctx,
+    });
+    assert_eq!(
+        ex.granting_permits
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        ["pay-ok"]
+    );
     assert_eq!(ex.considered.len(), 2);
     // bot's owner is ann: separation of duties leaves bob and cy.
     assert_eq!(
         ex.next_steps,
-        ["get 1 approval(s) from group `fin` (who may approve: bob, cy); then decide again with `--approvals fin`"]
+        [
+            "get 1 approval(s) from group `fin` (who may approve: bob, cy); then decide again with `--approvals fin`"
+        ]
     );
 }

@@ -92,7 +92,14 @@ fn equal_verdicts_on_a_synthetic_pack() {
 fn rendered(diags: &[Diagnostic]) -> Vec<String> {
     diags
         .iter()
-        .map(|d| format!("{} {} {}", d.location().map(ToString::to_string).unwrap_or_default(), d.code(), d.message()))
+        .map(|d| {
+            format!(
+                "{} {} {}",
+                d.location().map(ToString::to_string).unwrap_or_default(),
+                d.code(),
+                d.message()
+            )
+        })
         .collect()
 }
 
@@ -100,19 +107,36 @@ fn rendered(diags: &[Diagnostic]) -> Vec<String> {
 fn cache_revalidates_only_the_changed_policy_and_keeps_locations_right() {
     let dir = write(MANIFEST, BROKEN);
     let cache = ValidationCache::new();
-    let first = compile(warden_model::load(dir.path()).unwrap(), Some(&cache)).expect_err("broken pack");
+    let first =
+        compile(warden_model::load(dir.path()).unwrap(), Some(&cache)).expect_err("broken pack");
     let filled = cache.len();
     assert_eq!(filled, 9, "one verdict per policy");
 
     // Change one policy and move every policy down two lines.
-    let changed = format!("// moved\n\n{}", BROKEN.replace("amount == \"x\"", "amount == 7"));
+    let changed = format!(
+        "// moved\n\n{}",
+        BROKEN.replace("amount == \"x\"", "amount == 7")
+    );
     std::fs::write(dir.path().join("policies/p.cedar"), &changed).unwrap();
-    let cached = compile(warden_model::load(dir.path()).unwrap(), Some(&cache)).expect_err("still broken");
-    assert_eq!(cache.len(), filled + 1, "only the changed policy was validated again");
+    let cached =
+        compile(warden_model::load(dir.path()).unwrap(), Some(&cache)).expect_err("still broken");
+    assert_eq!(
+        cache.len(),
+        filled + 1,
+        "only the changed policy was validated again"
+    );
     let cold = compile(warden_model::load(dir.path()).unwrap(), None).expect_err("still broken");
     assert_eq!(rendered(cached.all()), rendered(cold.all()));
-    assert_eq!(cold.error_count(), first.error_count() - 1, "the fixed policy no longer errors");
+    assert_eq!(
+        cold.error_count(),
+        first.error_count() - 1,
+        "the fixed policy no longer errors"
+    );
     // Locations moved with the text.
-    let typo = cold.all().iter().find(|d| d.message().contains("amout")).unwrap();
+    let typo = cold
+        .all()
+        .iter()
+        .find(|d| d.message().contains("amout"))
+        .unwrap();
     assert_eq!(typo.location().unwrap().line_col().0, 5);
 }

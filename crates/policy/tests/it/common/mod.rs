@@ -83,7 +83,11 @@ pub fn pack(policies: &str) -> TestPack {
         Ok(c) => c.engine,
         Err(e) => match e {
             warden_policy::EngineError::Invalid(d) => {
-                let msgs: Vec<String> = d.all().iter().map(|d| format!("{}: {}", d.code(), d.message())).collect();
+                let msgs: Vec<String> = d
+                    .all()
+                    .iter()
+                    .map(|d| format!("{}: {}", d.code(), d.message()))
+                    .collect();
                 panic!("test pack is invalid: {msgs:#?}")
             }
             other => panic!("test pack did not load: {other}"),
@@ -110,7 +114,13 @@ impl TestPack {
     }
 }
 
-pub fn decide(engine: &Engine, agent: &str, tool: &str, args: Value, approvals: &[&str]) -> Decision {
+pub fn decide(
+    engine: &Engine,
+    agent: &str,
+    tool: &str,
+    args: Value,
+    approvals: &[&str],
+) -> Decision {
     let approvals: Vec<String> = approvals.iter().map(|s| (*s).to_owned()).collect();
     let ctx = RequestContext::default();
     let req = Request {
@@ -124,7 +134,11 @@ pub fn decide(engine: &Engine, agent: &str, tool: &str, args: Value, approvals: 
     // Every decision in these tests is also checked against the always
     // two-pass path: the single-pass shortcut must never change an answer.
     let slow = engine.decide_two_pass(&req);
-    assert_eq!(summary(&fast), summary(&slow), "shortcut changed the decision");
+    assert_eq!(
+        summary(&fast),
+        summary(&slow),
+        "shortcut changed the decision"
+    );
     fast
 }
 

@@ -1,0 +1,9 @@
+//! Tests of the `warden` binary, run as a user runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod decide;
+mod schema;
+mod test_cmd;
+mod validate;
