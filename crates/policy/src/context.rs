@@ -36,7 +36,7 @@ fn record(
             None | Some(Json::Null) if !f.required => {}
             None | Some(Json::Null) => return Err(format!("`{path}{}` is required", f.name)),
             Some(v) => {
-                m.insert(SmolStr::new(&f.name), value(&f.ty, v, path, &f.name)?);
+                m.insert(f.key.clone(), value(&f.ty, v, path, &f.name)?);
             }
         }
     }
@@ -107,13 +107,17 @@ impl BaseContext {
         Self(m)
     }
 
-    /// The whole context, with these approvals.
+    /// The whole context, with these approvals (keeps the base for another pass).
     pub fn with_approvals<'a>(&self, approvals: impl IntoIterator<Item = &'a str>) -> Context {
-        let mut m = self.0.clone();
-        m.insert(
+        self.clone().into_context(approvals)
+    }
+
+    /// The whole context, with these approvals.
+    pub fn into_context<'a>(mut self, approvals: impl IntoIterator<Item = &'a str>) -> Context {
+        self.0.insert(
             SmolStr::new_static("approvals"),
             Value::set(approvals.into_iter().map(Value::from), None),
         );
-        Context::Value(Arc::new(m))
+        Context::Value(Arc::new(self.0))
     }
 }

@@ -415,21 +415,24 @@ impl Engine {
     /// Decides a request. Never fails: problems with the request are
     /// decisions (`deny` with a code), and evaluation errors deny (fail closed).
     pub fn decide(&self, req: &Request<'_>) -> Decision {
-        self.decide_with_verdict(req, true).0
+        self.decide_with_verdict(req, true, false).0
     }
 
     /// Decides always evaluating the second pass for real: for the tests that
     /// prove the shortcut of [`eval::second_pass_follows`] changes nothing.
     #[doc(hidden)]
     pub fn decide_two_pass(&self, req: &Request<'_>) -> Decision {
-        self.decide_with_verdict(req, false).0
+        self.decide_with_verdict(req, false, false).0
     }
 
-    /// Decides and returns the first pass's verdict too (for explanations).
+    /// Decides; with `keep`, returns the first pass's verdict too (for
+    /// explanations). `shortcut` allows skipping a second pass that cannot
+    /// change the outcome.
     pub(crate) fn decide_with_verdict(
         &self,
         req: &Request<'_>,
         shortcut: bool,
+        keep: bool,
     ) -> (Decision, Option<Verdict>) {
         let Some(agent) = self.0.agents.get(req.agent) else {
             return (
@@ -478,32 +481,45 @@ impl Engine {
             resource: &tool.resource,
         };
         let entities = self.0.entities.as_ref();
+        // The base is kept for a second pass only when one may be needed.
+        let needs_base = !(shortcut && tool.second_pass_follows);
         let approvals = req.approvals.iter().map(String::as_str);
-        let first = eval::evaluate(&tool.slice, &who, base.with_approvals(approvals), entities);
+        let (first_ctx, base) = if needs_base {
+            (base.with_approvals(approvals), Some(base))
+        } else {
+            (base.into_context(approvals), None)
+        };
+        let mut first = eval::evaluate(&tool.slice, &who, first_ctx, entities);
+        // The decision takes the reasons; explanations keep a copy.
+        let take_reasons = |v: &mut Verdict| {
+            if keep {
+                v.reasons.clone()
+            } else {
+                std::mem::take(&mut v.reasons)
+            }
+        };
         if let Some(d) = self.evaluation_errors(&first, risk) {
-            return (d, Some(first));
+            return (d, keep.then_some(first));
         }
-        if first.allow {
-            let d = self.outcome(Outcome::Allow, first.reasons.clone(), None, tool.risk);
-            return (d, Some(first));
-        }
-        if first.reasons.is_empty() {
-            return (
-                self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new()),
-                Some(first),
-            );
-        }
-        if !first.reasons.iter().all(|p| p.gate.is_some()) {
-            let forbids = first
-                .reasons
-                .iter()
-                .filter(|p| p.gate.is_none())
-                .cloned()
-                .collect();
-            return (
-                self.deny(DenyCode::Forbidden, risk, forbids, Vec::new()),
-                Some(first),
-            );
+        if first.allow
+            || first.reasons.is_empty()
+            || !first.reasons.iter().all(|p| p.gate.is_some())
+        {
+            let d = if first.allow {
+                let reasons = take_reasons(&mut first);
+                self.outcome(Outcome::Allow, reasons, None, tool.risk)
+            } else if first.reasons.is_empty() {
+                self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new())
+            } else {
+                let forbids = first
+                    .reasons
+                    .iter()
+                    .filter(|p| p.gate.is_none())
+                    .cloned()
+                    .collect();
+                self.deny(DenyCode::Forbidden, risk, forbids, Vec::new())
+            };
+            return (d, keep.then_some(first));
         }
         // Every determining policy is an approval gate: would the approvals
         // they ask for be enough?
@@ -512,30 +528,32 @@ impl Engine {
             let q = needed.entry(g.group.as_str()).or_insert(0);
             *q = (*q).max(g.quorum);
         }
-        let second = if shortcut && tool.second_pass_follows {
-            Verdict {
+        let second = match base {
+            None => Verdict {
                 allow: !first.permits.is_empty(),
                 reasons: first.permits.clone(),
                 ..Verdict::default()
+            },
+            Some(base) => {
+                let lifted = req
+                    .approvals
+                    .iter()
+                    .map(String::as_str)
+                    .chain(needed.keys().copied());
+                eval::evaluate(&tool.slice, &who, base.into_context(lifted), entities)
             }
-        } else {
-            let lifted = req
-                .approvals
-                .iter()
-                .map(String::as_str)
-                .chain(needed.keys().copied());
-            eval::evaluate(&tool.slice, &who, base.with_approvals(lifted), entities)
         };
         if let Some(d) = self.evaluation_errors(&second, risk) {
-            return (d, Some(first));
+            return (d, keep.then_some(first));
         }
         let d = if second.allow {
             let approval = ApprovalRequirement {
                 groups: needed.into_iter().map(|(g, q)| (g.to_owned(), q)).collect(),
             };
+            let reasons = take_reasons(&mut first);
             self.outcome(
                 Outcome::ApprovalRequired,
-                first.reasons.clone(),
+                reasons,
                 Some(approval),
                 tool.risk,
             )
@@ -544,7 +562,7 @@ impl Engine {
         } else {
             self.deny(DenyCode::Forbidden, risk, second.reasons, Vec::new())
         };
-        (d, Some(first))
+        (d, keep.then_some(first))
     }
 
     fn evaluation_errors(&self, v: &Verdict, risk: Option<Risk>) -> Option<Decision> {

@@ -25,7 +25,7 @@ pub struct Explanation {
 impl Engine {
     /// Decides `req` and explains the decision.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
-        let (decision, verdict) = self.decide_with_verdict(req, true);
+        let (decision, verdict) = self.decide_with_verdict(req, true, true);
         let considered = self.policies_for_tool(req.tool);
         let granting_permits = verdict.map(|v| v.permits).unwrap_or_default();
         let next_steps = self.next_steps(req, &decision, &considered, &granting_permits);

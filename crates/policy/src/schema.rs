@@ -34,6 +34,8 @@ pub(crate) enum ArgType {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ArgField {
     pub name: String,
+    /// `name` as a Cedar record key, made once.
+    pub key: smol_str::SmolStr,
     pub ty: ArgType,
     pub required: bool,
 }
@@ -67,6 +69,7 @@ fn record_fields(schema: &Value, prefix: &str, omitted: &mut Vec<Omitted>) -> Ve
             let path = format!("{prefix}{name}");
             match arg_type(prop, &path, omitted) {
                 Ok(ty) => Some(ArgField {
+                    key: smol_str::SmolStr::new(name),
                     name: name.clone(),
                     ty,
                     required: required.contains(&name.as_str()),
