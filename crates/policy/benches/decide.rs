@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/peers.rs"]
+mod peers;
 #[path = "support/synth.rs"]
 mod synth;
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 use cedar_policy::Authorizer;
 use criterion::{Criterion, criterion_group, criterion_main};
 use warden_model::RequestContext;
-use warden_policy::{Engine, Request};
+use warden_policy::Engine;
 
 use synth::{GenRequest, Size, Synth};
 
@@ -30,16 +32,7 @@ fn bench_pack(
     data: Option<serde_json::Value>,
 ) {
     let ctx = RequestContext::default();
-    let requests: Vec<Request<'_>> = reqs
-        .iter()
-        .map(|r| Request {
-            agent: &r.agent,
-            tool: &r.tool,
-            args: &r.args,
-            approvals: &r.approvals,
-            context: &ctx,
-        })
-        .collect();
+    let requests = peers::requests(reqs, &ctx);
     let mut g = c.benchmark_group(name);
     g.measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
@@ -74,40 +67,15 @@ fn bench_pack(
         })
     });
 
-    let inputs: Vec<regorus::Value> = reqs
-        .iter()
-        .map(|r| regorus::Value::from_json_str(&r.rego_input().to_string()).unwrap())
-        .collect();
-    let mut interp = regorus::Engine::new();
-    interp
-        .add_policy("warden.rego".into(), rego.into())
-        .unwrap();
-    if let Some(d) = &data {
-        interp
-            .add_data(regorus::Value::from_json_str(&d.to_string()).unwrap())
-            .unwrap();
-    }
+    let (mut interp, mut vm, inputs) = peers::regorus(rego, data.as_ref(), reqs);
     let mut i = 0;
     g.bench_function("regorus_interpreter", |b| {
         b.iter(|| {
             i = (i + 1) % inputs.len();
             interp.set_input(inputs[i].clone());
-            black_box(interp.eval_rule("data.warden.decision".into()).unwrap())
+            black_box(interp.eval_rule(peers::RULE.into()).unwrap())
         })
     });
-    let rule: std::sync::Arc<str> = "data.warden.decision".into();
-    let policy = interp.compile_with_entrypoint(&rule).unwrap();
-    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
-        &policy,
-        &["data.warden.decision"],
-    )
-    .unwrap();
-    let mut vm = regorus::rvm::vm::RegoVM::new();
-    vm.load_program(program);
-    if let Some(d) = &data {
-        vm.set_data(regorus::Value::from_json_str(&d.to_string()).unwrap())
-            .unwrap();
-    }
     let mut i = 0;
     g.bench_function("regorus_rvm", |b| {
         b.iter(|| {

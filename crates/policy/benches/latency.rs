@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/peers.rs"]
+mod peers;
 #[path = "support/synth.rs"]
 mod synth;
 
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use cedar_policy::Authorizer;
 use warden_model::{Outcome, RequestContext};
-use warden_policy::{Engine, Request, ValidationCache, compile};
+use warden_policy::{Engine, ValidationCache, compile};
 
 use synth::{GenRequest, Size, Synth};
 
@@ -127,16 +129,7 @@ fn compare(
     unsliced_n: usize,
 ) {
     let ctx = RequestContext::default();
-    let requests: Vec<Request<'_>> = reqs
-        .iter()
-        .map(|r| Request {
-            agent: &r.agent,
-            tool: &r.tool,
-            args: &r.args,
-            approvals: &r.approvals,
-            context: &ctx,
-        })
-        .collect();
+    let requests = peers::requests(reqs, &ctx);
 
     // Warden decide.
     let mut outcomes = Vec::with_capacity(reqs.len());
@@ -195,25 +188,13 @@ fn compare(
     assert_eq!(disagreements, 0, "sliced and unsliced Cedar disagree");
 
     // regorus: interpreter and compiled bytecode (RVM), inputs prepared.
-    let inputs: Vec<regorus::Value> = reqs
-        .iter()
-        .map(|r| regorus::Value::from_json_str(&r.rego_input().to_string()).unwrap())
-        .collect();
-    let mut interp = regorus::Engine::new();
-    interp
-        .add_policy("warden.rego".into(), rego.into())
-        .unwrap();
-    if let Some(d) = &data {
-        interp
-            .add_data(regorus::Value::from_json_str(&d.to_string()).unwrap())
-            .unwrap();
-    }
+    let (mut interp, mut vm, inputs) = peers::regorus(rego, data.as_ref(), reqs);
     let mut rego_interp = Vec::new();
     let mut mismatches = 0;
     for (i, input) in inputs.iter().enumerate() {
         interp.set_input(input.clone());
         let t = Instant::now();
-        let v = interp.eval_rule("data.warden.decision".into()).unwrap();
+        let v = interp.eval_rule(peers::RULE.into()).unwrap();
         rego_interp.push(t.elapsed());
         if word(&v) != Some(outcome_word(outcomes[i])) {
             mismatches += 1;
@@ -224,19 +205,6 @@ fn compare(
         "regorus and Warden disagree on {mismatches} requests"
     );
 
-    let rule: std::sync::Arc<str> = "data.warden.decision".into();
-    let policy = interp.compile_with_entrypoint(&rule).unwrap();
-    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
-        &policy,
-        &["data.warden.decision"],
-    )
-    .unwrap();
-    let mut vm = regorus::rvm::vm::RegoVM::new();
-    vm.load_program(program);
-    if let Some(d) = &data {
-        vm.set_data(regorus::Value::from_json_str(&d.to_string()).unwrap())
-            .unwrap();
-    }
     let mut rvm = Vec::new();
     for _ in 0..ROUNDS {
         for (i, input) in inputs.iter().enumerate() {
