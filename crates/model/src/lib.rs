@@ -34,4 +34,4 @@ pub use pack::{
 };
 pub use source::{Location, SourceFile};
 pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};
-pub use vocab::{Access, DenyCode, Outcome, Risk, UnknownWord};
+pub use vocab::{Access, ActionStatus, DenyCode, FailureCode, Outcome, Risk, UnknownWord};

@@ -61,6 +61,84 @@ pub enum DenyCode {
     UnknownAgent,
 }
 
+/// Where an action is in its lifecycle (DESIGN.md, "Action lifecycle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Received, not yet decided.
+    Proposed,
+    /// Decided `deny`: will not execute.
+    Denied,
+    /// Waiting for approver groups.
+    AwaitingApproval,
+    /// Approved; policy is evaluated again before execution.
+    Approved,
+    /// Running through its connector (or by the agent, in check mode).
+    Executing,
+    /// Executed and reported success.
+    Succeeded,
+    /// Executed and failed, or could not execute.
+    Failed,
+    /// An approval was not given in time.
+    Expired,
+    /// Withdrawn by the agent or an operator.
+    Cancelled,
+    /// Handed to the next group in the escalation chain.
+    Escalated,
+}
+
+impl ActionStatus {
+    /// Whether the action can no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Denied | Self::Succeeded | Self::Failed | Self::Expired | Self::Cancelled
+        )
+    }
+}
+
+/// Standardized, machine-readable reason an action did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// Policy decided `deny`.
+    PolicyDenied,
+    /// An approver refused.
+    ApprovalDenied,
+    /// No approval arrived before the deadline.
+    ApprovalExpired,
+    /// Arguments do not match the tool's JSON Schema.
+    InvalidArguments,
+    /// The tool is not declared in the pack.
+    UnknownTool,
+    /// The agent is not declared, or its credential is not valid.
+    UnknownAgent,
+    /// Not a legal next step of the run's workflow graph.
+    StepOutOfOrder,
+    /// The tool answered with an error.
+    ToolError,
+    /// The tool did not answer in time.
+    ToolTimeout,
+    /// Every retry failed.
+    RetriesExhausted,
+    /// The agent is paused or quarantined by oversight.
+    AgentPaused,
+}
+
+impl From<DenyCode> for FailureCode {
+    /// The lifecycle code of an action denied by a decision with this code.
+    fn from(c: DenyCode) -> Self {
+        match c {
+            DenyCode::NoGrant | DenyCode::Forbidden | DenyCode::EvaluationError => {
+                Self::PolicyDenied
+            }
+            DenyCode::InvalidArguments => Self::InvalidArguments,
+            DenyCode::UnknownTool => Self::UnknownTool,
+            DenyCode::UnknownAgent => Self::UnknownAgent,
+        }
+    }
+}
+
 macro_rules! words {
     ($ty:ty { $($variant:ident => $word:literal),* $(,)? }) => {
         impl $ty {
@@ -106,6 +184,32 @@ words!(DenyCode {
     UnknownAgent => "unknown_agent",
 });
 
+words!(ActionStatus {
+    Proposed => "proposed",
+    Denied => "denied",
+    AwaitingApproval => "awaiting_approval",
+    Approved => "approved",
+    Executing => "executing",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Expired => "expired",
+    Cancelled => "cancelled",
+    Escalated => "escalated",
+});
+words!(FailureCode {
+    PolicyDenied => "policy_denied",
+    ApprovalDenied => "approval_denied",
+    ApprovalExpired => "approval_expired",
+    InvalidArguments => "invalid_arguments",
+    UnknownTool => "unknown_tool",
+    UnknownAgent => "unknown_agent",
+    StepOutOfOrder => "step_out_of_order",
+    ToolError => "tool_error",
+    ToolTimeout => "tool_timeout",
+    RetriesExhausted => "retries_exhausted",
+    AgentPaused => "agent_paused",
+});
+
 /// A word that is not one of the expected ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown value `{word}`; expected one of: {}", expected.join(", "))]
@@ -128,6 +232,13 @@ mod tests {
         }
         for c in DenyCode::ALL {
             assert_eq!(c.as_str().parse::<DenyCode>(), Ok(*c));
+        }
+        for c in FailureCode::ALL {
+            assert_eq!(c.as_str().parse::<FailureCode>(), Ok(*c));
+            assert_eq!(serde_json::to_string(c).ok(), Some(format!("\"{c}\"")));
+        }
+        for c in ActionStatus::ALL {
+            assert_eq!(serde_json::to_string(c).ok(), Some(format!("\"{c}\"")));
         }
         let err = "urgent".parse::<Risk>().err().map(|e| e.to_string());
         assert_eq!(

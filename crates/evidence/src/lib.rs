@@ -1,0 +1,34 @@
+//! Warden's evidence layer: what is recorded, and how anyone can prove it was
+//! not changed.
+//!
+//! - [`Record`]: one per lifecycle event, written as RFC 8785 canonical JSON
+//!   ([`canonical`]); sensitive arguments replaced by keyed tokens
+//!   ([`Redactor`]).
+//! - [`merkle`]: records are leaves of an RFC 6962 Merkle tree, with
+//!   inclusion and consistency proofs.
+//! - [`checkpoint`]: signed tree heads in the C2SP signed-note format.
+//! - [`Verifier`]: finds the first modified, deleted, reordered or truncated
+//!   leaf; [`export`] carries a log to a machine with no database.
+//!
+//! This crate does no I/O of its own beyond the reader and writer it is
+//! given: storage lives in `warden-store`.
+
+pub mod canonical;
+pub mod checkpoint;
+mod error;
+pub mod export;
+pub mod merkle;
+mod record;
+mod redact;
+mod verify;
+
+pub use checkpoint::{Checkpoint, SignedCheckpoint, SigningKeyPair, VerifierKey};
+pub use error::EvidenceError;
+pub use export::{ExportLine, ExportWriter, verify_export};
+pub use merkle::{Frontier, Hash, Tree};
+pub use record::{
+    ApprovalOutcome, Check, CheckedPolicy, RECORD_VERSION, Record, RecordKind, format_time, micros,
+    now,
+};
+pub use redact::{REDACTED_PREFIX, Redactor, args_hash};
+pub use verify::{Finding, FindingKind, LeafRow, Report, Verifier};

@@ -1,0 +1,288 @@
+//! The evidence record: one per lifecycle event, hashed into the log as
+//! canonical JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use warden_model::{ActionStatus, DenyCode, Outcome, Risk, Trigger};
+use warden_policy::{Decision, Effect};
+
+use crate::canonical::to_canonical;
+use crate::error::EvidenceError;
+use crate::merkle::{Hash, leaf_hash};
+
+/// Version of the record format, written into every record.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A workflow run began; carries its trigger.
+    RunStarted,
+    /// Policy decided a proposed action; carries the checks.
+    ActionDecided,
+    /// An approver answered.
+    ApprovalRecorded,
+    /// The action executed (or failed to); carries the outcome.
+    ActionExecuted,
+    /// A run ended.
+    RunFinished,
+    /// The checkpoint signing key changed; carries the new public key.
+    KeyRotated,
+}
+
+impl RecordKind {
+    /// The word written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RunStarted => "run_started",
+            Self::ActionDecided => "action_decided",
+            Self::ApprovalRecorded => "approval_recorded",
+            Self::ActionExecuted => "action_executed",
+            Self::RunFinished => "run_finished",
+            Self::KeyRotated => "key_rotated",
+        }
+    }
+}
+
+/// One policy evaluation, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Content hash of the pack that decided.
+    pub policy_version: String,
+    /// The outcome.
+    pub decision: Outcome,
+    /// The deny code, for `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<DenyCode>,
+    /// The determining policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<CheckedPolicy>,
+    /// For `approval_required`: group → quorum.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub approval: BTreeMap<String, u32>,
+    /// The tool's risk class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk>,
+    /// Argument or evaluation errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// A determining policy of a check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckedPolicy {
+    /// Policy id.
+    pub id: String,
+    /// `permit` or `forbid`.
+    pub effect: String,
+    /// Its annotations (`@risk`, `@reason`, `@approval`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl From<&Decision> for Check {
+    fn from(d: &Decision) -> Self {
+        Self {
+            policy_version: d.policy_version.to_string(),
+            decision: d.outcome,
+            code: d.code,
+            policies: d
+                .policies
+                .iter()
+                .map(|p| CheckedPolicy {
+                    id: p.id.to_string(),
+                    effect: match p.effect {
+                        Effect::Permit => "permit".into(),
+                        Effect::Forbid => "forbid".into(),
+                    },
+                    annotations: p.annotations.clone(),
+                })
+                .collect(),
+            approval: d
+                .approval
+                .as_ref()
+                .map(|a| a.groups.iter().cloned().collect())
+                .unwrap_or_default(),
+            risk: d.risk,
+            errors: d.errors.clone(),
+        }
+    }
+}
+
+/// An approver's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalOutcome {
+    /// Who answered.
+    pub approver: String,
+    /// For which group.
+    pub group: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// What they wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Milliseconds from the request for approval to this answer.
+    pub latency_ms: u64,
+}
+
+/// One evidence record. `seq` is assigned by the log when it is appended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Record format version.
+    pub v: u32,
+    /// Position in the log (leaf index), assigned on append.
+    pub seq: u64,
+    /// What happened.
+    pub kind: RecordKind,
+    /// When (RFC 3339, UTC, microseconds).
+    pub time: String,
+    /// The agent (from its credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The workflow of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// The run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The action id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// What started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// The tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The arguments, sensitive fields redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// `sha256:<hex>` of the canonical full arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_sha256: Option<String>,
+    /// Every policy evaluation made for this event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    /// Approver answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalOutcome>,
+    /// The action's lifecycle status after this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ActionStatus>,
+    /// Standardized code when it did not succeed (`policy_denied`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// A human-readable account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Anything else specific to the kind (tool output summary, key ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+impl Record {
+    /// A record of `kind` at the current time; fill the rest by field.
+    pub fn new(kind: RecordKind) -> Self {
+        Self::at(kind, now())
+    }
+
+    /// A record of `kind` at `time` (RFC 3339).
+    pub fn at(kind: RecordKind, time: String) -> Self {
+        Self {
+            v: RECORD_VERSION,
+            seq: 0,
+            kind,
+            time,
+            agent: None,
+            workflow: None,
+            run: None,
+            action: None,
+            trigger: None,
+            tool: None,
+            args: None,
+            args_sha256: None,
+            checks: Vec::new(),
+            approvals: Vec::new(),
+            status: None,
+            code: None,
+            message: None,
+            detail: None,
+        }
+    }
+
+    /// The outcome of the last check, if any.
+    pub fn decision(&self) -> Option<Outcome> {
+        self.checks.last().map(|c| c.decision)
+    }
+
+    /// Microseconds since the Unix epoch of `time` (0 if it does not parse).
+    pub fn time_micros(&self) -> i64 {
+        micros(&self.time).unwrap_or(0)
+    }
+
+    /// The canonical bytes that are the log leaf.
+    pub fn leaf_bytes(&self) -> Result<Vec<u8>, EvidenceError> {
+        to_canonical(self)
+    }
+
+    /// The leaf hash of this record.
+    pub fn leaf_hash(&self) -> Result<Hash, EvidenceError> {
+        Ok(leaf_hash(&self.leaf_bytes()?))
+    }
+}
+
+/// The current time, RFC 3339 in UTC with microseconds.
+pub fn now() -> String {
+    format_time(OffsetDateTime::now_utc())
+}
+
+/// A time as written in records.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.replace_nanosecond(t.microsecond() * 1000).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Microseconds since the Unix epoch of an RFC 3339 time.
+pub fn micros(rfc3339: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(rfc3339, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1000).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form_is_stable_and_sorted() {
+        let mut r = Record::at(
+            RecordKind::ActionDecided,
+            "2026-11-25T10:00:00.000001Z".into(),
+        );
+        r.seq = 7;
+        r.agent = Some("support-bot".into());
+        r.tool = Some("stripe.refund".into());
+        let text = String::from_utf8(r.leaf_bytes().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"agent":"support-bot","kind":"action_decided","seq":7,"time":"2026-11-25T10:00:00.000001Z","tool":"stripe.refund","v":1}"#
+        );
+        let back: Record =
+            serde_json::from_str(&text).unwrap_or_else(|_| Record::new(RecordKind::RunFinished));
+        assert_eq!(back, r);
+        assert_eq!(r.time_micros(), 1_795_600_800_000_001);
+    }
+
+    #[test]
+    fn now_has_microseconds_and_parses() {
+        let t = now();
+        assert!(t.ends_with('Z'), "{t}");
+        assert!(micros(&t).is_some());
+    }
+}
