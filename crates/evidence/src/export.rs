@@ -82,8 +82,7 @@ impl<W: Write> ExportWriter<W> {
     ) -> Result<Self, EvidenceError> {
         let last = checkpoints
             .iter()
-            .filter(|c| c.checkpoint.size == tree.size())
-            .next_back()
+            .rfind(|c| c.checkpoint.size == tree.size())
             .ok_or_else(|| {
                 EvidenceError::Checkpoint("no checkpoint covers the whole log".into())
             })?;

@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod checkpoint;
 mod error;
 pub mod export;
+mod generate;
 pub mod merkle;
 mod record;
 mod redact;
@@ -25,10 +26,11 @@ mod verify;
 pub use checkpoint::{Checkpoint, SignedCheckpoint, SigningKeyPair, VerifierKey};
 pub use error::EvidenceError;
 pub use export::{ExportLine, ExportWriter, verify_export};
+pub use generate::RunGenerator;
 pub use merkle::{Frontier, Hash, Tree};
 pub use record::{
     ApprovalOutcome, Check, CheckedPolicy, RECORD_VERSION, Record, RecordKind, format_time, micros,
-    now,
+    now, time_from_micros,
 };
 pub use redact::{REDACTED_PREFIX, Redactor, args_hash};
 pub use verify::{Finding, FindingKind, LeafRow, Report, Verifier};

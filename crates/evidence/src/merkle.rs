@@ -145,10 +145,11 @@ impl Tree {
         // A stored node: aligned, and either a full subtree or the right edge.
         let k = 64 - (n - 1).leading_zeros() as usize; // 2^k >= n
         let k = if n == 1 { 0 } else { k };
-        if lo % (1 << k) == 0 && (n == 1 << k || hi == self.size()) {
-            if let Some(h) = self.levels.get(k).and_then(|l| l.get((lo >> k) as usize)) {
-                return *h;
-            }
+        if lo.is_multiple_of(1 << k)
+            && (n == 1 << k || hi == self.size())
+            && let Some(h) = self.levels.get(k).and_then(|l| l.get((lo >> k) as usize))
+        {
+            return *h;
         }
         let s = split(n);
         node_hash(&self.range(lo, lo + s), &self.range(lo + s, hi))

@@ -248,6 +248,13 @@ pub fn format_time(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// The RFC 3339 time `us` microseconds after the Unix epoch.
+pub fn time_from_micros(us: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map(format_time)
+        .unwrap_or_default()
+}
+
 /// Microseconds since the Unix epoch of an RFC 3339 time.
 pub fn micros(rfc3339: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(rfc3339, &Rfc3339).ok()?;

@@ -148,10 +148,11 @@ impl Verifier {
     }
 
     pub(crate) fn find(&mut self, kind: FindingKind, seq: Option<u64>, message: String) {
-        if let Some(s) = seq {
-            if kind != FindingKind::Truncated && kind != FindingKind::BadSignature {
-                self.first_leaf_problem.get_or_insert(s);
-            }
+        if let Some(s) = seq
+            && kind != FindingKind::Truncated
+            && kind != FindingKind::BadSignature
+        {
+            self.first_leaf_problem.get_or_insert(s);
         }
         if self.report.findings.len() < MAX_FINDINGS {
             self.report.findings.push(Finding { kind, seq, message });
@@ -211,16 +212,15 @@ impl Verifier {
                         format!("leaf {seq} holds the record appended as leaf {}", head.seq),
                     ),
                     Ok(head) => {
-                        if head.kind == RecordKind::KeyRotated {
-                            if let Some(k) = head
+                        if head.kind == RecordKind::KeyRotated
+                            && let Some(k) = head
                                 .detail
                                 .as_ref()
                                 .and_then(|d| d.get("new_key"))
                                 .and_then(|k| k.as_str())
                                 .and_then(|k| VerifierKey::parse(k).ok())
-                            {
-                                self.announced.push((seq, k));
-                            }
+                        {
+                            self.announced.push((seq, k));
                         }
                     }
                     Err(e) => self.find(
@@ -291,23 +291,23 @@ impl Verifier {
     /// Ends the stream and returns the report.
     pub fn finish(mut self) -> Report {
         let size = self.frontier.size();
-        if let Some(beyond) = self.checkpoints.get(self.next_checkpoint..) {
-            if let Some(max) = beyond.iter().map(|c| c.checkpoint.size).max() {
-                let signed = beyond
-                    .iter()
-                    .filter(|c| c.checkpoint.size == max)
-                    .any(|c| self.trusted.iter().any(|k| c.verify(k)));
-                self.find(
-                    FindingKind::Truncated,
-                    Some(size),
-                    format!(
-                        "the log ends at {size} leaves but a {} checkpoint covers {max}: \
+        if let Some(beyond) = self.checkpoints.get(self.next_checkpoint..)
+            && let Some(max) = beyond.iter().map(|c| c.checkpoint.size).max()
+        {
+            let signed = beyond
+                .iter()
+                .filter(|c| c.checkpoint.size == max)
+                .any(|c| self.trusted.iter().any(|k| c.verify(k)));
+            self.find(
+                FindingKind::Truncated,
+                Some(size),
+                format!(
+                    "the log ends at {size} leaves but a {} checkpoint covers {max}: \
                          leaves {size}..{} are gone",
-                        if signed { "signed" } else { "(badly signed)" },
-                        max - 1
-                    ),
-                );
-            }
+                    if signed { "signed" } else { "(badly signed)" },
+                    max - 1
+                ),
+            );
         }
         self.report.root = hex::encode(self.frontier.root());
         self.report

@@ -1,0 +1,289 @@
+//! Reading the audit log back: queries, run timelines, verification,
+//! export and pruning.
+
+use std::io::Write;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use warden_evidence::{
+    ExportWriter, Hash, LeafRow, Record, Report, SignedCheckpoint, Tree, Verifier, VerifierKey,
+};
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::sql::Sql;
+
+/// Query filters; every field set must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Agent id.
+    pub agent: Option<String>,
+    /// Tool id.
+    pub tool: Option<String>,
+    /// Workflow id.
+    pub workflow: Option<String>,
+    /// Run id.
+    pub run: Option<String>,
+    /// Record kind (`action_decided`, ...).
+    pub kind: Option<String>,
+    /// Decision outcome (`allow`, `deny`, `approval_required`).
+    pub decision: Option<String>,
+    /// Action status (`succeeded`, `denied`, ...).
+    pub status: Option<String>,
+    /// Standardized code (`policy_denied`, `tool_error`, ...).
+    pub code: Option<String>,
+    /// A determining policy id.
+    pub policy: Option<String>,
+    /// An approver.
+    pub approver: Option<String>,
+    /// From this time on (µs since the epoch, inclusive).
+    pub since_us: Option<i64>,
+    /// Before this time (µs since the epoch, exclusive).
+    pub until_us: Option<i64>,
+    /// Text anywhere in the record (case-insensitive).
+    pub text: Option<String>,
+    /// Most records returned (newest first).
+    pub limit: u32,
+}
+
+/// A record as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// Leaf index.
+    pub seq: u64,
+    /// Record time, µs since the epoch.
+    pub time_us: i64,
+    /// Record kind.
+    pub kind: String,
+    /// The record; `None` once its payload was pruned.
+    pub record: Option<Record>,
+}
+
+const RECORD_COLUMNS: &str = "SELECT seq, time_us, kind, body FROM evidence";
+
+fn stored(row: &AnyRow) -> Result<StoredRecord, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let body: Option<String> = row.try_get("body")?;
+    let record = body
+        .map(|b| serde_json::from_str::<Record>(&b))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("leaf {seq}: {e}")))?;
+    Ok(StoredRecord {
+        seq: seq as u64,
+        time_us: row.try_get("time_us")?,
+        kind: row.try_get("kind")?,
+        record,
+    })
+}
+
+impl Store {
+    /// Records matching `filter`, newest first.
+    pub async fn query(&self, f: &Filter) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut q = Sql::new(RECORD_COLUMNS);
+        q.push(" WHERE 1 = 1");
+        let columns: [(&'static str, &Option<String>); 8] = [
+            (" AND agent = ", &f.agent),
+            (" AND tool = ", &f.tool),
+            (" AND workflow = ", &f.workflow),
+            (" AND run_id = ", &f.run),
+            (" AND kind = ", &f.kind),
+            (" AND decision = ", &f.decision),
+            (" AND status = ", &f.status),
+            (" AND code = ", &f.code),
+        ];
+        for (clause, value) in columns {
+            if let Some(v) = value {
+                q.push(clause).text(v.clone());
+            }
+        }
+        if let Some(p) = &f.policy {
+            q.push(" AND seq IN (SELECT seq FROM evidence_policy WHERE policy_id = ")
+                .text(p.clone())
+                .push(")");
+        }
+        if let Some(a) = &f.approver {
+            q.push(" AND seq IN (SELECT seq FROM evidence_approver WHERE approver = ")
+                .text(a.clone())
+                .push(")");
+        }
+        if let Some(t) = f.since_us {
+            q.push(" AND time_us >= ").int(t);
+        }
+        if let Some(t) = f.until_us {
+            q.push(" AND time_us < ").int(t);
+        }
+        if let Some(text) = &f.text {
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            q.push(" AND lower(body) LIKE ")
+                .text(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .int(i64::from(f.limit.max(1)));
+        let rows = q.build().fetch_all(self.pool()).await?;
+        rows.iter().map(stored).collect()
+    }
+
+    /// Every record of a run, in log order.
+    pub async fn run_records(&self, run: &str) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut q = Sql::new(RECORD_COLUMNS);
+        q.push(" WHERE run_id = ").text(run).push(" ORDER BY seq");
+        let rows = q.build().fetch_all(self.pool()).await?;
+        rows.iter().map(stored).collect()
+    }
+
+    /// Number of leaves stored.
+    pub async fn leaf_count(&self) -> Result<u64, StoreError> {
+        let row = Sql::new("SELECT COUNT(*) AS n FROM evidence")
+            .build()
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
+    }
+
+    /// Leaves after position `after` (exclusive; -1 for the start), at most
+    /// `limit`, in position order.
+    pub async fn leaves(&self, after: i64, limit: u32) -> Result<Vec<LeafRow>, StoreError> {
+        let mut q = Sql::new("SELECT seq, leaf_hash, body FROM evidence WHERE seq > ");
+        q.int(after)
+            .push(" ORDER BY seq LIMIT ")
+            .int(i64::from(limit));
+        let rows = q.build().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                let hash: Vec<u8> = row.try_get("leaf_hash")?;
+                let body: Option<String> = row.try_get("body")?;
+                Ok(LeafRow {
+                    seq: seq as u64,
+                    // A hash of the wrong length is itself a modification;
+                    // the verifier sees a hash that matches nothing.
+                    leaf_hash: hash.try_into().unwrap_or([0xff; 32]),
+                    body: body.map(String::into_bytes),
+                })
+            })
+            .collect()
+    }
+
+    /// Every stored checkpoint, parsed, oldest first. A checkpoint that does
+    /// not parse is an error naming it.
+    pub async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let rows = Sql::new("SELECT id, note FROM checkpoints ORDER BY id")
+            .build()
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                let note: String = row.try_get("note")?;
+                SignedCheckpoint::parse(&note)
+                    .map_err(|e| StoreError::Corrupt(format!("checkpoint {id}: {e}")))
+            })
+            .collect()
+    }
+
+    /// The newest checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        Ok(self.checkpoints().await?.pop())
+    }
+
+    /// Public keys that have signed checkpoints, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<VerifierKey>, StoreError> {
+        let rows = Sql::new("SELECT verifier FROM signing_keys ORDER BY created_us, key_id")
+            .build()
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("verifier")?;
+                VerifierKey::parse(&text).map_err(StoreError::from)
+            })
+            .collect()
+    }
+
+    /// Verifies the whole log against its checkpoints, trusting `trusted`
+    /// keys. `progress` is called with the number of leaves read so far.
+    pub async fn verify(
+        &self,
+        trusted: Vec<VerifierKey>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Report, StoreError> {
+        let mut v = Verifier::new(self.checkpoints().await?, trusted);
+        let mut after = -1i64;
+        let mut read = 0u64;
+        loop {
+            let page = self.leaves(after, 20_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq as i64;
+            for row in &page {
+                v.push(row);
+            }
+            read += page.len() as u64;
+            progress(read);
+        }
+        Ok(v.finish())
+    }
+
+    /// Every leaf hash, in order (for proofs and exports).
+    pub async fn tree(&self) -> Result<Tree, StoreError> {
+        let mut hashes: Vec<Hash> = Vec::new();
+        let mut after = -1i64;
+        loop {
+            let mut q = Sql::new("SELECT seq, leaf_hash FROM evidence WHERE seq > ");
+            q.int(after).push(" ORDER BY seq LIMIT 50000");
+            let rows = q.build().fetch_all(self.pool()).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("seq")?;
+            for row in &rows {
+                let h: Vec<u8> = row.try_get("leaf_hash")?;
+                hashes.push(
+                    h.try_into()
+                        .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+                );
+            }
+        }
+        Ok(Tree::new(hashes))
+    }
+
+    /// Writes the whole log as a JSONL export (see
+    /// `warden_evidence::export`). `last` must be a checkpoint over every
+    /// leaf (take one first). Returns the number of leaves written.
+    pub async fn export<W: Write>(&self, out: W, exported_at: String) -> Result<u64, StoreError> {
+        let tree = self.tree().await?;
+        let size = tree.size();
+        let keys = self
+            .signing_keys()
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let checkpoints = self.checkpoints().await?;
+        let mut w = ExportWriter::start(out, tree, &checkpoints, keys, exported_at)?;
+        let mut after = -1i64;
+        loop {
+            let page = self.leaves(after, 20_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq as i64;
+            for row in &page {
+                w.leaf(row.seq, row.body.as_deref())?;
+            }
+        }
+        w.finish()?;
+        Ok(size)
+    }
+
+    /// Drops the payload of records older than `before_us` (µs since the
+    /// epoch), keeping their leaf hashes, so the tree and proofs still
+    /// verify. Returns how many records were pruned.
+    pub async fn prune(&self, before_us: i64) -> Result<u64, StoreError> {
+        let mut q =
+            Sql::new("UPDATE evidence SET body = NULL WHERE body IS NOT NULL AND time_us < ");
+        q.int(before_us);
+        let done = q.build().execute(self.pool()).await?;
+        Ok(done.rows_affected())
+    }
+}
