@@ -35,6 +35,9 @@ enum Command {
     Decide(DecideArgs),
     /// Run the pack's decision test cases (tests/*.toml).
     Test(TestArgs),
+    /// The tamper-evident audit log: verify, query, timeline, export, prune.
+    #[command(subcommand)]
+    Audit(crate::commands::audit::AuditCommand),
 }
 
 /// `warden validate`
@@ -87,6 +90,13 @@ pub struct DecideArgs {
     /// Explain: which policies matched, which gate applies, what would pass.
     #[arg(long)]
     pub explain: bool,
+    /// Record the decision as evidence in this data directory's audit log.
+    #[arg(long, value_name = "DATA_DIR")]
+    pub record: Option<PathBuf>,
+    /// With --record: use this PostgreSQL database instead of the data
+    /// directory's SQLite file.
+    #[arg(long, env = "WARDEN_DATABASE_URL", requires = "record")]
+    pub database_url: Option<String>,
 }
 
 /// `warden test`
@@ -124,6 +134,7 @@ pub fn run() -> ExitCode {
         Command::Schema(a) => commands::schema::run(&a),
         Command::Decide(a) => commands::decide::run(&a),
         Command::Test(a) => commands::test::run(&a),
+        Command::Audit(a) => commands::audit::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -10,7 +10,7 @@ use warden_policy::{Engine, Request};
 
 use crate::error::EvidenceError;
 use crate::record::{ApprovalOutcome, Check, Record, RecordKind, time_from_micros};
-use crate::redact::{Redactor, args_hash};
+use crate::redact::Redactor;
 
 /// Generates refund runs against an engine loaded from the support-refunds
 /// example pack.
@@ -121,8 +121,17 @@ impl<'a> RunGenerator<'a> {
             85..=94 => 100_001 + self.below(399_999),
             _ => 500_001 + self.below(500_000),
         };
-        let reason =
-            ["damaged", "late", "duplicate charge", "not as described"][self.below(4) as usize];
+        // One request in fifty has a reason the tool's schema does not allow.
+        let reason = match self.below(50) {
+            0 => "late",
+            _ => [
+                "damaged",
+                "missing",
+                "duplicate_charge",
+                "goodwill",
+                "other",
+            ][self.below(5) as usize],
+        };
         let refund = json!({
             "order_id": order,
             "customer_id": customer,
@@ -153,7 +162,7 @@ impl<'a> RunGenerator<'a> {
         let mail = json!({
             "customer_id": customer,
             "to": format!("{customer}@example.com"),
-            "template": "refund-issued",
+            "template": "refund_issued",
         });
         let ok = self.action(
             &mut out,
@@ -172,7 +181,9 @@ impl<'a> RunGenerator<'a> {
             ActionStatus::Failed
         };
         t += 5_000;
-        out.push(self.finish(&base, t, status, None));
+        let mut fin = self.finish(&base, t, status, None);
+        fin.code = out.last().and_then(|r| r.code.clone());
+        out.push(fin);
         Ok(out)
     }
 
@@ -216,8 +227,6 @@ impl<'a> RunGenerator<'a> {
             .map(|t| t.sensitive.clone())
             .unwrap_or_default();
         let action = format!("act-{run:07}-{step}");
-        let redacted = self.redactor.redact(&args, &sensitive)?;
-        let hash = args_hash(&args)?;
         let decide = |approvals: &[String]| {
             self.engine.decide(&Request {
                 agent: &agent,
@@ -231,9 +240,13 @@ impl<'a> RunGenerator<'a> {
             let mut r = base(kind, t);
             r.action = Some(action.clone());
             r.tool = Some(tool.to_owned());
-            r.args = Some(redacted.clone());
-            r.args_sha256 = Some(hash.clone());
             r
+        };
+        let redactor = self.redactor;
+        let push = |out: &mut Vec<Record>, mut r: Record| -> Result<(), EvidenceError> {
+            redactor.apply(&mut r, &args, &sensitive)?;
+            out.push(r);
+            Ok(())
         };
         let first = decide(approvals);
         let mut decided = stamp(RecordKind::ActionDecided, *t);
@@ -247,16 +260,16 @@ impl<'a> RunGenerator<'a> {
                     .map(FailureCode::from)
                     .unwrap_or(FailureCode::PolicyDenied);
                 decided.code = Some(code.as_str().to_owned());
-                out.push(decided);
+                push(out, decided)?;
                 return Ok(false);
             }
             Outcome::Allow => {
                 decided.status = Some(ActionStatus::Approved);
-                out.push(decided);
+                push(out, decided)?;
             }
             Outcome::ApprovalRequired => {
                 decided.status = Some(ActionStatus::AwaitingApproval);
-                out.push(decided);
+                push(out, decided)?;
                 let groups = first.approval.clone().map(|a| a.groups).unwrap_or_default();
                 let mut granted: Vec<String> = Vec::new();
                 for (group, quorum) in groups {
@@ -284,11 +297,11 @@ impl<'a> RunGenerator<'a> {
                         if !yes {
                             rec.status = Some(ActionStatus::Denied);
                             rec.code = Some(FailureCode::ApprovalDenied.as_str().to_owned());
-                            out.push(rec);
+                            push(out, rec)?;
                             return Ok(false);
                         }
                         rec.status = Some(ActionStatus::AwaitingApproval);
-                        out.push(rec);
+                        push(out, rec)?;
                         if who.is_empty() {
                             break;
                         }
@@ -304,11 +317,11 @@ impl<'a> RunGenerator<'a> {
                 if again.outcome != Outcome::Allow {
                     re.status = Some(ActionStatus::Denied);
                     re.code = Some(FailureCode::PolicyDenied.as_str().to_owned());
-                    out.push(re);
+                    push(out, re)?;
                     return Ok(false);
                 }
                 re.status = Some(ActionStatus::Approved);
-                out.push(re);
+                push(out, re)?;
             }
         }
         // Execute: most succeed, a few time out or fail.
@@ -324,7 +337,7 @@ impl<'a> RunGenerator<'a> {
         done.status = Some(status);
         done.code = code.map(|c| c.as_str().to_owned());
         done.detail = Some(json!({ "duration_ms": took / 1000 }));
-        out.push(done);
+        push(out, done)?;
         Ok(status == ActionStatus::Succeeded)
     }
 }

@@ -1,7 +1,8 @@
 //! `warden decide PACK --agent A --tool T --args JSON`
 
 use anyhow::Context as _;
-use warden_model::{Outcome, RequestContext};
+use warden_evidence::{Check, Record, RecordKind};
+use warden_model::{ActionStatus, FailureCode, Outcome, RequestContext};
 use warden_policy::{Decision, Effect, Explanation, PolicyInfo, Request};
 
 use crate::cli::{DecideArgs, Exit};
@@ -41,6 +42,9 @@ pub fn run(args: &DecideArgs) -> anyhow::Result<Exit> {
             print_decision(&ex.decision);
             print_explanation(&ex);
         }
+        if let Some(dir) = &args.record {
+            record(args, &engine, &req, &ex.decision, dir)?;
+        }
     } else {
         let d = engine.decide(&req);
         if args.json {
@@ -48,8 +52,58 @@ pub fn run(args: &DecideArgs) -> anyhow::Result<Exit> {
         } else {
             print_decision(&d);
         }
+        if let Some(dir) = &args.record {
+            record(args, &engine, &req, &d, dir)?;
+        }
     }
     Ok(Exit::Ok)
+}
+
+/// `--record DIR`: the decision as an `action_decided` evidence record.
+fn record(
+    args: &DecideArgs,
+    engine: &warden_policy::Engine,
+    req: &Request<'_>,
+    d: &Decision,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let receipt = super::audit::append_one(dir, args.database_url.clone(), |data| {
+        let sensitive = engine
+            .pack()
+            .tools
+            .get(req.tool)
+            .map(|t| t.sensitive.clone())
+            .unwrap_or_default();
+        let mut r = Record::new(RecordKind::ActionDecided);
+        r.agent = Some(req.agent.to_owned());
+        r.tool = Some(req.tool.to_owned());
+        r.workflow = req.context.workflow.clone();
+        r.run = req.context.run.clone();
+        r.trigger = req.context.trigger.clone();
+        r.checks.push(Check::from(d));
+        r.message = Some(d.message());
+        let (status, code) = match d.outcome {
+            Outcome::Allow => (ActionStatus::Approved, None),
+            Outcome::ApprovalRequired => (ActionStatus::AwaitingApproval, None),
+            Outcome::Deny => (
+                ActionStatus::Denied,
+                Some(d.code.map_or(FailureCode::PolicyDenied, FailureCode::from)),
+            ),
+        };
+        r.status = Some(status);
+        r.code = code.map(|c| c.as_str().to_owned());
+        data.redactor().apply(&mut r, req.args, &sensitive)?;
+        Ok(r)
+    })?;
+    eprintln!(
+        "recorded as leaf {} in `{}`",
+        receipt.seq,
+        args.database_url.as_deref().map_or_else(
+            || dir.display().to_string(),
+            |_| "the PostgreSQL database".into()
+        )
+    );
+    Ok(())
 }
 
 fn print_decision(d: &Decision) {

@@ -1,5 +1,6 @@
 //! One file per subcommand: parse, call a library, print, return an [`Exit`].
 
+pub mod audit;
 pub mod decide;
 pub mod schema;
 pub mod test;
