@@ -44,6 +44,8 @@ pub fn warden(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
+        .env_remove("WARDEN_DATA")
+        .env_remove("WARDEN_DATABASE_URL")
         .output()
         .expect("run warden");
     Output {

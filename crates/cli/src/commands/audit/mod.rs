@@ -49,7 +49,7 @@ pub enum AuditCommand {
     Verify(verify::VerifyArgs),
     /// Find records by agent, tool, workflow, run, decision, status, code,
     /// policy, approver, time or text.
-    Query(query::QueryArgs),
+    Query(Box<query::QueryArgs>),
     /// Reconstruct one run from its records: trigger, actions, checks,
     /// approvals, outcomes, durations.
     Timeline(timeline::TimelineArgs),
@@ -77,7 +77,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
     rt.block_on(async move {
         match cmd {
             AuditCommand::Verify(a) => verify::run(a).await,
-            AuditCommand::Query(a) => query::run(a).await,
+            AuditCommand::Query(a) => query::run(*a).await,
             AuditCommand::Timeline(a) => timeline::run(a).await,
             AuditCommand::Export(a) => export::run(a).await,
             AuditCommand::Prune(a) => export::prune(a).await,
