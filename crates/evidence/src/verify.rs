@@ -108,6 +108,20 @@ struct Head {
     detail: Option<serde_json::Value>,
 }
 
+/// What one leaf says on its own; `None` when its payload was pruned.
+struct Content {
+    hash_ok: bool,
+    head: Result<Head, String>,
+}
+
+fn inspect(row: &LeafRow) -> Option<Content> {
+    let body = row.body.as_ref()?;
+    Some(Content {
+        hash_ok: leaf_hash(body) == row.leaf_hash,
+        head: serde_json::from_slice::<Head>(body).map_err(|e| e.to_string()),
+    })
+}
+
 /// Streaming verifier: feed leaves in storage order with [`Verifier::push`],
 /// then call [`Verifier::finish`].
 #[derive(Debug)]
@@ -161,6 +175,40 @@ impl Verifier {
 
     /// Feeds the next stored leaf.
     pub fn push(&mut self, row: &LeafRow) {
+        let content = inspect(row);
+        self.push_inspected(row, content);
+    }
+
+    /// Feeds the next stored leaves, hashing and reading their records on
+    /// every core.
+    pub fn push_all(&mut self, rows: &[LeafRow]) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = rows.len().div_ceil(threads).max(256);
+        let contents: Vec<Option<Content>> = if rows.len() <= per {
+            rows.iter().map(inspect).collect()
+        } else {
+            std::thread::scope(|s| {
+                let parts: Vec<_> = rows
+                    .chunks(per)
+                    .map(|c| s.spawn(move || c.iter().map(inspect).collect::<Vec<_>>()))
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        if contents.len() != rows.len() {
+            // A worker died: fall back to one core rather than skip leaves.
+            rows.iter().for_each(|r| self.push(r));
+            return;
+        }
+        for (row, content) in rows.iter().zip(contents) {
+            self.push_inspected(row, content);
+        }
+    }
+
+    fn push_inspected(&mut self, row: &LeafRow, content: Option<Content>) {
         let expected = self.frontier.size();
         if row.seq > expected {
             let message = if row.seq - expected == 1 {
@@ -195,17 +243,17 @@ impl Verifier {
             self.check_checkpoints_at(self.frontier.size());
         }
         let seq = row.seq;
-        match &row.body {
+        match content {
             None => self.report.pruned += 1,
-            Some(body) => {
-                if leaf_hash(body) != row.leaf_hash {
+            Some(c) => {
+                if !c.hash_ok {
                     self.find(
                         FindingKind::Modified,
                         Some(seq),
                         format!("leaf {seq}: the record no longer matches its leaf hash"),
                     );
                 }
-                match serde_json::from_slice::<Head>(body) {
+                match c.head {
                     Ok(head) if head.seq != seq => self.find(
                         FindingKind::Reordered,
                         Some(seq),
@@ -238,10 +286,14 @@ impl Verifier {
 
     /// Checks the checkpoints taken at exactly `size` leaves.
     fn check_checkpoints_at(&mut self, size: u64) {
-        while let Some(c) = self.checkpoints.get(self.next_checkpoint).cloned() {
-            if c.checkpoint.size != size {
+        while self
+            .checkpoints
+            .get(self.next_checkpoint)
+            .is_some_and(|c| c.checkpoint.size == size)
+        {
+            let Some(c) = self.checkpoints.get(self.next_checkpoint).cloned() else {
                 break;
-            }
+            };
             self.next_checkpoint += 1;
             let signer = self.trusted.iter().find(|k| c.verify(k)).cloned();
             let Some(_) = signer else {

@@ -184,7 +184,7 @@ async fn load_frontier(store: &Store) -> Result<Frontier, StoreError> {
     loop {
         let mut q = Sql::new("SELECT seq, leaf_hash FROM evidence WHERE seq > ");
         q.int(after).push(" ORDER BY seq LIMIT 50000");
-        let rows = q.build().fetch_all(store.pool()).await?;
+        let rows = q.build(store.backend()).fetch_all(store.pool()).await?;
         if rows.is_empty() {
             break;
         }
@@ -211,7 +211,11 @@ async fn register_key(store: &Store, signer: &SigningKeyPair) -> Result<(), Stor
     let id = format!("{:08x}", signer.key_id());
     let mut q = Sql::new("SELECT key_id FROM signing_keys WHERE key_id = ");
     q.text(id.clone());
-    if q.build().fetch_optional(store.pool()).await?.is_none() {
+    if q.build(store.backend())
+        .fetch_optional(store.pool())
+        .await?
+        .is_none()
+    {
         let mut q = Sql::new("INSERT INTO signing_keys (key_id, verifier, created_us) VALUES (");
         q.text(id)
             .push(", ")
@@ -219,7 +223,7 @@ async fn register_key(store: &Store, signer: &SigningKeyPair) -> Result<(), Stor
             .push(", ")
             .int(warden_evidence::micros(&now()).unwrap_or(0))
             .push(")");
-        q.build().execute(store.pool()).await?;
+        q.build(store.backend()).execute(store.pool()).await?;
     }
     Ok(())
 }
@@ -345,7 +349,9 @@ impl Writer {
             .push(", ")
             .int(warden_evidence::micros(&cp.timestamp).unwrap_or(0))
             .push(")");
-        q.build().execute(self.store.pool()).await?;
+        q.build(self.store.backend())
+            .execute(self.store.pool())
+            .await?;
         Ok(signed)
     }
 
@@ -407,7 +413,7 @@ async fn write_batch(store: &Store, batch: &[Prepared]) -> Result<(), StoreError
                 .opt_text(r.code.clone())
                 .push(")");
         }
-        q.build().execute(&mut *tx).await?;
+        q.build(store.backend()).execute(&mut *tx).await?;
         let policies: Vec<(u64, &str)> = chunk
             .iter()
             .flat_map(|p| {
@@ -423,6 +429,7 @@ async fn write_batch(store: &Store, batch: &[Prepared]) -> Result<(), StoreError
             })
             .collect();
         insert_pairs(
+            store.backend(),
             &mut tx,
             "INSERT INTO evidence_policy (seq, policy_id) VALUES ",
             &policies,
@@ -443,6 +450,7 @@ async fn write_batch(store: &Store, batch: &[Prepared]) -> Result<(), StoreError
             })
             .collect();
         insert_pairs(
+            store.backend(),
             &mut tx,
             "INSERT INTO evidence_approver (seq, approver) VALUES ",
             &approvers,
@@ -454,6 +462,7 @@ async fn write_batch(store: &Store, batch: &[Prepared]) -> Result<(), StoreError
 }
 
 async fn insert_pairs(
+    backend: crate::Backend,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     head: &'static str,
     pairs: &[(u64, &str)],
@@ -464,7 +473,7 @@ async fn insert_pairs(
             q.push(if i == 0 { "(" } else { ", (" });
             q.int(*seq as i64).push(", ").text(*v).push(")");
         }
-        q.build().execute(&mut **tx).await?;
+        q.build(backend).execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -124,7 +124,7 @@ impl Store {
         }
         q.push(" ORDER BY seq DESC LIMIT ")
             .int(i64::from(f.limit.max(1)));
-        let rows = q.build().fetch_all(self.pool()).await?;
+        let rows = q.build(self.backend()).fetch_all(self.pool()).await?;
         rows.iter().map(stored).collect()
     }
 
@@ -132,14 +132,14 @@ impl Store {
     pub async fn run_records(&self, run: &str) -> Result<Vec<StoredRecord>, StoreError> {
         let mut q = Sql::new(RECORD_COLUMNS);
         q.push(" WHERE run_id = ").text(run).push(" ORDER BY seq");
-        let rows = q.build().fetch_all(self.pool()).await?;
+        let rows = q.build(self.backend()).fetch_all(self.pool()).await?;
         rows.iter().map(stored).collect()
     }
 
     /// Number of leaves stored.
     pub async fn leaf_count(&self) -> Result<u64, StoreError> {
         let row = Sql::new("SELECT COUNT(*) AS n FROM evidence")
-            .build()
+            .build(self.backend())
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get::<i64, _>("n")? as u64)
@@ -152,7 +152,7 @@ impl Store {
         q.int(after)
             .push(" ORDER BY seq LIMIT ")
             .int(i64::from(limit));
-        let rows = q.build().fetch_all(self.pool()).await?;
+        let rows = q.build(self.backend()).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
                 let seq: i64 = row.try_get("seq")?;
@@ -173,7 +173,7 @@ impl Store {
     /// not parse is an error naming it.
     pub async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
         let rows = Sql::new("SELECT id, note FROM checkpoints ORDER BY id")
-            .build()
+            .build(self.backend())
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -194,7 +194,7 @@ impl Store {
     /// Public keys that have signed checkpoints, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<VerifierKey>, StoreError> {
         let rows = Sql::new("SELECT verifier FROM signing_keys ORDER BY created_us, key_id")
-            .build()
+            .build(self.backend())
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -219,9 +219,7 @@ impl Store {
             let page = self.leaves(after, 20_000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq as i64;
-            for row in &page {
-                v.push(row);
-            }
+            v.push_all(&page);
             read += page.len() as u64;
             progress(read);
         }
@@ -235,7 +233,7 @@ impl Store {
         loop {
             let mut q = Sql::new("SELECT seq, leaf_hash FROM evidence WHERE seq > ");
             q.int(after).push(" ORDER BY seq LIMIT 50000");
-            let rows = q.build().fetch_all(self.pool()).await?;
+            let rows = q.build(self.backend()).fetch_all(self.pool()).await?;
             let Some(last) = rows.last() else { break };
             after = last.try_get("seq")?;
             for row in &rows {
@@ -283,7 +281,7 @@ impl Store {
         let mut q =
             Sql::new("UPDATE evidence SET body = NULL WHERE body IS NOT NULL AND time_us < ");
         q.int(before_us);
-        let done = q.build().execute(self.pool()).await?;
+        let done = q.build(self.backend()).execute(self.pool()).await?;
         Ok(done.rows_affected())
     }
 }

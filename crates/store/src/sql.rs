@@ -1,9 +1,17 @@
-//! SQL text with numbered placeholders (`$1`, `$2`, ...), which both
-//! PostgreSQL and SQLite accept, and the values bound to them.
+//! SQL text with placeholders written for the backend that runs it
+//! (`$1`, `$2`, ... for PostgreSQL; `?` for SQLite, which binds anonymous
+//! parameters by position without looking names up), and the values bound
+//! to them.
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Arguments, AssertSqlSafe};
+
+use crate::Backend;
+
+/// Marks a placeholder in the text until the backend is known; fixed
+/// fragments never contain it.
+const PLACEHOLDER: char = '\u{1}';
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone)]
@@ -38,8 +46,7 @@ impl Sql {
     /// Appends a placeholder for `value`.
     pub(crate) fn bind(&mut self, value: Bind) -> &mut Self {
         self.binds.push(value);
-        self.text.push('$');
-        self.text.push_str(&self.binds.len().to_string());
+        self.text.push(PLACEHOLDER);
         self
     }
 
@@ -59,8 +66,24 @@ impl Sql {
         self.bind(Bind::Bytes(v))
     }
 
-    /// The query, ready to run.
-    pub(crate) fn build(self) -> Query<'static, Any, AnyArguments> {
+    /// The query, ready to run on `backend`.
+    pub(crate) fn build(self, backend: Backend) -> Query<'static, Any, AnyArguments> {
+        let mut text = String::with_capacity(self.text.len() + 4 * self.binds.len());
+        let mut n = 0;
+        for c in self.text.chars() {
+            if c == PLACEHOLDER {
+                n += 1;
+                match backend {
+                    Backend::Postgres => {
+                        text.push('$');
+                        text.push_str(&n.to_string());
+                    }
+                    Backend::Sqlite => text.push('?'),
+                }
+            } else {
+                text.push(c);
+            }
+        }
         let mut args = AnyArguments::default();
         for b in self.binds {
             // Adding a supported type to AnyArguments does not fail.
@@ -72,6 +95,6 @@ impl Sql {
         }
         // Safe: the text holds only the fixed fragments above and numbered
         // placeholders; every value is bound.
-        sqlx::query_with(AssertSqlSafe(self.text), args)
+        sqlx::query_with(AssertSqlSafe(text), args)
     }
 }

@@ -104,7 +104,7 @@ fn tampering_with_the_sqlite_file_fails_verify_naming_the_leaf() {
     seed(&data, "10", "1m");
     edit_sqlite(
         &data.join("warden.db"),
-        "UPDATE evidence SET body = replace(body, 'ticket', 'tickit') WHERE seq = 3",
+        "UPDATE evidence SET body = replace(body, 'refund-request', 'refund-requesT') WHERE seq = 3",
     );
     let out = warden(&["audit", "verify", "--data", d]);
     assert_eq!(out.code, 1, "{}", out.stdout);

@@ -468,3 +468,40 @@ async fn a_failed_batch_writes_nothing(db: &TestDb) {
     };
     assert_eq!(policies_rows, 0, "no half-written index rows");
 }
+
+both!(scheduled_checkpoints_are_signed_when_idle);
+async fn scheduled_checkpoints_are_signed_when_idle(db: &TestDb) {
+    let opts = LogOptions {
+        checkpoint_interval: Some(std::time::Duration::from_millis(50)),
+        ..LogOptions::default()
+    };
+    let log = AuditLog::open(db.store.clone(), db.data.signer().clone(), opts)
+        .await
+        .unwrap();
+    // Nothing is appended; checkpoints still arrive, each naming its key.
+    let mut seen = Vec::new();
+    for _ in 0..400 {
+        seen = db.store.checkpoints().await.unwrap();
+        if seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(seen.len() >= 3, "only {} scheduled checkpoints", seen.len());
+    let key = db.data.signer().verifier();
+    for c in &seen {
+        assert_eq!(c.checkpoint.size, 0);
+        assert_eq!(c.key_id, key.key_id());
+        assert!(c.verify(&key));
+    }
+    let times: BTreeSet<&str> = seen
+        .iter()
+        .map(|c| c.checkpoint.timestamp.as_str())
+        .collect();
+    assert_eq!(
+        times.len(),
+        seen.len(),
+        "each checkpoint has its own timestamp"
+    );
+    log.close().await.unwrap();
+}

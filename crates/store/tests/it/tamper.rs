@@ -44,7 +44,7 @@ async fn modified_record_is_named(db: &TestDb) {
     let mut c = db.backdoor().await;
     exec(
         &mut c,
-        "UPDATE evidence SET body = replace(body, 'support', 'billing') WHERE seq = $1",
+        "UPDATE evidence SET body = replace(body, 'refund-request', 'refund-requesT') WHERE seq = $1",
         7,
     )
     .await;
@@ -66,7 +66,8 @@ async fn rewritten_record_and_hash_break_the_signed_root(db: &TestDb) {
     let row = db.store.leaves(11, 1).await.unwrap().remove(0);
     let body = String::from_utf8(row.body.unwrap())
         .unwrap()
-        .replace("support", "billing");
+        .replace("refund-request", "refund-requesT");
+    assert!(body.contains("refund-requesT"));
     let hash = warden_evidence::merkle::leaf_hash(body.as_bytes());
     sqlx::query("UPDATE evidence SET body = $1, leaf_hash = $2 WHERE seq = $3")
         .bind(body)
