@@ -212,13 +212,23 @@ impl Store {
         trusted: Vec<VerifierKey>,
         mut progress: impl FnMut(u64),
     ) -> Result<Report, StoreError> {
+        const PAGE: u32 = 20_000;
         let mut v = Verifier::new(self.checkpoints().await?, trusted);
-        let mut after = -1i64;
         let mut read = 0u64;
-        loop {
-            let page = self.leaves(after, 20_000).await?;
+        // Read the next page while this one is hashed and checked.
+        let fetch = |after: i64| {
+            let store = self.clone();
+            tokio::spawn(async move { store.leaves(after, PAGE).await })
+        };
+        let mut pending = Some(fetch(-1));
+        while let Some(next) = pending.take() {
+            let page = next
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("reading leaves: {e}")))??;
             let Some(last) = page.last() else { break };
-            after = last.seq as i64;
+            if page.len() == PAGE as usize {
+                pending = Some(fetch(last.seq as i64));
+            }
             v.push_all(&page);
             read += page.len() as u64;
             progress(read);
