@@ -96,6 +96,21 @@ impl TestDb {
         }
     }
 
+    /// Verifies the log, trusting the data directory's key.
+    pub async fn verify(&self) -> warden_evidence::Report {
+        self.store
+            .verify(vec![self.data.signer().verifier()], |_| {})
+            .await
+            .unwrap()
+    }
+
+    /// Verifies the log and asserts it is intact.
+    pub async fn verify_ok(&self) -> warden_evidence::Report {
+        let report = self.verify().await;
+        assert!(report.ok(), "{:?}", report.findings);
+        report
+    }
+
     /// A second, independent connection: "behind Warden's back".
     pub async fn backdoor(&self) -> sqlx::AnyConnection {
         let url = match &self.url {

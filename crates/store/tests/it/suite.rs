@@ -42,12 +42,7 @@ async fn concurrent_appends_get_every_position_once(db: &TestDb) {
     let cp = log.checkpoint().await.unwrap();
     assert_eq!(cp.checkpoint.size, n);
     assert_eq!(db.store.leaf_count().await.unwrap(), n);
-    let report = db
-        .store
-        .verify(vec![db.data.signer().verifier()], |_| {})
-        .await
-        .unwrap();
-    assert!(report.ok(), "{:?}", report.findings);
+    let report = db.verify_ok().await;
     assert_eq!(report.leaves, n);
     assert_eq!(report.root, hex::encode(cp.checkpoint.root));
     // Every stored record hashes to its receipt's leaf and carries its seq.
@@ -91,12 +86,7 @@ async fn reopened_log_continues_the_same_tree(db: &TestDb) {
         &second.checkpoint.root,
         &proof
     ));
-    let report = db
-        .store
-        .verify(vec![db.data.signer().verifier()], |_| {})
-        .await
-        .unwrap();
-    assert!(report.ok(), "{:?}", report.findings);
+    let report = db.verify_ok().await;
     assert_eq!(report.checkpoints, 2);
 }
 
@@ -336,12 +326,7 @@ async fn pruned_payloads_keep_the_tree_and_proofs(db: &TestDb) {
         0,
         "pruning twice is a no-op"
     );
-    let report = db
-        .store
-        .verify(vec![db.data.signer().verifier()], |_| {})
-        .await
-        .unwrap();
-    assert!(report.ok(), "{:?}", report.findings);
+    let report = db.verify_ok().await;
     assert_eq!(report.pruned, expected);
     assert_eq!(report.root, hex::encode(before.checkpoint.root));
     // Old proofs still verify against the same root.

@@ -20,10 +20,7 @@ async fn seeded(db: &TestDb) -> u64 {
 }
 
 async fn verify(db: &TestDb) -> Report {
-    db.store
-        .verify(vec![db.data.signer().verifier()], |_| {})
-        .await
-        .unwrap()
+    db.verify().await
 }
 
 async fn exec(c: &mut AnyConnection, sql: &'static str, seq: i64) {
