@@ -35,6 +35,9 @@ enum Command {
     Decide(DecideArgs),
     /// Run the pack's decision test cases (tests/*.toml).
     Test(TestArgs),
+    /// Mint a bearer token for an agent or person, or hash one for a pack.
+    #[command(subcommand)]
+    Token(crate::commands::token::TokenCommand),
     /// The tamper-evident audit log: verify, query, timeline, export, prune.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),
@@ -135,6 +138,7 @@ pub fn run() -> ExitCode {
         Command::Decide(a) => commands::decide::run(&a),
         Command::Test(a) => commands::test::run(&a),
         Command::Audit(a) => commands::audit::run(a),
+        Command::Token(a) => commands::token::run(&a),
     };
     match result {
         Ok(exit) => exit.into(),

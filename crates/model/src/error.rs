@@ -152,6 +152,33 @@ pub enum ModelProblem {
         /// The workflow.
         workflow: String,
     },
+    /// A token entry that is not a SHA-256 hash.
+    #[error(
+        "not a token hash: write `sha256:` and 64 hex digits (`warden token new` prints one), never the token itself"
+    )]
+    InvalidTokenHash,
+    /// The same token hash for two principals.
+    #[error("this token hash is also given to `{other}`: each token must identify one principal")]
+    DuplicateToken {
+        /// The other principal.
+        other: String,
+    },
+    /// A `token_env` that is not an environment variable name.
+    #[error(
+        "`{name}` is not an environment variable name (letters, digits and `_`, not starting with a digit)"
+    )]
+    InvalidEnvName {
+        /// The name.
+        name: String,
+    },
+    /// A role Warden does not know.
+    #[error(
+        "unknown role `{role}`; expected operator or auditor (approvers are the members of `approver_groups`)"
+    )]
+    UnknownRole {
+        /// The role.
+        role: String,
+    },
     /// A test case that names an unknown outcome or code.
     #[error("test case `{case}`: {message}")]
     BadTestCase {
@@ -183,6 +210,10 @@ impl Problem for ModelProblem {
             Self::UnknownSensitiveField { .. } => "unknown_sensitive_field",
             Self::WorkflowWithoutOwner { .. } => "workflow_without_owner",
             Self::BadTestCase { .. } => "invalid_test_case",
+            Self::InvalidTokenHash => "invalid_token_hash",
+            Self::DuplicateToken { .. } => "duplicate_token",
+            Self::InvalidEnvName { .. } => "invalid_env_name",
+            Self::UnknownRole { .. } => "unknown_role",
         }
     }
 

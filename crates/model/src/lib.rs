@@ -30,8 +30,9 @@ pub use diagnostic::{Diagnostic, DiagnosticJson, Diagnostics, Problem, Severity,
 pub use error::{LoadError, ModelProblem};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use pack::{
-    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool, Workflow,
+    Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Person, Step, System, Team,
+    Tool, Workflow,
 };
 pub use source::{Location, SourceFile};
 pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};
-pub use vocab::{Access, ActionStatus, DenyCode, FailureCode, Outcome, Risk, UnknownWord};
+pub use vocab::{Access, ActionStatus, DenyCode, FailureCode, Outcome, Risk, Role, UnknownWord};

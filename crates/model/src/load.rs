@@ -21,9 +21,11 @@ use crate::manifest::{
     TOP_LEVEL_KEYS,
 };
 use crate::pack::{
-    Agent, ApproverGroup, Escalation, Pack, PackVersion, Person, Step, System, Team, Tool, Workflow,
+    Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Person, Step, System, Team,
+    Tool, Workflow,
 };
 use crate::source::{Location, SourceFile};
+use crate::vocab::Role;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "warden.toml";
@@ -122,6 +124,51 @@ impl Cx {
     fn push(&mut self, problem: ModelProblem, span: Range<usize>) {
         let d = Diagnostic::new(&problem).at(self.loc(span));
         self.diags.push(d);
+    }
+
+    /// Checks a principal's token hashes and token variable.
+    fn credentials(
+        &mut self,
+        owner: &str,
+        tokens: Vec<Spanned<String>>,
+        env: Option<Spanned<String>>,
+        seen: &mut BTreeMap<String, String>,
+    ) -> Credentials {
+        let mut out = Credentials::default();
+        for t in tokens {
+            let value = t.get_ref();
+            let ok = value
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                // Never echo the value: it may be a pasted secret.
+                self.push(ModelProblem::InvalidTokenHash, t.span());
+                continue;
+            }
+            let hash = value.to_ascii_lowercase();
+            if let Some(other) = seen.get(&hash) {
+                let other = other.clone();
+                self.push(ModelProblem::DuplicateToken { other }, t.span());
+                continue;
+            }
+            seen.insert(hash.clone(), owner.to_owned());
+            out.token_hashes.push(hash);
+        }
+        if let Some(e) = env {
+            let name = e.get_ref();
+            let ok = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ok {
+                out.token_env = Some(name.clone());
+            } else {
+                self.push(
+                    ModelProblem::InvalidEnvName { name: name.clone() },
+                    e.span(),
+                );
+            }
+        }
+        out
     }
 
     fn report(&mut self, d: Diagnostic) {
@@ -279,8 +326,23 @@ impl Cx {
                 }
             }
         }
+        let mut token_owners: BTreeMap<String, String> = BTreeMap::new();
         for p in raw.people {
             self.reference(RefKind::Team, p.team.as_ref());
+            let credentials =
+                self.credentials(p.id.get_ref(), p.tokens, p.token_env, &mut token_owners);
+            let mut roles = Vec::new();
+            for r in p.roles {
+                match r.get_ref().parse::<Role>() {
+                    Ok(role) => roles.push(role),
+                    Err(_) => self.push(
+                        ModelProblem::UnknownRole {
+                            role: r.get_ref().clone(),
+                        },
+                        r.span(),
+                    ),
+                }
+            }
             if self.check_id("person", &p.id, &pack.people, |v| &v.at) {
                 let at = self.loc(p.id.span());
                 let id = p.id.into_inner();
@@ -291,6 +353,8 @@ impl Cx {
                         name: p.name,
                         email: p.email,
                         team: p.team.map(Spanned::into_inner),
+                        credentials,
+                        roles,
                         at,
                     },
                 );
@@ -316,6 +380,8 @@ impl Cx {
         for a in raw.agents {
             self.reference(RefKind::Team, Some(&a.team));
             self.reference(RefKind::Owner, Some(&a.owner));
+            let credentials =
+                self.credentials(a.id.get_ref(), a.tokens, a.token_env, &mut token_owners);
             if self.check_id("agent", &a.id, &pack.agents, |v| &v.at) {
                 let at = self.loc(a.id.span());
                 let id = a.id.into_inner();
@@ -326,6 +392,7 @@ impl Cx {
                         team: a.team.into_inner(),
                         owner: a.owner.into_inner(),
                         description: a.description,
+                        credentials,
                         at,
                     },
                 );

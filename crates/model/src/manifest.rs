@@ -28,6 +28,15 @@ pub(crate) struct RawPerson {
     pub email: Option<String>,
     #[serde(default)]
     pub team: Option<Spanned<String>>,
+    /// Hashes of the person's bearer tokens (`sha256:<hex>`).
+    #[serde(default)]
+    pub tokens: Vec<Spanned<String>>,
+    /// An environment variable holding a token, read when the server starts.
+    #[serde(default)]
+    pub token_env: Option<Spanned<String>>,
+    /// `operator`, `auditor`.
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
 }
 
 /// `[[teams]]`
@@ -52,6 +61,12 @@ pub(crate) struct RawAgent {
     pub owner: Spanned<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Hashes of the agent's bearer tokens (`sha256:<hex>`).
+    #[serde(default)]
+    pub tokens: Vec<Spanned<String>>,
+    /// An environment variable holding a token, read when the server starts.
+    #[serde(default)]
+    pub token_env: Option<Spanned<String>>,
 }
 
 /// `[[systems]]`

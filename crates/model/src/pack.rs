@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::source::{Location, SourceFile};
-use crate::vocab::{Access, Risk};
+use crate::vocab::{Access, Risk, Role};
 
 /// A loaded governance pack. Entries that failed to load are absent; the
 /// diagnostics that came with it say why.
@@ -86,8 +86,43 @@ pub struct Person {
     pub email: Option<String>,
     /// The team the person belongs to.
     pub team: Option<String>,
+    /// How the person authenticates.
+    pub credentials: Credentials,
+    /// What the person may do besides approving for their groups.
+    pub roles: Vec<Role>,
     /// Where it is declared.
     pub at: Location,
+}
+
+impl Credentials {
+    /// The hash a pack stores for `token`: `sha256:` and the hex SHA-256 of
+    /// its bytes.
+    pub fn hash_token(token: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(token.as_bytes());
+        let mut out = String::with_capacity(7 + 64);
+        out.push_str("sha256:");
+        for b in digest {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    /// Whether `token` is one of these credentials' tokens (the token
+    /// variable is read by the caller, not here).
+    pub fn accepts_hash(&self, hash: &str) -> bool {
+        self.token_hashes.iter().any(|h| h == hash)
+    }
+}
+
+/// How a principal authenticates: bearer tokens, of which the pack holds
+/// only SHA-256 hashes, or an environment variable holding one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// `sha256:<64 hex>` of each accepted token.
+    pub token_hashes: Vec<String>,
+    /// Name of an environment variable whose value is an accepted token.
+    pub token_env: Option<String>,
 }
 
 /// A team of people and agents.
@@ -116,6 +151,8 @@ pub struct Agent {
     pub owner: String,
     /// What it does.
     pub description: Option<String>,
+    /// How the agent authenticates.
+    pub credentials: Credentials,
     /// Where it is declared.
     pub at: Location,
 }

@@ -61,6 +61,16 @@ pub enum DenyCode {
     UnknownAgent,
 }
 
+/// What a person may do besides approving for their approver groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs Warden: pauses agents, manages incidents, reads everything.
+    Operator,
+    /// Reads evidence: audit queries, timelines, verification, exports.
+    Auditor,
+}
+
 /// Where an action is in its lifecycle (DESIGN.md, "Action lifecycle").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,6 +194,7 @@ words!(DenyCode {
     UnknownAgent => "unknown_agent",
 });
 
+words!(Role { Operator => "operator", Auditor => "auditor" });
 words!(ActionStatus {
     Proposed => "proposed",
     Denied => "denied",

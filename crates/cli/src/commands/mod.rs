@@ -4,6 +4,7 @@ pub mod audit;
 pub mod decide;
 pub mod schema;
 pub mod test;
+pub mod token;
 pub mod validate;
 
 use std::path::Path;

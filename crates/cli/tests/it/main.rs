@@ -7,4 +7,5 @@ mod common;
 mod decide;
 mod schema;
 mod test_cmd;
+mod token;
 mod validate;
