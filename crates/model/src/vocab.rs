@@ -133,6 +133,9 @@ pub enum FailureCode {
     RetriesExhausted,
     /// The agent is paused or quarantined by oversight.
     AgentPaused,
+    /// Warden stopped while the action was executing and, on restart, the
+    /// tool was not safe to re-send.
+    Interrupted,
 }
 
 impl From<DenyCode> for FailureCode {
@@ -219,6 +222,7 @@ words!(FailureCode {
     ToolTimeout => "tool_timeout",
     RetriesExhausted => "retries_exhausted",
     AgentPaused => "agent_paused",
+    Interrupted => "interrupted",
 });
 
 /// A word that is not one of the expected ones.
