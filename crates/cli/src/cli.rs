@@ -35,6 +35,8 @@ enum Command {
     Decide(DecideArgs),
     /// Run the pack's decision test cases (tests/*.toml).
     Test(TestArgs),
+    /// Run the gateway: authenticate callers and serve the /v1 API.
+    Serve(crate::commands::serve::ServeArgs),
     /// Mint a bearer token for an agent or person, or hash one for a pack.
     #[command(subcommand)]
     Token(crate::commands::token::TokenCommand),
@@ -139,6 +141,7 @@ pub fn run() -> ExitCode {
         Command::Test(a) => commands::test::run(&a),
         Command::Audit(a) => commands::audit::run(a),
         Command::Token(a) => commands::token::run(&a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -33,6 +33,10 @@ pub enum RecordKind {
     RunFinished,
     /// The checkpoint signing key changed; carries the new public key.
     KeyRotated,
+    /// A request was refused before it reached policy: no or unknown
+    /// credentials (`unauthenticated`) or a role that does not allow it
+    /// (`forbidden`). Never carries the token.
+    AccessDenied,
 }
 
 impl RecordKind {
@@ -45,6 +49,7 @@ impl RecordKind {
             Self::ActionExecuted => "action_executed",
             Self::RunFinished => "run_finished",
             Self::KeyRotated => "key_rotated",
+            Self::AccessDenied => "access_denied",
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod decide;
 pub mod schema;
+pub mod serve;
 pub mod test;
 pub mod token;
 pub mod validate;

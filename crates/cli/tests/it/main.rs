@@ -6,6 +6,7 @@ mod audit;
 mod common;
 mod decide;
 mod schema;
+mod serve;
 mod test_cmd;
 mod token;
 mod validate;

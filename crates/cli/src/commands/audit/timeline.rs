@@ -142,8 +142,8 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                 println!("{head} executed {} → {}{took}", tool(r), status(r));
             }
             RecordKind::RunFinished => println!("{head} run finished → {}", status(r)),
-            RecordKind::KeyRotated => {
-                println!("{head} {}", r.message.as_deref().unwrap_or("key rotated"))
+            RecordKind::KeyRotated | RecordKind::AccessDenied => {
+                println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
             }
         }
     }

@@ -1,0 +1,185 @@
+//! `warden serve` on loopback: authentication, roles, JSON errors, evidence
+//! of refusals, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::common::{root, warden};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "serve",
+                "--pack",
+                "examples/support-refunds",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data")
+            .arg(data)
+            .current_dir(root())
+            .env_remove("WARDEN_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self { child, base }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = Client::new().get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            ct.starts_with("application/json"),
+            "{path}: content-type {ct}"
+        );
+        (status, resp.json().unwrap())
+    }
+
+    /// SIGTERM, then wait: the server drains and signs a final checkpoint.
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn tokens_roles_and_errors_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data);
+
+    let (status, health) = server.get("/healthz", None);
+    assert_eq!(status, 200);
+    assert_eq!(health["pack"], "support-refunds");
+    assert!(
+        health["policy_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+
+    // Who am I: the token decides, for agents and people.
+    let (status, me) = server.get("/v1/whoami", Some("demo-support-bot"));
+    assert_eq!(
+        (status, me["id"].as_str(), me["kind"].as_str()),
+        (200, Some("support-bot"), Some("agent"))
+    );
+    let (_, me) = server.get("/v1/whoami", Some("demo-erin"));
+    assert_eq!(me["roles"], serde_json::json!(["auditor"]));
+
+    // No token, an unknown token: 401 with a code.
+    let (status, err) = server.get("/v1/audit", None);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let (status, err) = server.get("/v1/audit", Some("demo-mallory"));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    // An agent may not read the audit log: 403.
+    let (status, err) = server.get("/v1/audit", Some("demo-support-bot"));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    // A bad query parameter: 400 with a code, not a text page.
+    let (status, err) = server.get("/v1/audit?limit=lots", Some("demo-erin"));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, err) = server.get("/v1/audit?since=yesterday", Some("demo-erin"));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, err) = server.get("/v1/nothing-here", None);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // Every refusal is evidence, without the token.
+    let (status, found) = server.get("/v1/audit?kind=access_denied", Some("demo-erin"));
+    assert_eq!(status, 200);
+    let records = found["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{found}");
+    let codes: Vec<&str> = records
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["forbidden", "unauthenticated", "unauthenticated"]);
+    assert!(!found.to_string().contains("demo-mallory"));
+    assert_eq!(records[0]["agent"], "support-bot");
+
+    let (status, verify) = server.get("/v1/audit/verify", Some("demo-tina"));
+    assert_eq!(status, 200, "{verify}");
+    assert_eq!(verify["ok"], true);
+
+    // Graceful stop: exit 0, and the log verifies with a checkpoint over it.
+    assert!(server.stop().success());
+    let d = data.to_str().unwrap();
+    let report = warden(&["audit", "verify", "--data", d, "--json"]).json();
+    assert_eq!(report["findings"], serde_json::json!([]));
+    assert_eq!(report["latest_checkpoint_size"], 3);
+}
+
+#[test]
+fn an_invalid_pack_does_not_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = warden(&[
+        "serve",
+        "--pack",
+        "crates/cli/tests/packs/bad-credentials",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        tmp.path().join("d").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot load the pack"),
+        "{}",
+        out.stderr
+    );
+}
