@@ -33,6 +33,9 @@ pub enum RecordKind {
     RunFinished,
     /// The checkpoint signing key changed; carries the new public key.
     KeyRotated,
+    /// The server loaded a new version of the pack, or refused an invalid
+    /// one and kept the old (`code` = `pack_invalid`).
+    PackReloaded,
     /// A request was refused before it reached policy: no or unknown
     /// credentials (`unauthenticated`) or a role that does not allow it
     /// (`forbidden`). Never carries the token.
@@ -50,6 +53,7 @@ impl RecordKind {
             Self::RunFinished => "run_finished",
             Self::KeyRotated => "key_rotated",
             Self::AccessDenied => "access_denied",
+            Self::PackReloaded => "pack_reloaded",
         }
     }
 }

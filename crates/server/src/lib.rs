@@ -10,9 +10,13 @@
 //! | `GET /v1/whoami` | any principal | the authenticated caller |
 //! | `GET /v1/audit` | auditor, operator | `warden audit query` |
 //! | `GET /v1/audit/verify` | auditor, operator | `warden audit verify` |
+//!
+//! SIGHUP reloads the pack; an invalid pack is refused and the old one
+//! stays in force. Both outcomes are evidence records.
 
 mod auth;
 mod error;
+mod reload;
 mod routes;
 
 use std::net::SocketAddr;
@@ -65,8 +69,8 @@ pub enum ServerError {
 pub struct AppState {
     /// The current policy engine (hot-swappable).
     pub engine: Arc<EngineHandle>,
-    /// Who holds which token.
-    pub principals: Arc<Principals>,
+    /// Who holds which token (swapped with the pack on reload).
+    pub principals: Arc<arc_swap::ArcSwap<Principals>>,
     /// The database.
     pub store: Store,
     /// The audit log writer.
@@ -76,9 +80,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Who holds which token.
-    pub fn principals(&self) -> &Principals {
-        &self.principals
+    /// Who holds which token, for the pack in force now.
+    pub fn principals(&self) -> Arc<Principals> {
+        self.principals.load_full()
     }
 }
 
@@ -103,11 +107,12 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     trusted.push(data.signer().verifier());
     let state = AppState {
         engine: Arc::new(EngineHandle::new(engine)),
-        principals: Arc::new(principals),
+        principals: Arc::new(arc_swap::ArcSwap::from_pointee(principals)),
         store,
         log: log.clone(),
         trusted,
     };
+    reload::on_sighup(state.clone(), config.pack.clone());
     let app = router(state, config.body_limit);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     ready(listener.local_addr()?);

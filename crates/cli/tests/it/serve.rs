@@ -16,14 +16,13 @@ struct Server {
 
 impl Server {
     fn start(data: &std::path::Path) -> Self {
+        Self::start_with(data, &root().join("examples/support-refunds"))
+    }
+
+    fn start_with(data: &std::path::Path, pack: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args([
-                "serve",
-                "--pack",
-                "examples/support-refunds",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--pack"])
+            .arg(pack)
             .arg("--data")
             .arg(data)
             .current_dir(root())
@@ -62,6 +61,26 @@ impl Server {
             "{path}: content-type {ct}"
         );
         (status, resp.json().unwrap())
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Polls the audit log until `n` records of `kind` exist.
+    fn wait_for(&self, kind: &str, n: usize) -> Vec<Value> {
+        for _ in 0..400 {
+            let (_, found) = self.get(&format!("/v1/audit?kind={kind}"), Some("demo-erin"));
+            let records = found["records"].as_array().cloned().unwrap_or_default();
+            if records.len() >= n {
+                return records;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("fewer than {n} `{kind}` records");
     }
 
     /// SIGTERM, then wait: the server drains and signs a final checkpoint.
@@ -182,4 +201,63 @@ fn an_invalid_pack_does_not_start() {
         "{}",
         out.stderr
     );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_a_valid_pack_and_refuses_an_invalid_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = tmp.path().join("pack");
+    copy_dir(&root().join("examples/support-refunds"), &pack);
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let (_, health) = server.get("/healthz", None);
+    let v1 = health["policy_version"].as_str().unwrap().to_owned();
+
+    // Break the manifest: the reload is refused, the old pack stays.
+    let manifest = pack.join("warden.toml");
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, good.replacen("[[tools]]", "[[tools]\n", 1)).unwrap();
+    server.signal("-HUP");
+    let reloads = server.wait_for("pack_reloaded", 1);
+    assert_eq!(reloads[0]["code"], "pack_invalid", "{reloads:?}");
+    assert_eq!(
+        server.get("/healthz", None).1["policy_version"],
+        v1.as_str()
+    );
+    assert_eq!(server.get("/v1/whoami", Some("demo-support-bot")).0, 200);
+
+    // A valid change: support-bot gets a new token instead of its demo one.
+    let old_hash = warden(&["token", "hash", "demo-support-bot"])
+        .stdout
+        .trim()
+        .to_owned();
+    let new_hash = warden(&["token", "hash", "rotated-support-bot"])
+        .stdout
+        .trim()
+        .to_owned();
+    std::fs::write(&manifest, good.replace(&old_hash, &new_hash)).unwrap();
+    server.signal("-HUP");
+    let reloads = server.wait_for("pack_reloaded", 2);
+    assert!(reloads[0].get("code").is_none(), "{reloads:?}");
+    let v2 = server.get("/healthz", None).1["policy_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(v1, v2);
+    assert_eq!(reloads[0]["detail"]["new_version"], v2.as_str());
+    assert_eq!(server.get("/v1/whoami", Some("demo-support-bot")).0, 401);
+    assert_eq!(server.get("/v1/whoami", Some("rotated-support-bot")).0, 200);
+    assert!(server.stop().success());
 }

@@ -142,7 +142,7 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                 println!("{head} executed {} → {}{took}", tool(r), status(r));
             }
             RecordKind::RunFinished => println!("{head} run finished → {}", status(r)),
-            RecordKind::KeyRotated | RecordKind::AccessDenied => {
+            RecordKind::KeyRotated | RecordKind::AccessDenied | RecordKind::PackReloaded => {
                 println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
             }
         }
