@@ -7,6 +7,7 @@
 //! | route | who | what |
 //! |---|---|---|
 //! | `GET /healthz` | anyone | pack, policy version, log size |
+//! | `POST /v1/actions` | agents | decide a proposed action (check mode), durably recorded |
 //! | `GET /v1/whoami` | any principal | the authenticated caller |
 //! | `GET /v1/audit` | auditor, operator | `warden audit query` |
 //! | `GET /v1/audit/verify` | auditor, operator | `warden audit verify` |
@@ -14,6 +15,7 @@
 //! SIGHUP reloads the pack; an invalid pack is refused and the old one
 //! stays in force. Both outcomes are evidence records.
 
+mod actions;
 mod auth;
 mod error;
 mod reload;
@@ -75,6 +77,8 @@ pub struct AppState {
     pub store: Store,
     /// The audit log writer.
     pub log: AuditLog,
+    /// Redacts sensitive arguments in evidence.
+    pub redactor: warden_evidence::Redactor,
     /// Keys `GET /v1/audit/verify` trusts.
     pub trusted: Vec<warden_evidence::VerifierKey>,
 }
@@ -110,6 +114,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         principals: Arc::new(arc_swap::ArcSwap::from_pointee(principals)),
         store,
         log: log.clone(),
+        redactor: data.redactor().clone(),
         trusted,
     };
     reload::on_sighup(state.clone(), config.pack.clone());

@@ -20,6 +20,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/actions", axum::routing::post(crate::actions::propose))
         .route("/v1/audit", get(audit_query))
         .route("/v1/audit/verify", get(audit_verify))
         .fallback(not_found)
@@ -59,7 +60,7 @@ async fn whoami(p: Principal) -> Json<Value> {
 }
 
 /// Records a refusal for a role, then returns it.
-async fn refuse(s: &AppState, p: &Principal, path: &str, err: ApiError) -> ApiError {
+pub(crate) async fn refuse(s: &AppState, p: &Principal, path: &str, err: ApiError) -> ApiError {
     let mut r = Record::new(RecordKind::AccessDenied);
     match p.kind {
         Kind::Agent => r.agent = Some(p.id.clone()),

@@ -261,3 +261,120 @@ fn sighup_reloads_a_valid_pack_and_refuses_an_invalid_one() {
     assert_eq!(server.get("/v1/whoami", Some("rotated-support-bot")).0, 200);
     assert!(server.stop().success());
 }
+
+impl Server {
+    fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
+        let resp = Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap())
+    }
+}
+
+#[test]
+fn proposals_are_decided_recorded_and_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let refund = |cents: u32| {
+        format!(
+            r#"{{"tool":"stripe.refund","arguments":{{"order_id":"ord_1","customer_id":"cus_SECRET7","amount_cents":{cents},"reason":"damaged"}},"workflow":"refund-request","run_id":"run-api-1"}}"#
+        )
+    };
+    let (status, a) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        r#"{"tool":"crm.lookup_customer","arguments":{"customer_id":"cus_1"}}"#,
+    );
+    assert_eq!(
+        (status, a["status"].as_str()),
+        (201, Some("approved")),
+        "{a}"
+    );
+    assert!(a["action_id"].as_str().unwrap().starts_with("act_"));
+
+    let (status, a) = server.post("/v1/actions", "demo-support-bot", &refund(25_000));
+    assert_eq!(
+        (status, a["status"].as_str()),
+        (201, Some("awaiting_approval")),
+        "{a}"
+    );
+    assert_eq!(
+        a["decision"]["approval"]["groups"],
+        serde_json::json!(["finance"])
+    );
+
+    // The agent is the token's: a forged `agent` field changes nothing.
+    let forged = refund(500).replacen('{', r#"{"agent":"support-bot","#, 1);
+    let (status, a) = server.post("/v1/actions", "demo-intern-bot", &forged);
+    assert_eq!(
+        (status, a["status"].as_str(), a["code"].as_str()),
+        (201, Some("denied"), Some("policy_denied")),
+        "{a}"
+    );
+
+    // Bad input: a 4xx with a code, each one recorded.
+    let (status, e) = server.post("/v1/actions", "demo-support-bot", "{not json");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let wrong_type = refund(1).replace("\"amount_cents\":1", "\"amount_cents\":\"ten\"");
+    let (status, e) = server.post("/v1/actions", "demo-support-bot", &wrong_type);
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_arguments")),
+        "{e}"
+    );
+    let (status, e) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        r#"{"tool":"stripe.chargeback"}"#,
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("unknown_tool"))
+    );
+    let (status, e) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        r#"{"tool":"crm.lookup_customer","mode":"enforce"}"#,
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("unsupported_mode"))
+    );
+    let (status, e) = server.post(
+        "/v1/actions",
+        "demo-carol",
+        r#"{"tool":"crm.lookup_customer"}"#,
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, e) = server.post(
+        "/v1/actions",
+        "no-such-token",
+        r#"{"tool":"crm.lookup_customer"}"#,
+    );
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+
+    // Everything decided is in the log, sensitive values redacted.
+    let (_, found) = server.get("/v1/audit?kind=action_decided&limit=100", Some("demo-erin"));
+    let records = found["records"].as_array().unwrap();
+    assert_eq!(records.len(), 5, "{found}");
+    let intern = records.iter().find(|r| r["agent"] == "intern-bot").unwrap();
+    assert_eq!(intern["detail"]["claimed_agent"], "support-bot");
+    assert!(!found.to_string().contains("cus_SECRET7"));
+    let (_, denied) = server.get("/v1/audit?kind=access_denied", Some("demo-erin"));
+    assert_eq!(denied["records"].as_array().unwrap().len(), 2);
+    assert!(server.stop().success());
+}

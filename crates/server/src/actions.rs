@@ -1,0 +1,187 @@
+//! `POST /v1/actions`: an agent proposes an action; Warden runs the gates
+//! (known tool, arguments against the tool's JSON Schema, policy) and
+//! answers only after the decision is durable in the audit log.
+//!
+//! Check mode only, for now: Warden decides and the agent executes. Enforce
+//! mode (Warden executes through a connector), runs and step order, and
+//! approvals arrive with the runtime layer.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_evidence::{Check, Record, RecordKind};
+use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext, Trigger};
+use warden_policy::Request;
+
+use crate::AppState;
+use crate::auth::{Kind, Principal};
+use crate::error::ApiError;
+use crate::routes::refuse;
+
+/// The body of `POST /v1/actions`. The agent is the token's, never a field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// Tool id, e.g. `stripe.refund`.
+    pub tool: String,
+    /// Arguments, checked against the tool's JSON Schema.
+    #[serde(default = "empty_object")]
+    pub arguments: Value,
+    /// `check` (Warden decides, the agent executes). `enforce` is not yet
+    /// available.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// The workflow the action belongs to.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// The run id.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// What started the run.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
+    /// Why the agent wants it (recorded).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Ignored: the agent is always the token's. Accepted so a client that
+    /// sends it is not broken, and never trusted.
+    #[serde(default, rename = "agent")]
+    pub claimed_agent: Option<Value>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+fn action_id() -> Result<String, ApiError> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(format!("act_{}", hex::encode(b)))
+}
+
+/// `POST /v1/actions`
+pub async fn propose(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Result<Json<Proposal>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if p.kind != Kind::Agent {
+        let e = ApiError::forbidden(format!(
+            "`{}` is a person; only agents propose actions",
+            p.id
+        ));
+        return Err(refuse(&s, &p, "/v1/actions", e).await);
+    }
+    let Json(prop) = body.map_err(|e| {
+        let code = match e {
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            JsonRejection::JsonSyntaxError(_) => "invalid_json",
+            _ => "invalid_body",
+        };
+        ApiError {
+            status: e.status(),
+            code,
+            message: e.body_text(),
+        }
+    })?;
+    match prop.mode.as_deref() {
+        None | Some("check") => {}
+        Some("enforce") => {
+            return Err(ApiError::bad_request(
+                "unsupported_mode",
+                "enforce mode (Warden executes through a connector) is not available yet; use `check`",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("`mode` must be `check` or `enforce`, not `{other}`"),
+            ));
+        }
+    }
+    let engine = s.engine.current();
+    let context = RequestContext {
+        workflow: prop.workflow.clone(),
+        run: prop.run_id.clone(),
+        trigger: prop.trigger.clone(),
+    };
+    let decision = engine.decide(&Request {
+        agent: &p.id,
+        tool: &prop.tool,
+        args: &prop.arguments,
+        approvals: &[],
+        context: &context,
+    });
+    let id = action_id()?;
+    let (status, code) = match decision.outcome {
+        Outcome::Allow => (ActionStatus::Approved, None),
+        Outcome::ApprovalRequired => (ActionStatus::AwaitingApproval, None),
+        Outcome::Deny => (
+            ActionStatus::Denied,
+            Some(
+                decision
+                    .code
+                    .map_or(FailureCode::PolicyDenied, FailureCode::from),
+            ),
+        ),
+    };
+    let mut r = Record::new(RecordKind::ActionDecided);
+    r.agent = Some(p.id.clone());
+    r.action = Some(id.clone());
+    r.tool = Some(prop.tool.clone());
+    r.workflow = prop.workflow;
+    r.run = prop.run_id;
+    r.trigger = prop.trigger;
+    r.checks.push(Check::from(&decision));
+    r.status = Some(status);
+    r.code = code.map(|c| c.as_str().to_owned());
+    r.message = Some(decision.message());
+    r.detail = Some(json!({
+        "mode": "check",
+        "reason": prop.reason,
+        "claimed_agent": prop.claimed_agent,
+    }));
+    let sensitive = engine
+        .pack()
+        .tools
+        .get(&prop.tool)
+        .map(|t| t.sensitive.clone())
+        .unwrap_or_default();
+    s.redactor
+        .apply(&mut r, &prop.arguments, &sensitive)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    // Durable before acknowledged.
+    let receipt = s
+        .log
+        .append(r)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot record the decision: {e}")))?;
+    // Unusable requests are client errors, recorded all the same.
+    match decision.code {
+        Some(DenyCode::UnknownTool) => {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "unknown_tool",
+                message: decision.message(),
+            });
+        }
+        Some(DenyCode::InvalidArguments) => {
+            return Err(ApiError::bad_request(
+                "invalid_arguments",
+                decision.message(),
+            ));
+        }
+        _ => {}
+    }
+    let body = json!({
+        "action_id": id,
+        "status": status,
+        "code": code,
+        "decision": decision,
+        "evidence_seq": receipt.seq,
+    });
+    Ok((StatusCode::CREATED, Json(body)))
+}
