@@ -33,6 +33,9 @@ pub enum RecordKind {
     RunFinished,
     /// The checkpoint signing key changed; carries the new public key.
     KeyRotated,
+    /// An authenticated request that could not be used: malformed JSON,
+    /// an unknown field, an unsupported mode. Carries the code, not the body.
+    RequestRejected,
     /// The server loaded a new version of the pack, or refused an invalid
     /// one and kept the old (`code` = `pack_invalid`).
     PackReloaded,
@@ -54,6 +57,7 @@ impl RecordKind {
             Self::KeyRotated => "key_rotated",
             Self::AccessDenied => "access_denied",
             Self::PackReloaded => "pack_reloaded",
+            Self::RequestRejected => "request_rejected",
         }
     }
 }

@@ -62,6 +62,20 @@ fn action_id() -> Result<String, ApiError> {
     Ok(format!("act_{}", hex::encode(b)))
 }
 
+/// Records an unusable proposal (its code and message, never its body),
+/// then returns the error.
+async fn rejected(s: &AppState, p: &Principal, err: ApiError) -> ApiError {
+    let mut r = Record::new(RecordKind::RequestRejected);
+    r.agent = Some(p.id.clone());
+    r.code = Some(err.code.to_owned());
+    r.message = Some(err.message.clone());
+    r.detail = Some(json!({ "path": "/v1/actions", "status": err.status.as_u16() }));
+    if let Err(e) = s.log.append(r).await {
+        tracing::error!(error = %e, "cannot record a rejected request");
+    }
+    err
+}
+
 /// `POST /v1/actions`
 pub async fn propose(
     State(s): State<AppState>,
@@ -75,31 +89,37 @@ pub async fn propose(
         ));
         return Err(refuse(&s, &p, "/v1/actions", e).await);
     }
-    let Json(prop) = body.map_err(|e| {
-        let code = match e {
-            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-            JsonRejection::JsonSyntaxError(_) => "invalid_json",
-            _ => "invalid_body",
-        };
-        ApiError {
-            status: e.status(),
-            code,
-            message: e.body_text(),
+    let prop = match body {
+        Ok(Json(prop)) => prop,
+        Err(e) => {
+            let code = match e {
+                JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+                JsonRejection::JsonSyntaxError(_) => "invalid_json",
+                _ => "invalid_body",
+            };
+            let err = ApiError {
+                status: e.status(),
+                code,
+                message: e.body_text(),
+            };
+            return Err(rejected(&s, &p, err).await);
         }
-    })?;
+    };
     match prop.mode.as_deref() {
         None | Some("check") => {}
         Some("enforce") => {
-            return Err(ApiError::bad_request(
+            let err = ApiError::bad_request(
                 "unsupported_mode",
                 "enforce mode (Warden executes through a connector) is not available yet; use `check`",
-            ));
+            );
+            return Err(rejected(&s, &p, err).await);
         }
         Some(other) => {
-            return Err(ApiError::bad_request(
+            let err = ApiError::bad_request(
                 "invalid_body",
                 format!("`mode` must be `check` or `enforce`, not `{other}`"),
-            ));
+            );
+            return Err(rejected(&s, &p, err).await);
         }
     }
     let engine = s.engine.current();

@@ -376,5 +376,14 @@ fn proposals_are_decided_recorded_and_answered() {
     assert!(!found.to_string().contains("cus_SECRET7"));
     let (_, denied) = server.get("/v1/audit?kind=access_denied", Some("demo-erin"));
     assert_eq!(denied["records"].as_array().unwrap().len(), 2);
+    // Malformed and unsupported requests leave a record too (code, not body).
+    let (_, rejected) = server.get("/v1/audit?kind=request_rejected", Some("demo-erin"));
+    let codes: Vec<&str> = rejected["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["unsupported_mode", "invalid_json"]);
     assert!(server.stop().success());
 }

@@ -142,7 +142,10 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                 println!("{head} executed {} → {}{took}", tool(r), status(r));
             }
             RecordKind::RunFinished => println!("{head} run finished → {}", status(r)),
-            RecordKind::KeyRotated | RecordKind::AccessDenied | RecordKind::PackReloaded => {
+            RecordKind::KeyRotated
+            | RecordKind::AccessDenied
+            | RecordKind::PackReloaded
+            | RecordKind::RequestRejected => {
                 println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
             }
         }
