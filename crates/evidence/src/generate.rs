@@ -9,7 +9,9 @@ use warden_model::{ActionStatus, FailureCode, Outcome, RequestContext, Trigger};
 use warden_policy::{Engine, Request};
 
 use crate::error::EvidenceError;
-use crate::record::{ApprovalOutcome, Check, Record, RecordKind, time_from_micros};
+use crate::record::{
+    ApprovalOutcome, Check, Record, RecordKind, decision_status, time_from_micros,
+};
 use crate::redact::Redactor;
 
 /// Generates refund runs against an engine loaded from the support-refunds
@@ -252,24 +254,14 @@ impl<'a> RunGenerator<'a> {
         let mut decided = stamp(RecordKind::ActionDecided, *t);
         decided.checks.push(Check::from(&first));
         decided.message = Some(first.message());
+        let (status, code) = decision_status(&first);
+        decided.status = Some(status);
+        decided.code = code.map(|c| c.as_str().to_owned());
+        push(out, decided)?;
         match first.outcome {
-            Outcome::Deny => {
-                decided.status = Some(ActionStatus::Denied);
-                let code = first
-                    .code
-                    .map(FailureCode::from)
-                    .unwrap_or(FailureCode::PolicyDenied);
-                decided.code = Some(code.as_str().to_owned());
-                push(out, decided)?;
-                return Ok(false);
-            }
-            Outcome::Allow => {
-                decided.status = Some(ActionStatus::Approved);
-                push(out, decided)?;
-            }
+            Outcome::Deny => return Ok(false),
+            Outcome::Allow => {}
             Outcome::ApprovalRequired => {
-                decided.status = Some(ActionStatus::AwaitingApproval);
-                push(out, decided)?;
                 let groups = first.approval.clone().map(|a| a.groups).unwrap_or_default();
                 let mut granted: Vec<String> = Vec::new();
                 for (group, quorum) in groups {

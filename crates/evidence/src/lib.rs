@@ -29,8 +29,8 @@ pub use export::{ExportLine, ExportWriter, verify_export};
 pub use generate::RunGenerator;
 pub use merkle::{Frontier, Hash, Tree};
 pub use record::{
-    ApprovalOutcome, Check, CheckedPolicy, RECORD_VERSION, Record, RecordKind, format_time, micros,
-    now, time_from_micros,
+    ApprovalOutcome, Check, CheckedPolicy, RECORD_VERSION, Record, RecordKind, decision_status,
+    format_time, micros, now, time_from_micros,
 };
 pub use redact::{REDACTED_PREFIX, Redactor, args_hash};
 pub use verify::{Finding, FindingKind, LeafRow, Report, Verifier};

@@ -143,8 +143,7 @@ impl Tree {
     fn range(&self, lo: u64, hi: u64) -> Hash {
         let n = hi - lo;
         // A stored node: aligned, and either a full subtree or the right edge.
-        let k = 64 - (n - 1).leading_zeros() as usize; // 2^k >= n
-        let k = if n == 1 { 0 } else { k };
+        let k = 64 - (n - 1).leading_zeros() as usize; // smallest k with 2^k >= n
         if lo.is_multiple_of(1 << k)
             && (n == 1 << k || hi == self.size())
             && let Some(h) = self.levels.get(k).and_then(|l| l.get((lo >> k) as usize))

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use warden_model::{ActionStatus, DenyCode, Outcome, Risk, Trigger};
-use warden_policy::{Decision, Effect};
+use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, Risk, Trigger};
+use warden_policy::{Decision, Effect, Request};
 
 use crate::canonical::to_canonical;
 use crate::error::EvidenceError;
@@ -228,6 +228,24 @@ impl Record {
         }
     }
 
+    /// The `action_decided` record of `decision` on `req`: agent, tool,
+    /// workflow, run, trigger, the check, and the status and code the
+    /// decision leads to. Arguments are added by [`crate::Redactor::apply`].
+    pub fn decided(req: &Request<'_>, decision: &Decision) -> Self {
+        let mut r = Self::new(RecordKind::ActionDecided);
+        r.agent = Some(req.agent.to_owned());
+        r.tool = Some(req.tool.to_owned());
+        r.workflow = req.context.workflow.clone();
+        r.run = req.context.run.clone();
+        r.trigger = req.context.trigger.clone();
+        r.checks.push(Check::from(decision));
+        r.message = Some(decision.message());
+        let (status, code) = decision_status(decision);
+        r.status = Some(status);
+        r.code = code.map(|c| c.as_str().to_owned());
+        r
+    }
+
     /// The outcome of the last check, if any.
     pub fn decision(&self) -> Option<Outcome> {
         self.checks.last().map(|c| c.decision)
@@ -246,6 +264,20 @@ impl Record {
     /// The leaf hash of this record.
     pub fn leaf_hash(&self) -> Result<Hash, EvidenceError> {
         Ok(leaf_hash(&self.leaf_bytes()?))
+    }
+}
+
+/// The lifecycle status a decision leads to, and the code when it is a
+/// denial: `allow` → approved, `approval_required` → awaiting_approval,
+/// `deny` → denied with the deny code's failure code.
+pub fn decision_status(d: &Decision) -> (ActionStatus, Option<FailureCode>) {
+    match d.outcome {
+        Outcome::Allow => (ActionStatus::Approved, None),
+        Outcome::ApprovalRequired => (ActionStatus::AwaitingApproval, None),
+        Outcome::Deny => (
+            ActionStatus::Denied,
+            Some(d.code.map_or(FailureCode::PolicyDenied, FailureCode::from)),
+        ),
     }
 }
 

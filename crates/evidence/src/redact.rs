@@ -131,6 +131,25 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// [`Redactor::apply`] with the sensitive fields `pack` declares for the
+    /// record's tool (none for an unknown tool).
+    pub fn apply_for_pack(
+        &self,
+        record: &mut Record,
+        pack: &warden_model::Pack,
+        args: &Value,
+    ) -> Result<(), EvidenceError> {
+        let sensitive = record
+            .tool
+            .as_ref()
+            .and_then(|t| pack.tools.get(t))
+            .map(|t| t.sensitive.as_slice())
+            .unwrap_or_default();
+        self.apply(record, args, sensitive)
+    }
+}
+
 /// `sha256:<hex>` of the canonical JSON of the full (unredacted) arguments:
 /// what approvals bind to.
 pub fn args_hash(args: &Value) -> Result<String, EvidenceError> {

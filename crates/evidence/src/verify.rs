@@ -330,7 +330,7 @@ impl Verifier {
                         format!(
                             "leaves {from}..{} no longer hash to the root signed at size {size}: \
                              a record and its stored hash were rewritten",
-                            size - 1
+                            size.saturating_sub(1)
                         ),
                     );
                 }

@@ -107,12 +107,6 @@ impl Credentials {
         }
         out
     }
-
-    /// Whether `token` is one of these credentials' tokens (the token
-    /// variable is read by the caller, not here).
-    pub fn accepts_hash(&self, hash: &str) -> bool {
-        self.token_hashes.iter().any(|h| h == hash)
-    }
 }
 
 /// How a principal authenticates: bearer tokens, of which the pack holds

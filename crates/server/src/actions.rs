@@ -12,8 +12,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_evidence::{Check, Record, RecordKind};
-use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext, Trigger};
+use warden_evidence::{Record, RecordKind, decision_status};
+use warden_model::{DenyCode, RequestContext, Trigger};
 use warden_policy::Request;
 
 use crate::AppState;
@@ -65,15 +65,7 @@ fn action_id() -> Result<String, ApiError> {
 /// Records an unusable proposal (its code and message, never its body),
 /// then returns the error.
 async fn rejected(s: &AppState, p: &Principal, err: ApiError) -> ApiError {
-    let mut r = Record::new(RecordKind::RequestRejected);
-    r.agent = Some(p.id.clone());
-    r.code = Some(err.code.to_owned());
-    r.message = Some(err.message.clone());
-    r.detail = Some(json!({ "path": "/v1/actions", "status": err.status.as_u16() }));
-    if let Err(e) = s.log.append(r).await {
-        tracing::error!(error = %e, "cannot record a rejected request");
-    }
-    err
+    crate::routes::record_refusal(s, RecordKind::RequestRejected, p, "/v1/actions", err).await
 }
 
 /// `POST /v1/actions`
@@ -128,50 +120,25 @@ pub async fn propose(
         run: prop.run_id.clone(),
         trigger: prop.trigger.clone(),
     };
-    let decision = engine.decide(&Request {
+    let req = Request {
         agent: &p.id,
         tool: &prop.tool,
         args: &prop.arguments,
         approvals: &[],
         context: &context,
-    });
-    let id = action_id()?;
-    let (status, code) = match decision.outcome {
-        Outcome::Allow => (ActionStatus::Approved, None),
-        Outcome::ApprovalRequired => (ActionStatus::AwaitingApproval, None),
-        Outcome::Deny => (
-            ActionStatus::Denied,
-            Some(
-                decision
-                    .code
-                    .map_or(FailureCode::PolicyDenied, FailureCode::from),
-            ),
-        ),
     };
-    let mut r = Record::new(RecordKind::ActionDecided);
-    r.agent = Some(p.id.clone());
+    let decision = engine.decide(&req);
+    let id = action_id()?;
+    let (status, code) = decision_status(&decision);
+    let mut r = Record::decided(&req, &decision);
     r.action = Some(id.clone());
-    r.tool = Some(prop.tool.clone());
-    r.workflow = prop.workflow;
-    r.run = prop.run_id;
-    r.trigger = prop.trigger;
-    r.checks.push(Check::from(&decision));
-    r.status = Some(status);
-    r.code = code.map(|c| c.as_str().to_owned());
-    r.message = Some(decision.message());
     r.detail = Some(json!({
         "mode": "check",
         "reason": prop.reason,
         "claimed_agent": prop.claimed_agent,
     }));
-    let sensitive = engine
-        .pack()
-        .tools
-        .get(&prop.tool)
-        .map(|t| t.sensitive.clone())
-        .unwrap_or_default();
     s.redactor
-        .apply(&mut r, &prop.arguments, &sensitive)
+        .apply_for_pack(&mut r, engine.pack(), &prop.arguments)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     // Durable before acknowledged.
     let receipt = s

@@ -59,19 +59,34 @@ async fn whoami(p: Principal) -> Json<Value> {
     }))
 }
 
-/// Records a refusal for a role, then returns it.
-pub(crate) async fn refuse(s: &AppState, p: &Principal, path: &str, err: ApiError) -> ApiError {
-    let mut r = Record::new(RecordKind::AccessDenied);
+/// Records a refused request of `p` (kind `access_denied` or
+/// `request_rejected`: its code and message, never its body or token), then
+/// returns the error.
+pub(crate) async fn record_refusal(
+    s: &AppState,
+    kind: RecordKind,
+    p: &Principal,
+    path: &str,
+    err: ApiError,
+) -> ApiError {
+    let mut r = Record::new(kind);
+    let mut detail = json!({ "path": path, "status": err.status.as_u16() });
     match p.kind {
         Kind::Agent => r.agent = Some(p.id.clone()),
-        Kind::Person => r.detail = Some(json!({ "person": p.id, "path": path })),
+        Kind::Person => detail["person"] = json!(p.id),
     }
     r.code = Some(err.code.to_owned());
     r.message = Some(err.message.clone());
+    r.detail = Some(detail);
     if let Err(e) = s.log.append(r).await {
         tracing::error!(error = %e, "cannot record a refused request");
     }
     err
+}
+
+/// Records a refusal for a role, then returns it.
+pub(crate) async fn refuse(s: &AppState, p: &Principal, path: &str, err: ApiError) -> ApiError {
+    record_refusal(s, RecordKind::AccessDenied, p, path, err).await
 }
 
 async fn allow(s: &AppState, p: &Principal, path: &str, roles: &[Role]) -> Result<(), ApiError> {

@@ -309,7 +309,7 @@ impl Writer {
         if prepared.is_empty() {
             return;
         }
-        match write_batch(&self.store, &prepared).await {
+        match write_batch(&self.store, &mut prepared).await {
             Ok(()) => {
                 for (p, ack) in prepared.iter().zip(acks) {
                     self.frontier.push(p.hash);
@@ -376,21 +376,23 @@ impl Writer {
     }
 }
 
-async fn write_batch(store: &Store, batch: &[Prepared]) -> Result<(), StoreError> {
+/// Writes `batch` in one transaction. The bodies move into the statement
+/// (they are not needed afterwards), so the append path copies no record.
+async fn write_batch(store: &Store, batch: &mut [Prepared]) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
-    for chunk in batch.chunks(ROWS_PER_INSERT) {
+    for chunk in batch.chunks_mut(ROWS_PER_INSERT) {
         let mut q = Sql::new(
             "INSERT INTO evidence (seq, leaf_hash, body, time_us, kind, agent, tool, workflow, \
              run_id, action_id, decision, status, code) VALUES ",
         );
-        for (i, p) in chunk.iter().enumerate() {
+        for (i, p) in chunk.iter_mut().enumerate() {
             let r = &p.record;
             q.push(if i == 0 { "(" } else { ", (" });
             q.int(p.seq as i64)
                 .push(", ")
                 .bytes(p.hash.to_vec())
                 .push(", ")
-                .text(p.body.clone())
+                .text(std::mem::take(&mut p.body))
                 .push(", ")
                 .int(r.time_micros())
                 .push(", ")

@@ -186,11 +186,6 @@ impl Store {
             .collect()
     }
 
-    /// The newest checkpoint.
-    pub async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
-        Ok(self.checkpoints().await?.pop())
-    }
-
     /// Public keys that have signed checkpoints, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<VerifierKey>, StoreError> {
         let rows = Sql::new("SELECT verifier FROM signing_keys ORDER BY created_us, key_id")
@@ -258,8 +253,8 @@ impl Store {
     }
 
     /// Writes the whole log as a JSONL export (see
-    /// `warden_evidence::export`). `last` must be a checkpoint over every
-    /// leaf (take one first). Returns the number of leaves written.
+    /// `warden_evidence::export`). A checkpoint over every leaf must exist
+    /// (sign one first). Returns the number of leaves written.
     pub async fn export<W: Write>(&self, out: W, exported_at: String) -> Result<u64, StoreError> {
         let tree = self.tree().await?;
         let size = tree.size();

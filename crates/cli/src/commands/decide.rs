@@ -1,8 +1,8 @@
 //! `warden decide PACK --agent A --tool T --args JSON`
 
 use anyhow::Context as _;
-use warden_evidence::{Check, Record, RecordKind};
-use warden_model::{ActionStatus, FailureCode, Outcome, RequestContext};
+use warden_evidence::Record;
+use warden_model::{Outcome, RequestContext};
 use warden_policy::{Decision, Effect, Explanation, PolicyInfo, Request};
 
 use crate::cli::{DecideArgs, Exit};
@@ -68,31 +68,9 @@ fn record(
     dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let receipt = super::audit::append_one(dir, args.database_url.clone(), |data| {
-        let sensitive = engine
-            .pack()
-            .tools
-            .get(req.tool)
-            .map(|t| t.sensitive.clone())
-            .unwrap_or_default();
-        let mut r = Record::new(RecordKind::ActionDecided);
-        r.agent = Some(req.agent.to_owned());
-        r.tool = Some(req.tool.to_owned());
-        r.workflow = req.context.workflow.clone();
-        r.run = req.context.run.clone();
-        r.trigger = req.context.trigger.clone();
-        r.checks.push(Check::from(d));
-        r.message = Some(d.message());
-        let (status, code) = match d.outcome {
-            Outcome::Allow => (ActionStatus::Approved, None),
-            Outcome::ApprovalRequired => (ActionStatus::AwaitingApproval, None),
-            Outcome::Deny => (
-                ActionStatus::Denied,
-                Some(d.code.map_or(FailureCode::PolicyDenied, FailureCode::from)),
-            ),
-        };
-        r.status = Some(status);
-        r.code = code.map(|c| c.as_str().to_owned());
-        data.redactor().apply(&mut r, req.args, &sensitive)?;
+        let mut r = Record::decided(req, d);
+        data.redactor()
+            .apply_for_pack(&mut r, engine.pack(), req.args)?;
         Ok(r)
     })?;
     eprintln!(

@@ -160,5 +160,5 @@ pub fn parse_time(arg: &str) -> anyhow::Result<i64> {
         )
     })?;
     let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(0);
-    Ok(now - i64::try_from(ago.as_micros()).unwrap_or(i64::MAX))
+    Ok(now.saturating_sub(i64::try_from(ago.as_micros()).unwrap_or(i64::MAX)))
 }

@@ -20,8 +20,8 @@ pub struct SeedArgs {
     /// The support-refunds pack that decides the generated requests.
     #[arg(long, default_value = "examples/support-refunds")]
     pub pack: PathBuf,
-    /// How many refund runs to generate.
-    #[arg(long, default_value_t = 100)]
+    /// How many refund runs to generate (at most 10,000,000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub runs: u64,
     /// Runs appended at once (each run's records stay in order).
     #[arg(long, default_value_t = 64)]
@@ -54,7 +54,9 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<Exit> {
     let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(0);
     // Approvals can take hours: start early enough that every record is in
     // the past.
-    let start = now - spacing * i64::try_from(a.runs).unwrap_or(0) - 4 * 3_600_000_000;
+    let start = now
+        .saturating_sub(spacing.saturating_mul(i64::try_from(a.runs).unwrap_or(0)))
+        .saturating_sub(4 * 3_600_000_000);
     let redactor = data.redactor().clone();
     let mut generator = RunGenerator::new(&engine, &redactor, a.seed, start, spacing);
     let mut runs = Vec::with_capacity(a.runs as usize);

@@ -51,11 +51,11 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
         rows.len(),
         warden_evidence::time_from_micros(start),
         warden_evidence::time_from_micros(end),
-        span(end - start)
+        span(end.saturating_sub(start))
     );
     let mut action_start: Option<(String, i64)> = None;
     for row in &rows {
-        let offset = format!("+{}", span(row.time_us - start));
+        let offset = format!("+{}", span(row.time_us.saturating_sub(start)));
         let Some(r) = &row.record else {
             println!(
                 "{offset:>12}  #{:<6} {} (payload pruned)",
@@ -122,7 +122,11 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                             "denied"
                         },
                         ap.group,
-                        span(i64::try_from(ap.latency_ms).unwrap_or(0) * 1000),
+                        span(
+                            i64::try_from(ap.latency_ms)
+                                .unwrap_or(0)
+                                .saturating_mul(1000)
+                        ),
                         ap.comment
                             .as_deref()
                             .map(|c| format!(": \"{c}\""))
@@ -137,7 +141,12 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                 let took = action_start
                     .as_ref()
                     .filter(|(a, _)| Some(a) == r.action.as_ref())
-                    .map(|(_, t)| format!(", {} after it was proposed", span(row.time_us - t)))
+                    .map(|(_, t)| {
+                        format!(
+                            ", {} after it was proposed",
+                            span(row.time_us.saturating_sub(*t))
+                        )
+                    })
                     .unwrap_or_default();
                 println!("{head} executed {} → {}{took}", tool(r), status(r));
             }
