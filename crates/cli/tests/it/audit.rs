@@ -436,3 +436,56 @@ fn bad_audit_input_is_a_clear_error() {
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn rotate_key_and_checkpoint_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    seed(&data, "5", "1m");
+    let old = warden(&["audit", "public-key", "--data", d])
+        .stdout
+        .trim()
+        .to_owned();
+
+    let out = warden(&["audit", "rotate-key", "--data", d]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("rotated: "), "{}", out.stdout);
+    let new = warden(&["audit", "public-key", "--data", d])
+        .stdout
+        .trim()
+        .to_owned();
+    assert_ne!(old, new);
+    assert!(out.stdout.contains(&new), "{}", out.stdout);
+
+    // A signed checkpoint, printed as a signed note by the new key.
+    let out = warden(&["audit", "checkpoint", "--data", d]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let origin = new.split('+').next().unwrap();
+    assert!(
+        out.stdout.starts_with(&format!("{origin}\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("\n\n\u{2014} {origin} ")),
+        "{}",
+        out.stdout
+    );
+
+    // The original key alone still verifies everything: it vouched for the new one.
+    let out = warden(&["audit", "verify", "--data", d, "--public-key", &old]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let rotated = warden(&[
+        "audit",
+        "query",
+        "--data",
+        d,
+        "--kind",
+        "key_rotated",
+        "--json",
+    ])
+    .json();
+    assert_eq!(rotated.as_array().unwrap().len(), 1);
+    assert_eq!(rotated[0]["detail"]["new_key"], new.as_str());
+}
