@@ -43,6 +43,8 @@ enum Command {
     /// The tamper-evident audit log: verify, query, timeline, export, prune.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),
+    /// Drive a server with concurrent agents; report throughput and latency.
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 /// `warden validate`
@@ -142,6 +144,7 @@ pub fn run() -> ExitCode {
         Command::Audit(a) => commands::audit::run(a),
         Command::Token(a) => commands::token::run(&a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

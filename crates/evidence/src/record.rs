@@ -43,6 +43,14 @@ pub enum RecordKind {
     /// credentials (`unauthenticated`) or a role that does not allow it
     /// (`forbidden`). Never carries the token.
     AccessDenied,
+    /// An operator (or a playbook) paused an agent: every proposal is denied
+    /// with `agent_paused` until it is resumed.
+    AgentPaused,
+    /// An operator resumed a paused agent.
+    AgentResumed,
+    /// On start, an action a crash left `executing` was re-sent or ended
+    /// `interrupted`.
+    ActionRecovered,
 }
 
 impl RecordKind {
@@ -58,6 +66,9 @@ impl RecordKind {
             Self::AccessDenied => "access_denied",
             Self::PackReloaded => "pack_reloaded",
             Self::RequestRejected => "request_rejected",
+            Self::AgentPaused => "agent_paused",
+            Self::AgentResumed => "agent_resumed",
+            Self::ActionRecovered => "action_recovered",
         }
     }
 }

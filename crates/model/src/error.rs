@@ -179,6 +179,12 @@ pub enum ModelProblem {
         /// The role.
         role: String,
     },
+    /// A problem in a tool's `[tools.execute]` table.
+    #[error("{message}")]
+    Execute {
+        /// What is wrong.
+        message: String,
+    },
     /// A test case that names an unknown outcome or code.
     #[error("test case `{case}`: {message}")]
     BadTestCase {
@@ -214,6 +220,7 @@ impl Problem for ModelProblem {
             Self::DuplicateToken { .. } => "duplicate_token",
             Self::InvalidEnvName { .. } => "invalid_env_name",
             Self::UnknownRole { .. } => "unknown_role",
+            Self::Execute { .. } => "invalid_execute",
         }
     }
 

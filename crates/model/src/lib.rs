@@ -19,6 +19,7 @@
 
 mod diagnostic;
 mod error;
+mod execute;
 mod load;
 mod manifest;
 mod pack;
@@ -28,6 +29,10 @@ mod vocab;
 
 pub use diagnostic::{Diagnostic, DiagnosticJson, Diagnostics, Problem, Severity, did_you_mean};
 pub use error::{LoadError, ModelProblem};
+pub use execute::{
+    Connector, Credential, DEFAULT_MAX_RESULT_BYTES, Execution, HttpConnector, MockConnector,
+    OnInterrupt, ValueSource,
+};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use pack::{
     Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Person, Step, System, Team,

@@ -156,10 +156,7 @@ impl Cx {
         }
         if let Some(e) = env {
             let name = e.get_ref();
-            let ok = !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if ok {
+            if valid_env_name(name) {
                 out.token_env = Some(name.clone());
             } else {
                 self.push(
@@ -393,6 +390,7 @@ impl Cx {
                         owner: a.owner.into_inner(),
                         description: a.description,
                         credentials,
+                        shadow: a.shadow,
                         at,
                     },
                 );
@@ -475,6 +473,18 @@ impl Cx {
             self.report(d);
             return None;
         }
+        let execute = match t.execute {
+            None => None,
+            Some(raw) => match raw.resolve() {
+                Ok(e) => Some(e),
+                Err(problems) => {
+                    for (message, span) in problems {
+                        self.push(ModelProblem::Execute { message }, span);
+                    }
+                    return None;
+                }
+            },
+        };
         let properties = args.get("properties").and_then(|p| p.as_object());
         let mut sensitive = Vec::new();
         for field in t.sensitive {
@@ -500,6 +510,7 @@ impl Cx {
             args,
             args_at,
             sensitive,
+            execute,
         })
     }
 
@@ -650,6 +661,7 @@ impl Cx {
             owner: w.owner.map(Spanned::into_inner),
             business_impact: w.business_impact,
             description: w.description,
+            shadow: w.shadow,
             steps,
             at,
         }
@@ -788,6 +800,14 @@ fn visit<'a>(
     stack.pop();
     done.insert(id);
     None
+}
+
+/// Environment variable names: letters, digits and `_`, not starting with a
+/// digit.
+pub(crate) fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Ids: letters, digits, `_`, `-`, `.`; a letter or digit first; at most 128.

@@ -67,6 +67,9 @@ pub(crate) struct RawAgent {
     /// An environment variable holding a token, read when the server starts.
     #[serde(default)]
     pub token_env: Option<Spanned<String>>,
+    /// Shadow mode: decide and record, never block.
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 /// `[[systems]]`
@@ -93,6 +96,9 @@ pub(crate) struct RawTool {
     pub args: Option<Spanned<serde_json::Value>>,
     #[serde(default)]
     pub sensitive: Vec<Spanned<String>>,
+    /// How Warden executes it in enforce mode.
+    #[serde(default)]
+    pub execute: Option<crate::execute::RawExecute>,
 }
 
 /// `[[approver_groups]]`
@@ -128,6 +134,9 @@ pub(crate) struct RawWorkflow {
     pub business_impact: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Shadow mode: decide and record, never block.
+    #[serde(default)]
+    pub shadow: bool,
     pub steps: Vec<RawStep>,
 }
 

@@ -147,6 +147,8 @@ pub struct Agent {
     pub description: Option<String>,
     /// How the agent authenticates.
     pub credentials: Credentials,
+    /// Shadow mode: its actions are decided and recorded, never blocked.
+    pub shadow: bool,
     /// Where it is declared.
     pub at: Location,
 }
@@ -183,6 +185,8 @@ pub struct Tool {
     pub args_at: Location,
     /// Argument fields redacted in evidence.
     pub sensitive: Vec<String>,
+    /// How Warden executes it in enforce mode (`None`: check mode only).
+    pub execute: Option<crate::execute::Execution>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -224,6 +228,9 @@ pub struct Workflow {
     pub business_impact: Option<String>,
     /// What it does.
     pub description: Option<String>,
+    /// Shadow mode: actions in its runs are decided and recorded, never
+    /// blocked.
+    pub shadow: bool,
     /// Its steps in declaration order.
     pub steps: Vec<Step>,
     /// Where it is declared.

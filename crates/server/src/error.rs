@@ -61,3 +61,30 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+impl From<warden_runtime::RuntimeError> for ApiError {
+    /// The one mapping from runtime errors to statuses and codes.
+    fn from(e: warden_runtime::RuntimeError) -> Self {
+        use warden_runtime::RuntimeError as E;
+        let status = match &e {
+            E::UnknownTool(_)
+            | E::UnknownRun(_)
+            | E::UnknownWorkflow(_)
+            | E::UnknownAction(_)
+            | E::UnknownAgent(_) => StatusCode::NOT_FOUND,
+            E::InvalidArguments(_) | E::NotExecutable(_) | E::InvalidReport(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            E::RunNotYours { .. } => StatusCode::FORBIDDEN,
+            E::RunClosed { .. } | E::IdempotencyConflict { .. } | E::InvalidTransition { .. } => {
+                StatusCode::CONFLICT
+            }
+            E::Store(_) | E::Evidence(_) | E::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,25 +1,32 @@
 //! Warden's HTTP gateway (axum): bearer-token authentication against the
-//! pack, JSON errors, health, and the audit routes. The actions API comes
-//! with the runtime layer.
-//!
-//! Routes today:
+//! pack, the `/v1` API, metrics and health. Handlers authenticate, call one
+//! `runtime` method and map its result; see [`router`] for every route and
+//! `/v1/openapi.json` for the generated API description.
 //!
 //! | route | who | what |
 //! |---|---|---|
 //! | `GET /healthz` | anyone | pack, policy version, log size |
-//! | `POST /v1/actions` | agents | decide a proposed action (check mode), durably recorded |
+//! | `GET /metrics` | anyone | Prometheus metrics |
+//! | `GET /v1/openapi.json` | anyone | the API description |
+//! | `POST /v1/runs`, `GET /v1/runs/{id}` | agents (own runs); operators, auditors | workflow runs |
+//! | `POST /v1/actions` | agents | propose an action (enforce or check mode) |
+//! | `GET /v1/actions/{id}?wait=` | agents (own); operators, auditors | an action, long-polled |
+//! | `POST /v1/actions/{id}/outcome` | the proposing agent | report a check-mode execution |
+//! | `POST /v1/agents/{id}/pause\|resume` | operators | the kill switch |
 //! | `GET /v1/whoami` | any principal | the authenticated caller |
-//! | `GET /v1/audit` | auditor, operator | `warden audit query` |
-//! | `GET /v1/audit/verify` | auditor, operator | `warden audit verify` |
+//! | `GET /v1/audit`, `GET /v1/audit/verify` | auditors, operators | evidence |
 //!
-//! SIGHUP reloads the pack; an invalid pack is refused and the old one
-//! stays in force. Both outcomes are evidence records.
+//! The pack is reloaded on SIGHUP and when its files change; an invalid pack
+//! is refused and the old one stays in force. Both outcomes are evidence.
 
 mod actions;
 mod auth;
 mod error;
+mod metrics;
+mod openapi;
 mod reload;
 mod routes;
+mod runs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,10 +34,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warden_policy::{Engine, EngineHandle};
+use warden_runtime::{Runtime, RuntimeConfig};
 use warden_store::{AuditLog, DataDir, Durability, LogOptions, Store};
 
 pub use auth::{Kind, Principal, Principals};
 pub use error::ApiError;
+pub use metrics::Metrics;
+pub use openapi::ApiDoc;
 pub use routes::router;
 
 /// What `warden serve` needs.
@@ -50,6 +60,13 @@ pub struct ServeConfig {
     pub checkpoint_every: Duration,
     /// Largest request body accepted.
     pub body_limit: usize,
+    /// Proposals per second each agent may make (`None`: unlimited).
+    pub rate_limit: Option<u32>,
+    /// How long an `enforce` proposal waits for its execution before the
+    /// answer is `202` with the action still executing.
+    pub sync_wait: Duration,
+    /// Reload the pack when its files change (besides SIGHUP).
+    pub watch_pack: bool,
 }
 
 /// Why the server could not start or stopped.
@@ -61,6 +78,9 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] warden_store::StoreError),
+    /// The runtime could not start (loading state, recovering actions).
+    #[error(transparent)]
+    Runtime(#[from] warden_runtime::RuntimeError),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -81,12 +101,36 @@ pub struct AppState {
     pub redactor: warden_evidence::Redactor,
     /// Keys `GET /v1/audit/verify` trusts.
     pub trusted: Vec<warden_evidence::VerifierKey>,
+    /// The action lifecycle.
+    pub runtime: Runtime,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-agent proposal rate limit.
+    pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
 impl AppState {
     /// Who holds which token, for the pack in force now.
     pub fn principals(&self) -> Arc<Principals> {
         self.principals.load_full()
+    }
+
+    /// 429 `rate_limited` when `p` is over its proposal rate.
+    pub(crate) fn rate_limit(&self, p: &Principal) -> Result<(), ApiError> {
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        match l.check_key(&p.id) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.metrics.rejected("rate_limited");
+                Err(ApiError {
+                    status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    code: "rate_limited",
+                    message: format!("agent `{}` is over its proposal rate; retry shortly", p.id),
+                })
+            }
+        }
     }
 }
 
@@ -109,15 +153,43 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     .await?;
     let mut trusted = store.signing_keys().await?;
     trusted.push(data.signer().verifier());
+    let engine = Arc::new(EngineHandle::new(engine));
+    let runtime = Runtime::new(
+        Arc::clone(&engine),
+        log.clone(),
+        data.redactor().clone(),
+        RuntimeConfig {
+            sync_wait: config.sync_wait,
+        },
+    )
+    .await?;
+    let (resent, interrupted) = runtime.recover().await?;
+    if resent + interrupted > 0 {
+        tracing::warn!(
+            resent,
+            interrupted,
+            "recovered actions left executing by the previous process"
+        );
+    }
+    let limiter = config
+        .rate_limit
+        .and_then(std::num::NonZeroU32::new)
+        .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(n))));
     let state = AppState {
-        engine: Arc::new(EngineHandle::new(engine)),
+        engine,
         principals: Arc::new(arc_swap::ArcSwap::from_pointee(principals)),
         store,
         log: log.clone(),
         redactor: data.redactor().clone(),
         trusted,
+        runtime,
+        metrics: Arc::new(Metrics::default()),
+        limiter,
     };
     reload::on_sighup(state.clone(), config.pack.clone());
+    if config.watch_pack {
+        reload::on_change(state.clone(), config.pack.clone());
+    }
     let app = router(state, config.body_limit);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     ready(listener.local_addr()?);

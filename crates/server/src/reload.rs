@@ -14,15 +14,26 @@ use crate::auth::Principals;
 
 /// Reloads the pack from `dir` now. Returns whether the new pack is in force.
 pub async fn reload(state: &AppState, dir: &std::path::Path) -> bool {
+    reload_inner(state, dir, false).await
+}
+
+/// Reloads; with `skip_unchanged`, a pack whose content hash did not change
+/// (an editor touching a file) is neither swapped nor recorded.
+async fn reload_inner(state: &AppState, dir: &std::path::Path, skip_unchanged: bool) -> bool {
     let old = state.engine.current().policy_version().to_owned();
     let mut r = Record::new(RecordKind::PackReloaded);
     let ok = match Engine::load(dir) {
+        Ok(compiled) if skip_unchanged && compiled.engine.policy_version() == old => {
+            let _ = compiled;
+            return true;
+        }
         Ok(compiled) => {
             let version = compiled.engine.policy_version().to_owned();
             let principals =
                 Principals::from_pack(compiled.engine.pack(), |n| std::env::var(n).ok());
             state.engine.replace(compiled.engine);
             state.principals.store(Arc::new(principals));
+            state.runtime.reload_connectors();
             r.message = Some(format!("pack reloaded: {old} -> {version}"));
             r.detail = Some(json!({ "old_version": old, "new_version": version }));
             tracing::info!(%version, "pack reloaded");
@@ -71,4 +82,42 @@ pub fn on_sighup(state: AppState, dir: PathBuf) {
     });
     #[cfg(not(unix))]
     let _ = (state, dir);
+}
+
+/// Reloads `dir` when a file under it changes: changes are gathered for a
+/// quiet 300 ms, then the pack is loaded once.
+pub fn on_change(state: AppState, dir: PathBuf) {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && !matches!(ev.kind, notify::EventKind::Access(_))
+        {
+            let _ = tx.send(());
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the pack; reload with SIGHUP");
+            return;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::Recursive) {
+        tracing::warn!(error = %e, "cannot watch the pack; reload with SIGHUP");
+        return;
+    }
+    tokio::spawn(async move {
+        // The watcher lives as long as this task.
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            loop {
+                match tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            reload_inner(&state, &dir, true).await;
+        }
+    });
 }

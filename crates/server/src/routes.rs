@@ -15,28 +15,84 @@ use crate::AppState;
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
 
-/// Every route, with the body limit and a JSON 404.
+/// Every route, with the body limit, metrics and a JSON 404.
 pub fn router(state: AppState, body_limit: usize) -> Router {
+    use axum::routing::post;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/whoami", get(whoami))
-        .route("/v1/actions", axum::routing::post(crate::actions::propose))
+        .route("/v1/actions", post(crate::actions::propose))
+        .route("/v1/actions/{id}", get(crate::actions::get_action))
+        .route("/v1/actions/{id}/outcome", post(crate::actions::outcome))
+        .route("/v1/runs", post(crate::runs::start_run))
+        .route("/v1/runs/{id}", get(crate::runs::get_run))
+        .route("/v1/agents/{id}/pause", post(crate::runs::pause))
+        .route("/v1/agents/{id}/resume", post(crate::runs::resume))
         .route("/v1/audit", get(audit_query))
         .route("/v1/audit/verify", get(audit_verify))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Times every request by its route pattern (never the raw path, so ids do
+/// not explode the label set).
+async fn observe(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    s.metrics
+        .request(&method, &route, resp.status().as_u16(), start.elapsed());
+    resp
 }
 
 async fn not_found() -> ApiError {
     ApiError {
         status: axum::http::StatusCode::NOT_FOUND,
         code: "not_found",
-        message: "no such route; see /v1/openapi.json once the actions API lands".into(),
+        message: "no such route; the API is described at /v1/openapi.json".into(),
     }
 }
 
-async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "this route does not take that method; see /v1/openapi.json".into(),
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    Json(crate::openapi::ApiDoc::openapi())
+}
+
+async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(&s.runtime),
+    )
+}
+
+/// Health: the pack and policy version in force, the log size.
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200)))]
+pub(crate) async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = s.engine.current();
     let size = s
         .store
@@ -51,7 +107,9 @@ async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-async fn whoami(p: Principal) -> Json<Value> {
+/// The authenticated caller: id, kind, roles.
+#[utoipa::path(get, path = "/v1/whoami", tag = "meta", responses((status = 200), (status = 401, description = "unauthenticated")), security(("bearer" = [])))]
+pub(crate) async fn whoami(p: Principal) -> Json<Value> {
     Json(json!({
         "id": p.id,
         "kind": match p.kind { Kind::Agent => "agent", Kind::Person => "person" },
@@ -97,9 +155,9 @@ async fn allow(s: &AppState, p: &Principal, path: &str, roles: &[Role]) -> Resul
 }
 
 /// Query parameters of `GET /v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditParams {
+pub(crate) struct AuditParams {
     agent: Option<String>,
     tool: Option<String>,
     workflow: Option<String>,
@@ -128,7 +186,9 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     .transpose()
 }
 
-async fn audit_query(
+/// Query evidence records (auditors, operators); newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams), responses((status = 200), (status = 400, description = "invalid_query"), (status = 403, description = "forbidden")), security(("bearer" = [])))]
+pub(crate) async fn audit_query(
     State(s): State<AppState>,
     p: Principal,
     params: Result<Query<AuditParams>, QueryRejection>,
@@ -173,7 +233,12 @@ async fn audit_query(
     Ok(Json(json!({ "records": records })))
 }
 
-async fn audit_verify(State(s): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+/// Verify the whole log: leaves, tree, signed checkpoints.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200), (status = 403, description = "forbidden")), security(("bearer" = [])))]
+pub(crate) async fn audit_verify(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<Value>, ApiError> {
     allow(&s, &p, "/v1/audit/verify", &[Role::Auditor, Role::Operator]).await?;
     let report = s
         .store

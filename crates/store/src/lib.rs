@@ -15,6 +15,7 @@ mod error;
 mod log;
 mod read;
 mod sql;
+mod state;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ pub use datadir::{CHECKPOINT_KEY_FILE, DB_FILE, DataDir, REDACTION_KEY_FILE};
 pub use error::StoreError;
 pub use log::{AuditLog, LogOptions, Receipt};
 pub use read::{Filter, StoredRecord};
+pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use warden_evidence::{
 use crate::Store;
 use crate::error::StoreError;
 use crate::sql::Sql;
+use crate::state::{StateWrite, write_state};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone)]
@@ -52,10 +53,16 @@ pub struct Receipt {
     pub leaf_hash: Hash,
 }
 
-type Ack = oneshot::Sender<Result<Receipt, StoreError>>;
+type Ack = oneshot::Sender<Result<Vec<Receipt>, StoreError>>;
+
+/// Records and state rows committed together.
+struct Entry {
+    records: Vec<Record>,
+    writes: Vec<StateWrite>,
+}
 
 enum Msg {
-    Append(Box<Record>, Ack),
+    Append(Box<Entry>, Ack),
     Checkpoint(oneshot::Sender<Result<SignedCheckpoint, StoreError>>),
     Rotate(
         Box<SigningKeyPair>,
@@ -132,9 +139,21 @@ impl AuditLog {
     /// Appends `record` (its `seq` is assigned here) and returns once it is
     /// durable.
     pub async fn append(&self, record: Record) -> Result<Receipt, StoreError> {
+        let receipts = self.commit(vec![record], Vec::new()).await?;
+        receipts.into_iter().next().ok_or(StoreError::Closed)
+    }
+
+    /// Appends `records` (in order) and writes the state rows `writes` in
+    /// the same transaction; returns once both are durable. Either all of
+    /// it is committed or none.
+    pub async fn commit(
+        &self,
+        records: Vec<Record>,
+        writes: Vec<StateWrite>,
+    ) -> Result<Vec<Receipt>, StoreError> {
         let (ack, wait) = oneshot::channel();
         self.tx
-            .send(Msg::Append(Box::new(record), ack))
+            .send(Msg::Append(Box::new(Entry { records, writes }), ack))
             .await
             .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
@@ -276,53 +295,70 @@ impl Writer {
         }
     }
 
-    /// Writes one batch and acknowledges each append.
-    async fn commit(&mut self, batch: Vec<(Box<Record>, Ack)>) {
+    /// Writes one batch and acknowledges each entry.
+    async fn commit(&mut self, batch: Vec<(Box<Entry>, Ack)>) {
         if batch.is_empty() {
             return;
         }
         let mut prepared = Vec::with_capacity(batch.len());
+        let mut writes = Vec::new();
+        // Per acknowledged entry: its ack and its records' range in `prepared`.
         let mut acks = Vec::with_capacity(batch.len());
         let mut next = self.frontier.size();
-        for (mut record, ack) in batch {
-            record.seq = next;
-            match record.leaf_bytes().and_then(|b| {
-                String::from_utf8(b)
-                    .map_err(|e| warden_evidence::EvidenceError::Canonical(e.to_string()))
-            }) {
-                Ok(body) => {
-                    let hash = warden_evidence::merkle::leaf_hash(body.as_bytes());
-                    prepared.push(Prepared {
-                        seq: next,
-                        hash,
-                        body,
-                        record,
-                    });
-                    acks.push(ack);
-                    next += 1;
-                }
-                Err(e) => {
-                    let _ = ack.send(Err(e.into()));
+        'entries: for (entry, ack) in batch {
+            let Entry { records, writes: w } = *entry;
+            let start = prepared.len();
+            for mut record in records {
+                record.seq = next;
+                match record.leaf_bytes().and_then(|b| {
+                    String::from_utf8(b)
+                        .map_err(|e| warden_evidence::EvidenceError::Canonical(e.to_string()))
+                }) {
+                    Ok(body) => {
+                        let hash = warden_evidence::merkle::leaf_hash(body.as_bytes());
+                        prepared.push(Prepared {
+                            seq: next,
+                            hash,
+                            body,
+                            record: Box::new(record),
+                        });
+                        next += 1;
+                    }
+                    Err(e) => {
+                        // Nothing of this entry is written.
+                        prepared.truncate(start);
+                        next = self.frontier.size() + prepared.len() as u64;
+                        let _ = ack.send(Err(e.into()));
+                        continue 'entries;
+                    }
                 }
             }
+            writes.extend(w);
+            acks.push((ack, start..prepared.len()));
         }
-        if prepared.is_empty() {
+        if acks.is_empty() {
             return;
         }
-        match write_batch(&self.store, &mut prepared).await {
+        match write_batch(&self.store, &mut prepared, writes).await {
             Ok(()) => {
-                for (p, ack) in prepared.iter().zip(acks) {
+                for p in &prepared {
                     self.frontier.push(p.hash);
-                    let _ = ack.send(Ok(Receipt {
-                        seq: p.seq,
-                        leaf_hash: p.hash,
-                    }));
+                }
+                for (ack, range) in acks {
+                    let receipts = prepared[range]
+                        .iter()
+                        .map(|p| Receipt {
+                            seq: p.seq,
+                            leaf_hash: p.hash,
+                        })
+                        .collect();
+                    let _ = ack.send(Ok(receipts));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, records = prepared.len(), "audit batch not committed");
                 let msg = e.to_string();
-                for ack in acks {
+                for (ack, _) in acks {
                     let _ = ack.send(Err(StoreError::AppendFailed(msg.clone())));
                 }
             }
@@ -367,7 +403,11 @@ impl Writer {
             "new_key": next.verifier().to_string(),
         }));
         let (ack, wait) = oneshot::channel();
-        self.commit(vec![(Box::new(r), ack)]).await;
+        let entry = Entry {
+            records: vec![r],
+            writes: Vec::new(),
+        };
+        self.commit(vec![(Box::new(entry), ack)]).await;
         wait.await.map_err(|_| StoreError::Closed)??;
         self.sign().await?;
         register_key(&self.store, &next).await?;
@@ -378,8 +418,13 @@ impl Writer {
 
 /// Writes `batch` in one transaction. The bodies move into the statement
 /// (they are not needed afterwards), so the append path copies no record.
-async fn write_batch(store: &Store, batch: &mut [Prepared]) -> Result<(), StoreError> {
+async fn write_batch(
+    store: &Store,
+    batch: &mut [Prepared],
+    writes: Vec<StateWrite>,
+) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
+    write_state(store.backend(), &mut tx, writes).await?;
     for chunk in batch.chunks_mut(ROWS_PER_INSERT) {
         let mut q = Sql::new(
             "INSERT INTO evidence (seq, leaf_hash, body, time_us, kind, agent, tool, workflow, \

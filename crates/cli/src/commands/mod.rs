@@ -1,6 +1,7 @@
 //! One file per subcommand: parse, call a library, print, return an [`Exit`].
 
 pub mod audit;
+pub mod bench;
 pub mod decide;
 pub mod schema;
 pub mod serve;

@@ -27,6 +27,16 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub body_limit: usize,
+    /// Proposals per second each agent may make; 0 for no limit.
+    #[arg(long, env = "WARDEN_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// How long an enforce-mode proposal waits for its execution before it
+    /// is answered 202 (poll GET /v1/actions/{id}?wait=30s).
+    #[arg(long, default_value = "10s")]
+    pub sync_wait: humantime::Duration,
+    /// Do not reload the pack when its files change (SIGHUP still reloads).
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<Exit> {
@@ -42,6 +52,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<Exit> {
         durability: a.loc.durability,
         checkpoint_every: a.checkpoint_every.into(),
         body_limit: a.body_limit,
+        rate_limit: (a.rate_limit > 0).then_some(a.rate_limit),
+        sync_wait: a.sync_wait.into(),
+        watch_pack: !a.no_watch,
     };
     let pack = a.pack.display().to_string();
     rt.block_on(serve(config, |addr| {

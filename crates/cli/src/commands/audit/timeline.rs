@@ -109,6 +109,19 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                         short(&c.policy_version)
                     );
                 }
+                if let Some(w) = r.detail.as_ref().and_then(|d| d.get("would_be"))
+                    && !w.is_null()
+                {
+                    println!(
+                        "{:>22}shadow: enforcement would answer {}{}",
+                        "",
+                        w.get("status").and_then(|v| v.as_str()).unwrap_or("-"),
+                        w.get("code")
+                            .and_then(|v| v.as_str())
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    );
+                }
                 println!("{:>22}→ {}", "", status(r));
             }
             RecordKind::ApprovalRecorded => {
@@ -150,8 +163,18 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                     .unwrap_or_default();
                 println!("{head} executed {} → {}{took}", tool(r), status(r));
             }
-            RecordKind::RunFinished => println!("{head} run finished → {}", status(r)),
+            RecordKind::RunFinished => println!(
+                "{head} run finished: {}",
+                r.message.as_deref().unwrap_or("-")
+            ),
+            RecordKind::ActionRecovered => println!(
+                "{head} recovered {}: {}",
+                tool(r),
+                r.message.as_deref().unwrap_or("-")
+            ),
             RecordKind::KeyRotated
+            | RecordKind::AgentPaused
+            | RecordKind::AgentResumed
             | RecordKind::AccessDenied
             | RecordKind::PackReloaded
             | RecordKind::RequestRejected => {

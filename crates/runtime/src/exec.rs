@@ -1,0 +1,310 @@
+//! Execution and its end: connector calls for `enforce` actions, outcome
+//! reports for `check` actions, and recovery of actions a crash left
+//! `executing`.
+
+use serde_json::{Value, json};
+use warden_evidence::{Record, RecordKind};
+use warden_model::{ActionStatus, FailureCode, OnInterrupt};
+use warden_store::{ActionRow, RunRow, StateWrite};
+
+use crate::connector::ExecOutcome;
+use crate::error::RuntimeError;
+use crate::runtime::{Runtime, now_us};
+use crate::types::{ActionView, Mode, Report};
+
+/// How many actions recovery re-sends at once.
+const RECOVERY_CONCURRENCY: usize = 16;
+
+impl Runtime {
+    /// Executes `row` (committed `executing`) in the background and records
+    /// its end.
+    pub(crate) fn spawn_execution(&self, row: ActionRow, args: Value) {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            let outcome = rt.connectors().execute(&row.tool, &row.id, &args).await;
+            if let Err(e) = rt.finish(row, outcome).await {
+                tracing::error!(error = %e, "cannot record the end of an execution");
+            }
+        });
+    }
+
+    /// Records the end of an execution: the `action_executed` record, the
+    /// action's final state, and the run's progress, in one commit; then
+    /// wakes whoever waits for the action.
+    pub(crate) async fn finish(
+        &self,
+        mut row: ActionRow,
+        outcome: ExecOutcome,
+    ) -> Result<ActionView, RuntimeError> {
+        let engine = self.0.engine.current();
+        let pack = engine.pack();
+        let tool = pack.tools.get(&row.tool);
+        let sensitive = tool.map(|t| t.sensitive.as_slice()).unwrap_or_default();
+        let cap = tool
+            .and_then(|t| t.execute.as_ref())
+            .map_or(warden_model::DEFAULT_MAX_RESULT_BYTES, |e| {
+                e.max_result_bytes
+            });
+        let from = row.state.parse::<ActionStatus>().ok();
+        let status = if outcome.ok {
+            ActionStatus::Succeeded
+        } else {
+            ActionStatus::Failed
+        };
+        let recorded_result = match &outcome.result {
+            Some(v) => Some(cap_value(self.0.redactor.redact(v, sensitive)?, cap)),
+            None => None,
+        };
+        let summary = |result: Option<Value>| {
+            let mut o = json!({
+                "attempts": outcome.attempts,
+                "elapsed_ms": outcome.elapsed.as_millis() as u64,
+            });
+            if let Some(r) = result {
+                o["result"] = r;
+            }
+            if let Some(e) = &outcome.error {
+                o["error"] = json!(e);
+            }
+            if let Some(s) = outcome.http_status {
+                o["http_status"] = json!(s);
+            }
+            o
+        };
+        let t = now_us();
+        row.state = status.as_str().to_owned();
+        row.code = outcome.code.map(|c| c.as_str().to_owned());
+        row.arguments = None;
+        row.result = Some(summary(recorded_result.clone()).to_string());
+        row.attempts = row.attempts.saturating_add(i64::from(outcome.attempts));
+        row.updated_us = t;
+        let mut rec = Record::new(RecordKind::ActionExecuted);
+        rec.agent = Some(row.agent.clone());
+        rec.tool = Some(row.tool.clone());
+        rec.run = row.run_id.clone();
+        rec.action = Some(row.id.clone());
+        rec.status = Some(status);
+        rec.code = row.code.clone();
+        rec.message = Some(match &outcome.error {
+            Some(e) => e.clone(),
+            None => format!("`{}` succeeded", row.tool),
+        });
+        rec.detail = Some(summary(recorded_result));
+        let mut records = vec![rec];
+        let mut writes = vec![StateWrite::Action(row.clone())];
+        // A succeeded step moves its run on; the last one completes it.
+        let run = match (&row.run_id, &row.step, status) {
+            (Some(run), Some(_), ActionStatus::Succeeded) => Some(self.run_state(run).await?),
+            _ => None,
+        };
+        let mut guard = match &run {
+            Some(r) => Some(r.lock().await),
+            None => None,
+        };
+        let mut run_update: Option<RunRow> = None;
+        if let (Some(state), Some(step)) = (guard.as_deref_mut(), &row.step) {
+            let mut next = state.clone();
+            next.done.insert(step.clone());
+            let wf = pack.workflows.get(&next.row.workflow);
+            let ordered: Vec<String> = match wf {
+                Some(wf) => wf
+                    .steps
+                    .iter()
+                    .filter(|s| next.done.contains(&s.id))
+                    .map(|s| s.id.clone())
+                    .collect(),
+                None => next.done.iter().cloned().collect(),
+            };
+            next.row.done_steps = serde_json::to_string(&ordered).unwrap_or_default();
+            next.row.updated_us = t;
+            if let Some(wf) = wf
+                && wf.steps.iter().all(|s| next.done.contains(&s.id))
+                && next.row.state == "running"
+            {
+                next.row.state = "completed".into();
+                let mut r = Record::new(RecordKind::RunFinished);
+                r.agent = Some(next.row.agent.clone());
+                r.workflow = Some(next.row.workflow.clone());
+                r.run = Some(next.row.id.clone());
+                r.message = Some(format!("every step of `{}` succeeded", wf.id));
+                r.detail = Some(json!({ "state": "completed", "steps": ordered }));
+                records.push(r);
+            }
+            writes.push(StateWrite::Run(next.row.clone()));
+            run_update = Some(next.row.clone());
+            *state = next;
+        }
+        self.0.log.commit(records, writes).await?;
+        drop(guard);
+        if let Some(r) = run_update
+            && r.state != "running"
+            && let Ok(mut runs) = self.0.runs.lock()
+        {
+            runs.remove(&r.id);
+        }
+        self.count(from, status);
+        // The waiting agent gets the full result; the store keeps the
+        // recorded (redacted, capped) one.
+        let mut view = ActionView::from_row(&row);
+        view.outcome = Some(summary(outcome.result.clone()));
+        let sender = self
+            .0
+            .watchers
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&row.id));
+        if let Some(tx) = sender {
+            let _ = tx.send(Some(view.clone()));
+        }
+        Ok(view)
+    }
+
+    /// Records what `agent` reports after executing its `check`-mode action.
+    pub async fn report(
+        &self,
+        agent: &str,
+        id: &str,
+        report: Report,
+    ) -> Result<ActionView, RuntimeError> {
+        let row = match self.store().action(id).await? {
+            Some(r) if r.agent == agent => r,
+            _ => return Err(RuntimeError::UnknownAction(id.to_owned())),
+        };
+        if row.mode != Mode::Check.as_str() || row.state != ActionStatus::Approved.as_str() {
+            return Err(RuntimeError::InvalidTransition {
+                action: row.id,
+                state: row.state,
+                why: "only an approved `check`-mode action takes an outcome, once",
+            });
+        }
+        let code = match (report.status, report.code.as_deref()) {
+            (ActionStatus::Succeeded, None) => None,
+            (ActionStatus::Succeeded, Some(_)) => {
+                return Err(RuntimeError::InvalidReport(
+                    "`code` is for `failed` outcomes".into(),
+                ));
+            }
+            (ActionStatus::Failed, None) => Some(FailureCode::ToolError),
+            (ActionStatus::Failed, Some(c)) => match c.parse::<FailureCode>() {
+                Ok(
+                    c @ (FailureCode::ToolError
+                    | FailureCode::ToolTimeout
+                    | FailureCode::RetriesExhausted),
+                ) => Some(c),
+                _ => {
+                    return Err(RuntimeError::InvalidReport(format!(
+                        "`code` must be tool_error, tool_timeout or retries_exhausted, not `{c}`"
+                    )));
+                }
+            },
+            (other, _) => {
+                return Err(RuntimeError::InvalidReport(format!(
+                    "`status` must be succeeded or failed, not `{other}`"
+                )));
+            }
+        };
+        let outcome = ExecOutcome {
+            ok: code.is_none(),
+            code,
+            result: report.result,
+            error: report
+                .error
+                .or_else(|| code.map(|c| format!("the agent reported {c}"))),
+            attempts: 1,
+            http_status: None,
+            elapsed: std::time::Duration::from_micros(
+                u64::try_from(now_us().saturating_sub(row.created_us)).unwrap_or(0),
+            ),
+        };
+        self.finish(row, outcome).await
+    }
+
+    /// On start: actions a crash left `executing` are re-sent with the same
+    /// idempotency key (tools with `on_interrupt = "resend"`) or end
+    /// `failed` with `interrupted`. Returns how many of each.
+    pub async fn recover(&self) -> Result<(usize, usize), RuntimeError> {
+        let stuck = self
+            .store()
+            .actions_in_state(ActionStatus::Executing.as_str())
+            .await?;
+        let connectors = self.connectors();
+        let (mut resent, mut failed) = (0, 0);
+        let mut resends = Vec::new();
+        for row in stuck {
+            let resend = connectors
+                .execution(&row.tool)
+                .is_some_and(|e| e.on_interrupt == OnInterrupt::Resend);
+            let args = row
+                .arguments
+                .as_deref()
+                .and_then(|a| serde_json::from_str::<Value>(a).ok());
+            match (resend, args) {
+                (true, Some(args)) => {
+                    let mut r = Record::new(RecordKind::ActionRecovered);
+                    r.agent = Some(row.agent.clone());
+                    r.tool = Some(row.tool.clone());
+                    r.run = row.run_id.clone();
+                    r.action = Some(row.id.clone());
+                    r.status = Some(ActionStatus::Executing);
+                    r.message = Some(
+                        "Warden restarted while this action was executing; re-sent with the same idempotency key"
+                            .into(),
+                    );
+                    self.0.log.append(r).await?;
+                    self.watch(&row.id);
+                    resends.push((row, args));
+                    resent += 1;
+                }
+                _ => {
+                    let outcome = ExecOutcome {
+                        ok: false,
+                        code: Some(FailureCode::Interrupted),
+                        result: None,
+                        error: Some(
+                            "Warden stopped while this action was executing and the tool is not marked for re-sending; it may or may not have run"
+                                .into(),
+                        ),
+                        attempts: 0,
+                        http_status: None,
+                        elapsed: std::time::Duration::ZERO,
+                    };
+                    self.finish(row, outcome).await?;
+                    failed += 1;
+                }
+            }
+        }
+        // Re-send in the background, a few at a time.
+        let rt = self.clone();
+        tokio::spawn(async move {
+            let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(RECOVERY_CONCURRENCY));
+            for (row, args) in resends {
+                let Ok(permit) = std::sync::Arc::clone(&sem).acquire_owned().await else {
+                    break;
+                };
+                let rt = rt.clone();
+                tokio::spawn(async move {
+                    let outcome = rt.connectors().execute(&row.tool, &row.id, &args).await;
+                    if let Err(e) = rt.finish(row, outcome).await {
+                        tracing::error!(error = %e, "cannot record a recovered execution");
+                    }
+                    drop(permit);
+                });
+            }
+        });
+        Ok((resent, failed))
+    }
+}
+
+/// `v`, or its size and hash when its JSON is longer than `cap` bytes.
+fn cap_value(v: Value, cap: usize) -> Value {
+    let text = v.to_string();
+    if text.len() <= cap {
+        return v;
+    }
+    use sha2::{Digest, Sha256};
+    json!({
+        "truncated": true,
+        "bytes": text.len(),
+        "sha256": format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
+    })
+}

@@ -1,0 +1,26 @@
+//! Warden's runtime layer: the action lifecycle (DESIGN.md, "Action
+//! lifecycle"). Start from [`Runtime`]: [`Runtime::submit`] takes an agent's
+//! [`Proposal`], runs the gates in order — known tool, arguments against the
+//! tool's JSON Schema, legal next step of the run's workflow, agent not
+//! paused, policy — and commits the decision record and the action's state
+//! in one transaction before answering. In `enforce` mode an allowed action
+//! is executed through its connector ([`Connectors`]: `http` or `mock`); in
+//! `check` mode the agent executes and calls [`Runtime::report`]. Shadow
+//! mode (per agent or workflow) records what enforcement would do and never
+//! blocks. [`Runtime::recover`] reconciles actions a crash left `executing`.
+//!
+//! Depends on `model`, `policy`, `evidence` and `store`; knows nothing of
+//! HTTP routes or wire JSON beyond the views it returns.
+
+mod agents;
+mod connector;
+mod error;
+mod exec;
+mod runs;
+mod runtime;
+mod types;
+
+pub use connector::{Connectors, ExecOutcome};
+pub use error::RuntimeError;
+pub use runtime::{Runtime, RuntimeConfig};
+pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};

@@ -1,0 +1,184 @@
+//! Workflow runs: starting them, the step-order gate, and their views.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::json;
+use warden_evidence::{Record, RecordKind};
+use warden_model::{Trigger, Workflow};
+use warden_store::{RunRow, StateWrite};
+
+use crate::error::RuntimeError;
+use crate::runtime::{Runtime, new_id, now_us};
+use crate::types::{ActionView, RunView};
+
+/// A run held in memory while it is in use.
+#[derive(Debug, Clone)]
+pub(crate) struct RunState {
+    pub(crate) row: RunRow,
+    pub(crate) trigger: Option<Trigger>,
+    pub(crate) done: BTreeSet<String>,
+}
+
+/// The step of `wf` that `tool` may run now, given the steps `done`: the
+/// first not yet done whose prerequisites all succeeded, else a done one
+/// (repeating a step is allowed). `Err` says why none may.
+pub(crate) fn next_step(
+    wf: &Workflow,
+    tool: &str,
+    done: &BTreeSet<String>,
+) -> Result<String, String> {
+    let candidates: Vec<_> = wf.steps.iter().filter(|s| s.tool == tool).collect();
+    if candidates.is_empty() {
+        return Err(format!("`{tool}` is not a step of workflow `{}`", wf.id));
+    }
+    let ready = |s: &&warden_model::Step| s.after.iter().all(|a| done.contains(a));
+    if let Some(s) = candidates
+        .iter()
+        .find(|s| ready(s) && !done.contains(&s.id))
+        .or_else(|| candidates.iter().find(|s| ready(s)))
+    {
+        return Ok(s.id.clone());
+    }
+    let s = candidates[0];
+    let missing: Vec<String> = s
+        .after
+        .iter()
+        .filter(|a| !done.contains(*a))
+        .map(|a| format!("`{a}`"))
+        .collect();
+    Err(format!(
+        "step `{}` of workflow `{}` needs {} to succeed first",
+        s.id,
+        wf.id,
+        missing.join(", ")
+    ))
+}
+
+/// Steps that may run now: not done, every prerequisite done.
+pub(crate) fn ready_steps(wf: &Workflow, done: &BTreeSet<String>) -> Vec<String> {
+    wf.steps
+        .iter()
+        .filter(|s| !done.contains(&s.id) && s.after.iter().all(|a| done.contains(a)))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+impl Runtime {
+    /// Starts a run of `workflow` for `agent` with its trigger context.
+    pub async fn start_run(
+        &self,
+        agent: &str,
+        workflow: &str,
+        trigger: Option<Trigger>,
+    ) -> Result<RunView, RuntimeError> {
+        let engine = self.0.engine.current();
+        let pack = engine.pack();
+        if !pack.agents.contains_key(agent) {
+            return Err(RuntimeError::UnknownAgent(agent.to_owned()));
+        }
+        let Some(wf) = pack.workflows.get(workflow) else {
+            return Err(RuntimeError::UnknownWorkflow(workflow.to_owned()));
+        };
+        let id = new_id("run")?;
+        let t = now_us();
+        let row = RunRow {
+            id: id.clone(),
+            workflow: workflow.to_owned(),
+            agent: agent.to_owned(),
+            state: "running".into(),
+            trigger: trigger
+                .as_ref()
+                .map(|t| serde_json::to_string(t).unwrap_or_default()),
+            done_steps: "[]".into(),
+            created_us: t,
+            updated_us: t,
+        };
+        let mut r = Record::new(RecordKind::RunStarted);
+        r.agent = Some(agent.to_owned());
+        r.workflow = Some(workflow.to_owned());
+        r.run = Some(id.clone());
+        r.trigger = trigger.clone();
+        r.message = Some(format!("run of `{workflow}` started"));
+        r.detail = Some(json!({
+            "owner": wf.owner,
+            "steps": wf.steps.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            "shadow": wf.shadow,
+        }));
+        self.0
+            .log
+            .commit(vec![r], vec![StateWrite::Run(row.clone())])
+            .await?;
+        let next = ready_steps(wf, &BTreeSet::new());
+        let state = RunState {
+            row: row.clone(),
+            trigger,
+            done: BTreeSet::new(),
+        };
+        if let Ok(mut runs) = self.0.runs.lock() {
+            runs.insert(id, Arc::new(tokio::sync::Mutex::new(state)));
+        }
+        Ok(RunView::from_row(&row, next, Vec::new()))
+    }
+
+    /// The run `id`, loaded into memory on first use.
+    pub(crate) async fn run_state(
+        &self,
+        id: &str,
+    ) -> Result<Arc<tokio::sync::Mutex<RunState>>, RuntimeError> {
+        if let Some(r) = self.0.runs.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(r);
+        }
+        let row = self
+            .store()
+            .run(id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownRun(id.to_owned()))?;
+        let done: BTreeSet<String> = serde_json::from_str::<Vec<String>>(&row.done_steps)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let state = RunState {
+            trigger: row
+                .trigger
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
+            row,
+            done,
+        };
+        let mut runs = self
+            .0
+            .runs
+            .lock()
+            .map_err(|_| RuntimeError::Random("run table poisoned".into()))?;
+        Ok(Arc::clone(runs.entry(id.to_owned()).or_insert_with(|| {
+            Arc::new(tokio::sync::Mutex::new(state))
+        })))
+    }
+
+    /// The run `id` with its actions, as `viewer` may see it (an agent sees
+    /// its own runs; `None`: people with a role see all).
+    pub async fn run(&self, id: &str, viewer: Option<&str>) -> Result<RunView, RuntimeError> {
+        let row = match self.store().run(id).await? {
+            Some(r) if viewer.is_none_or(|v| v == r.agent) => r,
+            _ => return Err(RuntimeError::UnknownRun(id.to_owned())),
+        };
+        let done: BTreeSet<String> = serde_json::from_str::<Vec<String>>(&row.done_steps)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let engine = self.0.engine.current();
+        let next = match engine.pack().workflows.get(&row.workflow) {
+            Some(wf) if row.state == "running" => ready_steps(wf, &done),
+            _ => Vec::new(),
+        };
+        let actions = self
+            .store()
+            .run_actions(id)
+            .await?
+            .iter()
+            .map(ActionView::from_row)
+            .collect();
+        Ok(RunView::from_row(&row, next, actions))
+    }
+}

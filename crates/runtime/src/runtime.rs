@@ -1,0 +1,523 @@
+//! The runtime: the one place where proposals become actions. Handlers call
+//! [`Runtime::submit`]; it runs the gates in order (known tool, arguments,
+//! step order, agent not paused, policy), commits the decision and the
+//! action's state in one transaction, and executes allowed `enforce`
+//! actions through their connector.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use warden_evidence::{Record, Redactor, decision_status, micros, now};
+use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext};
+use warden_policy::{EngineHandle, Request};
+use warden_store::{ActionRow, AgentStateRow, AuditLog, StateWrite, Store};
+
+use crate::connector::Connectors;
+use crate::error::RuntimeError;
+use crate::runs::{RunState, next_step};
+use crate::types::{ActionView, Mode, Proposal, Submitted};
+
+/// Tuning of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// How long a proposal waits for an `enforce` execution before it is
+    /// answered `202` with the action still `executing`.
+    pub sync_wait: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            sync_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The action lifecycle over a store and an audit log. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runtime(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) engine: Arc<EngineHandle>,
+    pub(crate) log: AuditLog,
+    pub(crate) redactor: Redactor,
+    pub(crate) connectors: RwLock<Arc<Connectors>>,
+    /// Runs touched since start (loaded on first use).
+    pub(crate) runs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RunState>>>>,
+    /// Idempotency keys being proposed now, so concurrent duplicates wait.
+    keys: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    /// Non-final actions someone may wait for.
+    pub(crate) watchers: Mutex<HashMap<String, watch::Sender<Option<ActionView>>>>,
+    /// Paused agents.
+    pub(crate) paused: RwLock<HashMap<String, AgentStateRow>>,
+    /// Actions per lifecycle state, kept with each transition.
+    pub(crate) counts: Mutex<BTreeMap<&'static str, i64>>,
+    pub(crate) config: RuntimeConfig,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// A new random id with `prefix`.
+pub(crate) fn new_id(prefix: &str) -> Result<String, RuntimeError> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).map_err(|e| RuntimeError::Random(e.to_string()))?;
+    Ok(format!("{prefix}_{}", hex::encode(b)))
+}
+
+/// µs since the epoch, now.
+pub(crate) fn now_us() -> i64 {
+    micros(&now()).unwrap_or(0)
+}
+
+/// What the run gate and the pause gate found.
+struct Gates {
+    step: Option<String>,
+    failure: Option<(FailureCode, String)>,
+}
+
+impl Runtime {
+    /// A runtime over `store` and `log`, loading the pause states.
+    pub async fn new(
+        engine: Arc<EngineHandle>,
+        log: AuditLog,
+        redactor: Redactor,
+        config: RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        let connectors = Connectors::build(engine.current().pack());
+        let store = log.store().clone();
+        let paused = store
+            .agent_states()
+            .await?
+            .into_iter()
+            .filter(|a| a.paused)
+            .map(|a| (a.agent.clone(), a))
+            .collect();
+        let mut counts = BTreeMap::new();
+        for (state, n) in store.action_counts().await? {
+            if let Ok(s) = state.parse::<ActionStatus>() {
+                counts.insert(s.as_str(), n);
+            }
+        }
+        Ok(Self(Arc::new(Inner {
+            engine,
+            log,
+            redactor,
+            connectors: RwLock::new(Arc::new(connectors)),
+            runs: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            paused: RwLock::new(paused),
+            counts: Mutex::new(counts),
+            config,
+        })))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.0.log.store()
+    }
+
+    /// The policy engine in force.
+    pub fn engine(&self) -> &Arc<EngineHandle> {
+        &self.0.engine
+    }
+
+    /// Rebuilds the connectors from the pack in force (after a reload).
+    pub fn reload_connectors(&self) {
+        let c = Connectors::build(self.0.engine.current().pack());
+        if let Ok(mut w) = self.0.connectors.write() {
+            *w = Arc::new(c);
+        }
+    }
+
+    pub(crate) fn connectors(&self) -> Arc<Connectors> {
+        match self.0.connectors.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Actions per lifecycle state.
+    pub fn action_counts(&self) -> BTreeMap<&'static str, i64> {
+        self.0.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn count(&self, from: Option<ActionStatus>, to: ActionStatus) {
+        if let Ok(mut c) = self.0.counts.lock() {
+            if let Some(f) = from {
+                *c.entry(f.as_str()).or_default() -= 1;
+            }
+            *c.entry(to.as_str()).or_default() += 1;
+        }
+    }
+
+    /// Proposes an action for `agent` (the caller's credential's): runs the
+    /// gates, commits the decision and the action, and in `enforce` mode
+    /// executes an allowed action, waiting up to the configured time for
+    /// its result.
+    pub async fn submit(&self, agent: &str, p: Proposal) -> Result<Submitted, RuntimeError> {
+        let engine = self.0.engine.current();
+        let request_hash = warden_evidence::args_hash(&json!({
+            "agent": agent,
+            "tool": p.tool,
+            "arguments": p.arguments,
+            "run": p.run_id,
+        }))?;
+        // Concurrent proposals with one key queue here; the first commits,
+        // the others find its action.
+        let key_lock = p.idempotency_key.as_ref().map(|k| {
+            let slot = (agent.to_owned(), k.clone());
+            let lock = self
+                .0
+                .keys
+                .lock()
+                .map(|mut m| Arc::clone(m.entry(slot.clone()).or_default()))
+                .unwrap_or_default();
+            (slot, lock)
+        });
+        let _key_guard = match &key_lock {
+            Some((_, l)) => Some(Arc::clone(l).lock_owned().await),
+            None => None,
+        };
+        let result = self.submit_locked(agent, p, request_hash, &engine).await;
+        if let Some((slot, _)) = key_lock
+            && let Ok(mut m) = self.0.keys.lock()
+        {
+            m.remove(&slot);
+        }
+        let submitted = result?;
+        if submitted.action.status == ActionStatus::Executing && !submitted.replayed {
+            let id = submitted.action.action_id.clone();
+            if let Some(done) = self.wait(&id, self.0.config.sync_wait).await? {
+                return Ok(Submitted {
+                    action: done,
+                    ..submitted
+                });
+            }
+        }
+        Ok(submitted)
+    }
+
+    async fn submit_locked(
+        &self,
+        agent: &str,
+        p: Proposal,
+        request_hash: String,
+        engine: &warden_policy::Engine,
+    ) -> Result<Submitted, RuntimeError> {
+        if let Some(key) = &p.idempotency_key
+            && let Some(row) = self.store().action_by_key(agent, key).await?
+        {
+            if row.request_hash != request_hash {
+                return Err(RuntimeError::IdempotencyConflict {
+                    key: key.clone(),
+                    action: row.id,
+                });
+            }
+            let action = self.current_view(&row);
+            return Ok(Submitted {
+                action,
+                replayed: true,
+                evidence_seq: None,
+            });
+        }
+        let pack = engine.pack();
+        // The run gate needs the run's lock from the check to the commit.
+        let run = match &p.run_id {
+            Some(id) => Some(self.run_state(id).await?),
+            None => None,
+        };
+        let mut run_guard = match &run {
+            Some(r) => Some(r.lock().await),
+            None => None,
+        };
+        if let Some(r) = run_guard.as_deref() {
+            if r.row.agent != agent {
+                return Err(RuntimeError::RunNotYours {
+                    run: r.row.id.clone(),
+                });
+            }
+            if r.row.state != "running" {
+                return Err(RuntimeError::RunClosed {
+                    run: r.row.id.clone(),
+                    state: r.row.state.clone(),
+                });
+            }
+        }
+        let context = RequestContext {
+            workflow: run_guard.as_deref().map(|r| r.row.workflow.clone()),
+            run: p.run_id.clone(),
+            trigger: run_guard.as_deref().and_then(|r| r.trigger.clone()),
+        };
+        let req = Request {
+            agent,
+            tool: &p.tool,
+            args: &p.arguments,
+            approvals: &[],
+            context: &context,
+        };
+        let decision = engine.decide(&req);
+        let id = new_id("act")?;
+        let mut record = Record::decided(&req, &decision);
+        record.action = Some(id.clone());
+        match decision.code {
+            Some(DenyCode::UnknownTool) | Some(DenyCode::InvalidArguments) => {
+                // Unusable proposals are recorded, then refused.
+                record.detail = Some(json!({
+                    "mode": p.mode.as_str(),
+                    "reason": p.reason,
+                    "claimed_agent": p.claimed_agent,
+                }));
+                self.0
+                    .redactor
+                    .apply_for_pack(&mut record, pack, &p.arguments)?;
+                self.0.log.append(record).await?;
+                return Err(if decision.code == Some(DenyCode::UnknownTool) {
+                    RuntimeError::UnknownTool(p.tool)
+                } else {
+                    RuntimeError::InvalidArguments(decision.errors.join("; "))
+                });
+            }
+            _ => {}
+        }
+        if p.mode == Mode::Enforce && self.connectors().execution(&p.tool).is_none() {
+            return Err(RuntimeError::NotExecutable(p.tool));
+        }
+        // Gates after the arguments, in order: step order, then pause.
+        let mut gates = Gates {
+            step: None,
+            failure: None,
+        };
+        if let Some(r) = run_guard.as_deref() {
+            match pack.workflows.get(&r.row.workflow) {
+                Some(wf) => match next_step(wf, &p.tool, &r.done) {
+                    Ok(step) => gates.step = Some(step),
+                    Err(why) => gates.failure = Some((FailureCode::StepOutOfOrder, why)),
+                },
+                None => {
+                    gates.failure = Some((
+                        FailureCode::StepOutOfOrder,
+                        format!("workflow `{}` is no longer in the pack", r.row.workflow),
+                    ));
+                }
+            }
+        }
+        let paused = self
+            .0
+            .paused
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned());
+        if gates.failure.is_none()
+            && let Some(ps) = &paused
+        {
+            gates.failure = Some((
+                FailureCode::AgentPaused,
+                format!(
+                    "agent `{agent}` is paused{}",
+                    ps.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        let (mut status, mut code) = decision_status(&decision);
+        let mut message = decision.message();
+        if let Some((c, why)) = &gates.failure {
+            status = ActionStatus::Denied;
+            code = Some(*c);
+            message = why.clone();
+        }
+        // Shadow mode: record what enforcement would do, never block. The
+        // kill switch still applies.
+        let shadow = pack.agents.get(agent).is_some_and(|a| a.shadow)
+            || run_guard
+                .as_deref()
+                .and_then(|r| pack.workflows.get(&r.row.workflow))
+                .is_some_and(|w| w.shadow);
+        let mut would_be = None;
+        if shadow && status != ActionStatus::Approved && code != Some(FailureCode::AgentPaused) {
+            would_be = Some(json!({
+                "status": status,
+                "code": code,
+                "message": message,
+            }));
+            status = ActionStatus::Approved;
+            code = None;
+            message = format!("shadow mode: not blocked; enforcement would answer: {message}");
+        }
+        let step = if gates.failure.is_none() || shadow {
+            gates.step.clone().or_else(|| {
+                run_guard
+                    .as_deref()
+                    .and_then(|r| pack.workflows.get(&r.row.workflow))
+                    .and_then(|wf| wf.steps.iter().find(|s| s.tool == p.tool))
+                    .map(|s| s.id.clone())
+            })
+        } else {
+            None
+        };
+        let executing = status == ActionStatus::Approved && p.mode == Mode::Enforce;
+        record.status = Some(status);
+        record.code = code.map(|c| c.as_str().to_owned());
+        record.message = Some(message);
+        record.detail = Some(json!({
+            "mode": p.mode.as_str(),
+            "reason": p.reason,
+            "claimed_agent": p.claimed_agent,
+            "idempotency_key": p.idempotency_key,
+            "step": step,
+            "shadow": shadow,
+            "would_be": would_be,
+            "request_sha256": request_hash,
+        }));
+        self.0
+            .redactor
+            .apply_for_pack(&mut record, pack, &p.arguments)?;
+        let mut decision_json = serde_json::to_value(&decision).unwrap_or(Value::Null);
+        if let (Some(w), Value::Object(m)) = (&would_be, &mut decision_json) {
+            m.insert("shadow".into(), w.clone());
+        }
+        let t = now_us();
+        let state = if executing {
+            ActionStatus::Executing
+        } else {
+            status
+        };
+        let row = ActionRow {
+            id: id.clone(),
+            agent: agent.to_owned(),
+            tool: p.tool.clone(),
+            run_id: p.run_id.clone(),
+            step,
+            mode: p.mode.as_str().to_owned(),
+            shadow,
+            state: state.as_str().to_owned(),
+            code: code.map(|c| c.as_str().to_owned()),
+            idempotency_key: p.idempotency_key.clone(),
+            request_hash,
+            // Kept while the action may still execute (to re-send after a
+            // crash); dropped once it is final.
+            arguments: (!state.is_final()).then(|| p.arguments.to_string()),
+            decision: decision_json.to_string(),
+            result: None,
+            attempts: 0,
+            created_us: t,
+            updated_us: t,
+        };
+        if !state.is_final() {
+            self.watch(&id);
+        }
+        // Durable before acknowledged, and before any side effect.
+        let receipts = match self
+            .0
+            .log
+            .commit(vec![record], vec![StateWrite::Action(row.clone())])
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.unwatch(&id);
+                return Err(e.into());
+            }
+        };
+        drop(run_guard.take());
+        self.count(None, state);
+        if executing {
+            self.spawn_execution(row.clone(), p.arguments);
+        }
+        Ok(Submitted {
+            action: ActionView::from_row(&row),
+            replayed: false,
+            evidence_seq: receipts.first().map(|r| r.seq),
+        })
+    }
+
+    /// The view of a stored row; a waiter's in-memory view is not needed.
+    fn current_view(&self, row: &ActionRow) -> ActionView {
+        ActionView::from_row(row)
+    }
+
+    pub(crate) fn watch(&self, id: &str) {
+        if let Ok(mut w) = self.0.watchers.lock() {
+            w.entry(id.to_owned())
+                .or_insert_with(|| watch::channel(None).0);
+        }
+    }
+
+    pub(crate) fn unwatch(&self, id: &str) {
+        if let Ok(mut w) = self.0.watchers.lock() {
+            w.remove(id);
+        }
+    }
+
+    /// The action `id` as `viewer` may see it: agents see their own only
+    /// (`viewer` = `Some(agent)`); people with a role see all (`None`).
+    pub async fn action(&self, id: &str, viewer: Option<&str>) -> Result<ActionView, RuntimeError> {
+        match self.store().action(id).await? {
+            Some(row) if viewer.is_none_or(|v| v == row.agent) => Ok(ActionView::from_row(&row)),
+            _ => Err(RuntimeError::UnknownAction(id.to_owned())),
+        }
+    }
+
+    /// Waits up to `timeout` for action `id` to reach a final state (or to
+    /// stop executing); `None` if it did not in time.
+    pub async fn wait(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<ActionView>, RuntimeError> {
+        let rx = self
+            .0
+            .watchers
+            .lock()
+            .ok()
+            .and_then(|w| w.get(id).map(watch::Sender::subscribe));
+        let Some(mut rx) = rx else {
+            // Nothing in flight: what the store holds is current.
+            return Ok(self
+                .store()
+                .action(id)
+                .await?
+                .map(|r| ActionView::from_row(&r)));
+        };
+        let done = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(v) = rx.borrow_and_update().clone() {
+                    return Some(v);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match done {
+            Ok(Some(v)) => Ok(Some(v)),
+            // The watcher went away: the action finished; read it back.
+            Ok(None) => Ok(self
+                .store()
+                .action(id)
+                .await?
+                .map(|r| ActionView::from_row(&r))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// `Some(outcome)` for a decision that denies, for metrics.
+    pub fn outcome_of(view: &ActionView) -> Outcome {
+        match view.status {
+            ActionStatus::Denied => Outcome::Deny,
+            ActionStatus::AwaitingApproval => Outcome::ApprovalRequired,
+            _ => Outcome::Allow,
+        }
+    }
+}

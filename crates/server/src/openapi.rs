@@ -1,0 +1,66 @@
+//! The OpenAPI document at `/v1/openapi.json`, generated from the handlers'
+//! annotations and the wire types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Warden", description = "Governance gateway for AI agents: propose actions, get decisions, execute inside policy, with tamper-evident evidence. Every error is `{\"error\": {\"code\", \"message\"}}`."),
+    paths(
+        crate::actions::propose,
+        crate::actions::get_action,
+        crate::actions::outcome,
+        crate::runs::start_run,
+        crate::runs::get_run,
+        crate::runs::pause,
+        crate::runs::resume,
+        crate::routes::audit_query,
+        crate::routes::audit_verify,
+        crate::routes::healthz,
+        crate::routes::whoami,
+    ),
+    components(schemas(
+        crate::actions::ProposalBody,
+        crate::runs::RunBody,
+        crate::runs::PauseBody,
+        warden_runtime::ActionView,
+        warden_runtime::RunView,
+        warden_runtime::Report,
+        warden_runtime::Mode,
+        ErrorBody,
+    )),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+/// `{"error": {"code", "message"}}`
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// The error.
+    error: ErrorDetail,
+}
+
+/// A stable `code` and a message for people.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_arguments`, `unknown_tool`, ...
+    code: String,
+    /// For people.
+    message: String,
+}
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Workflow runs (`POST /v1/runs`, `GET /v1/runs/{id}`) and the kill switch
+//! (`POST /v1/agents/{id}/pause|resume`).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_evidence::RecordKind;
+use warden_model::{Role, Trigger};
+use warden_runtime::RunView;
+
+use crate::AppState;
+use crate::actions::{body_error, viewer};
+use crate::auth::{Kind, Principal};
+use crate::error::ApiError;
+use crate::routes::{record_refusal, refuse};
+
+/// The body of `POST /v1/runs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    /// The workflow id, e.g. `refund-request`.
+    pub workflow: String,
+    /// What started the run: `{source, reference?, requester?}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub trigger: Option<Trigger>,
+}
+
+/// Start a workflow run.
+#[utoipa::path(
+    post, path = "/v1/runs", tag = "runs",
+    request_body = RunBody,
+    responses(
+        (status = 201, body = RunView),
+        (status = 400, description = "invalid_json, invalid_body"),
+        (status = 403, description = "forbidden: only agents start runs"),
+        (status = 404, description = "unknown_workflow"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn start_run(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Result<Json<RunBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    const PATH: &str = "/v1/runs";
+    if p.kind != Kind::Agent {
+        let e = ApiError::forbidden("only agents start runs");
+        return Err(refuse(&s, &p, PATH, e).await);
+    }
+    s.rate_limit(&p)?;
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => {
+            let err = body_error(e);
+            return Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, err).await);
+        }
+    };
+    match s
+        .runtime
+        .start_run(&p.id, &body.workflow, body.trigger)
+        .await
+    {
+        Ok(v) => Ok((StatusCode::CREATED, Json(v))),
+        Err(e) => {
+            let err = ApiError::from(e);
+            if err.status.is_server_error() {
+                Err(err)
+            } else {
+                Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, err).await)
+            }
+        }
+    }
+}
+
+/// A run's state, steps and actions.
+#[utoipa::path(
+    get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = RunView), (status = 404, description = "unknown_run")),
+    security(("bearer" = []))
+)]
+pub async fn get_run(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, ApiError> {
+    let who = viewer(&s, &p, "/v1/runs/{id}").await?;
+    Ok(Json(s.runtime.run(&id, who).await?))
+}
+
+/// The body of `POST /v1/agents/{id}/pause|resume`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+async fn set_paused(
+    s: &AppState,
+    p: &Principal,
+    agent: &str,
+    paused: bool,
+    body: Result<Json<PauseBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let path = if paused {
+        "/v1/agents/{id}/pause"
+    } else {
+        "/v1/agents/{id}/resume"
+    };
+    if let Err(e) = p.require(&[Role::Operator]) {
+        return Err(refuse(s, p, path, e).await);
+    }
+    let reason = match body {
+        Ok(Json(b)) => b.reason,
+        Err(JsonRejection::MissingJsonContentType(_)) => None,
+        Err(e) => {
+            let err = body_error(e);
+            return Err(record_refusal(s, RecordKind::RequestRejected, p, path, err).await);
+        }
+    };
+    let row = s.runtime.set_paused(agent, paused, &p.id, reason).await?;
+    Ok(Json(json!({
+        "agent": row.agent,
+        "paused": row.paused,
+        "reason": row.reason,
+        "changed_by": row.changed_by,
+    })))
+}
+
+/// Pause an agent (kill switch): every proposal is denied `agent_paused`.
+#[utoipa::path(
+    post, path = "/v1/agents/{id}/pause", tag = "agents",
+    params(("id" = String, Path, description = "agent id")),
+    request_body(content = PauseBody, description = "optional"),
+    responses((status = 200), (status = 403, description = "forbidden: operators only"), (status = 404, description = "unknown_agent")),
+    security(("bearer" = []))
+)]
+pub async fn pause(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<PauseBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&s, &p, &id, true, body).await
+}
+
+/// Resume a paused agent.
+#[utoipa::path(
+    post, path = "/v1/agents/{id}/resume", tag = "agents",
+    params(("id" = String, Path, description = "agent id")),
+    request_body(content = PauseBody, description = "optional"),
+    responses((status = 200), (status = 403, description = "forbidden: operators only"), (status = 404, description = "unknown_agent")),
+    security(("bearer" = []))
+)]
+pub async fn resume(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<PauseBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&s, &p, &id, false, body).await
+}

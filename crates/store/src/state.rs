@@ -1,0 +1,349 @@
+//! Runtime state rows: runs, actions and agent pauses. The store holds no
+//! lifecycle rules: the runtime decides every value, the store persists
+//! whole rows (upserts) in the audit log's transactions and reads them back.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::sql::Sql;
+
+/// A workflow run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The agent that started it.
+    pub agent: String,
+    /// `running`, `completed` or `cancelled`.
+    pub state: String,
+    /// JSON of the trigger context.
+    pub trigger: Option<String>,
+    /// JSON array of the step ids that succeeded.
+    pub done_steps: String,
+    /// µs since the epoch.
+    pub created_us: i64,
+    /// µs since the epoch.
+    pub updated_us: i64,
+}
+
+/// An action as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRow {
+    /// Action id.
+    pub id: String,
+    /// The proposing agent (from its credential).
+    pub agent: String,
+    /// The tool.
+    pub tool: String,
+    /// The run, if any.
+    pub run_id: Option<String>,
+    /// The workflow step it was matched to.
+    pub step: Option<String>,
+    /// `enforce` or `check`.
+    pub mode: String,
+    /// Decided in shadow mode.
+    pub shadow: bool,
+    /// Lifecycle status.
+    pub state: String,
+    /// Standardized code when it did not succeed.
+    pub code: Option<String>,
+    /// The agent's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// `sha256:<hex>` of the canonical request.
+    pub request_hash: String,
+    /// JSON arguments; `None` once the action is final.
+    pub arguments: Option<String>,
+    /// JSON of the decision.
+    pub decision: String,
+    /// JSON of the result or error.
+    pub result: Option<String>,
+    /// Connector attempts made.
+    pub attempts: i64,
+    /// µs since the epoch.
+    pub created_us: i64,
+    /// µs since the epoch.
+    pub updated_us: i64,
+}
+
+/// Whether an agent is paused (the kill switch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStateRow {
+    /// The agent.
+    pub agent: String,
+    /// Paused: every proposal is denied with `agent_paused`.
+    pub paused: bool,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who changed it.
+    pub changed_by: Option<String>,
+    /// µs since the epoch.
+    pub updated_us: i64,
+}
+
+/// A row to write (insert or replace) in the same transaction as the
+/// evidence records of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateWrite {
+    /// A run.
+    Run(RunRow),
+    /// An action.
+    Action(ActionRow),
+    /// An agent's pause state.
+    Agent(AgentStateRow),
+}
+
+const RUN_COLS: &str =
+    "id, workflow, agent, state, trigger_ctx, done_steps, created_us, updated_us";
+const ACTION_COLS: &str = "id, agent, tool, run_id, step, mode, shadow, state, code, \
+     idempotency_key, request_hash, arguments, decision, result, attempts, created_us, updated_us";
+const AGENT_COLS: &str = "agent, paused, reason, changed_by, updated_us";
+
+/// Rows per upsert statement (17 values each at most).
+const ROWS_PER_UPSERT: usize = 100;
+
+/// Writes `writes` in `tx`: one multi-row upsert per table and chunk. When a
+/// row appears more than once, the last one wins (a multi-row upsert may
+/// not touch a row twice).
+pub(crate) async fn write_state(
+    backend: crate::Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: Vec<StateWrite>,
+) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut runs: Vec<RunRow> = Vec::new();
+    let mut actions: Vec<ActionRow> = Vec::new();
+    let mut agents: Vec<AgentStateRow> = Vec::new();
+    for w in writes.into_iter().rev() {
+        match w {
+            StateWrite::Run(r) if !runs.iter().any(|x| x.id == r.id) => runs.push(r),
+            StateWrite::Action(a) if !actions.iter().any(|x| x.id == a.id) => actions.push(a),
+            StateWrite::Agent(a) if !agents.iter().any(|x| x.agent == a.agent) => agents.push(a),
+            _ => {}
+        }
+    }
+    for chunk in runs.chunks(ROWS_PER_UPSERT) {
+        let mut q = Sql::new("INSERT INTO runs (");
+        q.push(RUN_COLS).push(") VALUES ");
+        for (i, r) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.text(r.id.clone())
+                .push(", ")
+                .text(r.workflow.clone())
+                .push(", ")
+                .text(r.agent.clone())
+                .push(", ")
+                .text(r.state.clone())
+                .push(", ")
+                .opt_text(r.trigger.clone())
+                .push(", ")
+                .text(r.done_steps.clone())
+                .push(", ")
+                .int(r.created_us)
+                .push(", ")
+                .int(r.updated_us)
+                .push(")");
+        }
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+             done_steps = excluded.done_steps, updated_us = excluded.updated_us",
+        );
+        q.build(backend).execute(&mut **tx).await?;
+    }
+    for chunk in actions.chunks(ROWS_PER_UPSERT) {
+        let mut q = Sql::new("INSERT INTO actions (");
+        q.push(ACTION_COLS).push(") VALUES ");
+        for (i, a) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.text(a.id.clone())
+                .push(", ")
+                .text(a.agent.clone())
+                .push(", ")
+                .text(a.tool.clone())
+                .push(", ")
+                .opt_text(a.run_id.clone())
+                .push(", ")
+                .opt_text(a.step.clone())
+                .push(", ")
+                .text(a.mode.clone())
+                .push(", ")
+                .int(i64::from(a.shadow))
+                .push(", ")
+                .text(a.state.clone())
+                .push(", ")
+                .opt_text(a.code.clone())
+                .push(", ")
+                .opt_text(a.idempotency_key.clone())
+                .push(", ")
+                .text(a.request_hash.clone())
+                .push(", ")
+                .opt_text(a.arguments.clone())
+                .push(", ")
+                .text(a.decision.clone())
+                .push(", ")
+                .opt_text(a.result.clone())
+                .push(", ")
+                .int(a.attempts)
+                .push(", ")
+                .int(a.created_us)
+                .push(", ")
+                .int(a.updated_us)
+                .push(")");
+        }
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET step = excluded.step, state = excluded.state, \
+             code = excluded.code, arguments = excluded.arguments, decision = excluded.decision, \
+             result = excluded.result, attempts = excluded.attempts, updated_us = excluded.updated_us",
+        );
+        q.build(backend).execute(&mut **tx).await?;
+    }
+    for chunk in agents.chunks(ROWS_PER_UPSERT) {
+        let mut q = Sql::new("INSERT INTO agent_state (");
+        q.push(AGENT_COLS).push(") VALUES ");
+        for (i, a) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.text(a.agent.clone())
+                .push(", ")
+                .int(i64::from(a.paused))
+                .push(", ")
+                .opt_text(a.reason.clone())
+                .push(", ")
+                .opt_text(a.changed_by.clone())
+                .push(", ")
+                .int(a.updated_us)
+                .push(")");
+        }
+        q.push(
+            " ON CONFLICT (agent) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, \
+             changed_by = excluded.changed_by, updated_us = excluded.updated_us",
+        );
+        q.build(backend).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn run_row(row: &AnyRow) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        workflow: row.try_get("workflow")?,
+        agent: row.try_get("agent")?,
+        state: row.try_get("state")?,
+        trigger: row.try_get("trigger_ctx")?,
+        done_steps: row.try_get("done_steps")?,
+        created_us: row.try_get("created_us")?,
+        updated_us: row.try_get("updated_us")?,
+    })
+}
+
+fn action_row(row: &AnyRow) -> Result<ActionRow, StoreError> {
+    Ok(ActionRow {
+        id: row.try_get("id")?,
+        agent: row.try_get("agent")?,
+        tool: row.try_get("tool")?,
+        run_id: row.try_get("run_id")?,
+        step: row.try_get("step")?,
+        mode: row.try_get("mode")?,
+        shadow: row.try_get::<i64, _>("shadow")? != 0,
+        state: row.try_get("state")?,
+        code: row.try_get("code")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        request_hash: row.try_get("request_hash")?,
+        arguments: row.try_get("arguments")?,
+        decision: row.try_get("decision")?,
+        result: row.try_get("result")?,
+        attempts: row.try_get("attempts")?,
+        created_us: row.try_get("created_us")?,
+        updated_us: row.try_get("updated_us")?,
+    })
+}
+
+impl Store {
+    /// The run `id`.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(RUN_COLS).push(" FROM runs WHERE id = ").text(id);
+        let row = q.build(self.backend).fetch_optional(&self.pool).await?;
+        row.as_ref().map(run_row).transpose()
+    }
+
+    /// The action `id`.
+    pub async fn action(&self, id: &str) -> Result<Option<ActionRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(ACTION_COLS)
+            .push(" FROM actions WHERE id = ")
+            .text(id);
+        let row = q.build(self.backend).fetch_optional(&self.pool).await?;
+        row.as_ref().map(action_row).transpose()
+    }
+
+    /// The action `agent` proposed with idempotency key `key`.
+    pub async fn action_by_key(
+        &self,
+        agent: &str,
+        key: &str,
+    ) -> Result<Option<ActionRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(ACTION_COLS)
+            .push(" FROM actions WHERE agent = ")
+            .text(agent)
+            .push(" AND idempotency_key = ")
+            .text(key)
+            .push(" ORDER BY created_us LIMIT 1");
+        let row = q.build(self.backend).fetch_optional(&self.pool).await?;
+        row.as_ref().map(action_row).transpose()
+    }
+
+    /// Every action in lifecycle state `state`, oldest first.
+    pub async fn actions_in_state(&self, state: &str) -> Result<Vec<ActionRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(ACTION_COLS)
+            .push(" FROM actions WHERE state = ")
+            .text(state)
+            .push(" ORDER BY created_us");
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter().map(action_row).collect()
+    }
+
+    /// The actions of run `run_id`, oldest first.
+    pub async fn run_actions(&self, run_id: &str) -> Result<Vec<ActionRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(ACTION_COLS)
+            .push(" FROM actions WHERE run_id = ")
+            .text(run_id)
+            .push(" ORDER BY created_us, id");
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter().map(action_row).collect()
+    }
+
+    /// Every agent's pause state.
+    pub async fn agent_states(&self) -> Result<Vec<AgentStateRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(AGENT_COLS).push(" FROM agent_state ORDER BY agent");
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentStateRow {
+                    agent: row.try_get("agent")?,
+                    paused: row.try_get::<i64, _>("paused")? != 0,
+                    reason: row.try_get("reason")?,
+                    changed_by: row.try_get("changed_by")?,
+                    updated_us: row.try_get("updated_us")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many actions are in each state.
+    pub async fn action_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let q = Sql::new("SELECT state, COUNT(*) AS n FROM actions GROUP BY state ORDER BY state");
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+}
