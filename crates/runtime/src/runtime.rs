@@ -383,8 +383,14 @@ impl Runtime {
             .redactor
             .apply_for_pack(&mut record, pack, &p.arguments)?;
         let mut decision_json = serde_json::to_value(&decision).unwrap_or(Value::Null);
-        if let (Some(w), Value::Object(m)) = (&would_be, &mut decision_json) {
-            m.insert("shadow".into(), w.clone());
+        if let Value::Object(m) = &mut decision_json {
+            if let Some(w) = &would_be {
+                m.insert("shadow".into(), w.clone());
+            }
+            // A runtime gate that overrode the policy decision.
+            if let Some((c, why)) = &gates.failure {
+                m.insert("gate".into(), json!({ "code": c, "message": why }));
+            }
         }
         let t = now_us();
         let state = if executing {
@@ -512,7 +518,8 @@ impl Runtime {
         }
     }
 
-    /// `Some(outcome)` for a decision that denies, for metrics.
+    /// The effective outcome of a proposal: runtime gates and shadow mode
+    /// included (the policy's own outcome is in `decision`).
     pub fn outcome_of(view: &ActionView) -> Outcome {
         match view.status {
             ActionStatus::Denied => Outcome::Deny,

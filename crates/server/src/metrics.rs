@@ -96,10 +96,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts a decided proposal.
     pub fn decided(&self, view: &ActionView, took: Duration) {
-        let outcome = match view.decision.get("decision").and_then(|v| v.as_str()) {
-            Some(o) => o.to_owned(),
-            None => "unknown".into(),
-        };
+        // The effective outcome (after runtime gates and shadow mode).
+        let outcome = Runtime::outcome_of(view).as_str().to_owned();
         let code = view.code.clone().unwrap_or_default();
         self.decisions
             .get_or_create(&DecisionLabels {

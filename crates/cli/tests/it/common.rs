@@ -73,3 +73,126 @@ pub fn cases() -> Vec<String> {
         .map(|n| format!("crates/cli/tests/packs/{n}"))
         .collect()
 }
+
+/// A real HTTP receiver on loopback standing in for a tool's API: it counts
+/// each request's `Idempotency-Key`, keeps the headers it saw, and answers
+/// 200 with a JSON body (503 for the first `fail_first` requests to a path
+/// ending in `/flaky`), after `delay`.
+pub struct Receiver {
+    pub url: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+impl Receiver {
+    pub fn start(delay: std::time::Duration, fail_first: usize) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
+        let log = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut conn = conn;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                        let mut headers = std::collections::HashMap::new();
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':') {
+                                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                            }
+                        }
+                        let len: usize = headers
+                            .get("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let n = {
+                            let mut l = log.lock().unwrap();
+                            l.push(Seen {
+                                path: path.clone(),
+                                idempotency_key: headers.get("idempotency-key").cloned(),
+                                authorization: headers.get("authorization").cloned(),
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            });
+                            l.iter().filter(|s| s.path == path).count()
+                        };
+                        std::thread::sleep(delay);
+                        let (status, text) = if path.ends_with("/flaky") && n <= fail_first {
+                            (
+                                "503 Service Unavailable",
+                                r#"{"error":"try again"}"#.to_owned(),
+                            )
+                        } else {
+                            ("200 OK", format!(r#"{{"received":true,"n":{n}}}"#))
+                        };
+                        let resp = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if conn.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, seen }
+    }
+
+    /// Requests per idempotency key (requests without one are not counted).
+    pub fn key_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for s in self.seen.lock().unwrap().iter() {
+            if let Some(k) = &s.idempotency_key {
+                *m.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Copies a directory tree (a pack to modify in a test).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

@@ -5,6 +5,8 @@
 mod audit;
 mod common;
 mod decide;
+mod gateway;
+mod kill9;
 mod schema;
 mod serve;
 mod test_cmd;

@@ -7,24 +7,36 @@ use std::process::{Child, Command, Stdio};
 use reqwest::blocking::Client;
 use serde_json::Value;
 
-use crate::common::{root, warden};
+use crate::common::{copy_dir, root, warden};
 
-struct Server {
-    child: Child,
-    base: String,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Server {
-    fn start(data: &std::path::Path) -> Self {
+    pub fn start(data: &std::path::Path) -> Self {
         Self::start_with(data, &root().join("examples/support-refunds"))
     }
 
-    fn start_with(data: &std::path::Path, pack: &std::path::Path) -> Self {
+    pub fn start_with(data: &std::path::Path, pack: &std::path::Path) -> Self {
+        Self::start_args(data, pack, &[], &[])
+    }
+
+    /// Starts `warden serve` with extra arguments and environment.
+    pub fn start_args(
+        data: &std::path::Path,
+        pack: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(["serve", "--listen", "127.0.0.1:0", "--pack"])
             .arg(pack)
             .arg("--data")
             .arg(data)
+            .args(args)
+            .envs(env.iter().copied())
             .current_dir(root())
             .env_remove("WARDEN_DATABASE_URL")
             .stdout(Stdio::piped())
@@ -43,7 +55,7 @@ impl Server {
         Self { child, base }
     }
 
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = Client::new().get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -63,7 +75,16 @@ impl Server {
         (status, resp.json().unwrap())
     }
 
-    fn signal(&self, sig: &str) {
+    /// A GET whose body is text (metrics).
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = Client::new()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    }
+
+    pub fn signal(&self, sig: &str) {
         Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -71,7 +92,7 @@ impl Server {
     }
 
     /// Polls the audit log until `n` records of `kind` exist.
-    fn wait_for(&self, kind: &str, n: usize) -> Vec<Value> {
+    pub fn wait_for(&self, kind: &str, n: usize) -> Vec<Value> {
         for _ in 0..400 {
             let (_, found) = self.get(&format!("/v1/audit?kind={kind}"), Some("demo-erin"));
             let records = found["records"].as_array().cloned().unwrap_or_default();
@@ -84,7 +105,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait: the server drains and signs a final checkpoint.
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -203,19 +224,6 @@ fn an_invalid_pack_does_not_start() {
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn sighup_reloads_a_valid_pack_and_refuses_an_invalid_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -263,7 +271,7 @@ fn sighup_reloads_a_valid_pack_and_refuses_an_invalid_one() {
 }
 
 impl Server {
-    fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
+    pub fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
         let resp = Client::new()
             .post(format!("{}{path}", self.base))
             .bearer_auth(token)
@@ -282,7 +290,7 @@ fn proposals_are_decided_recorded_and_answered() {
     let server = Server::start(&tmp.path().join("data"));
     let refund = |cents: u32| {
         format!(
-            r#"{{"tool":"stripe.refund","arguments":{{"order_id":"ord_1","customer_id":"cus_SECRET7","amount_cents":{cents},"reason":"damaged"}},"workflow":"refund-request","run_id":"run-api-1"}}"#
+            r#"{{"tool":"stripe.refund","arguments":{{"order_id":"ord_1","customer_id":"cus_SECRET7","amount_cents":{cents},"reason":"damaged"}}}}"#
         )
     };
     let (status, a) = server.post(
@@ -342,11 +350,11 @@ fn proposals_are_decided_recorded_and_answered() {
     let (status, e) = server.post(
         "/v1/actions",
         "demo-support-bot",
-        r#"{"tool":"crm.lookup_customer","mode":"enforce"}"#,
+        r#"{"tool":"crm.lookup_customer","mode":"turbo"}"#,
     );
     assert_eq!(
         (status, e["error"]["code"].as_str()),
-        (400, Some("unsupported_mode"))
+        (400, Some("invalid_body"))
     );
     let (status, e) = server.post(
         "/v1/actions",
@@ -384,6 +392,6 @@ fn proposals_are_decided_recorded_and_answered() {
         .iter()
         .map(|r| r["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["unsupported_mode", "invalid_json"]);
+    assert_eq!(codes, ["invalid_body", "invalid_json"]);
     assert!(server.stop().success());
 }
