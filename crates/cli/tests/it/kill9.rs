@@ -58,7 +58,8 @@ fn sigkill_mid_load_loses_no_decision_and_executes_nothing_twice() {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
-                let body = if i % 2 == 0 {
+                // Workers alternate tools out of phase, so both are in flight.
+                let body = if (i + w) % 2 == 0 {
                     json!({"tool": "stripe.refund", "mode": "enforce",
                            "idempotency_key": format!("w{w}-{i}"),
                            "arguments": {"order_id": format!("ord_{w}x{i}"), "customer_id": "cus_1", "amount_cents": 5000, "reason": "damaged"}})
@@ -162,6 +163,26 @@ fn sigkill_mid_load_loses_no_decision_and_executes_nothing_twice() {
             assert!(counts[&key] <= 2, "note {key} sent {} times", counts[&key]);
         }
     }
+    let by_path = |p: &str| receiver.requests().iter().filter(|s| s.path == p).count();
+    eprintln!(
+        "refund calls {}, note calls {}",
+        by_path("/refund"),
+        by_path("/notes")
+    );
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for v in finals.values() {
+        *tally
+            .entry(format!("{} {} {}", v["tool"], v["status"], v["code"]))
+            .or_default() += 1;
+    }
+    eprintln!("{tally:#?}");
+    // The kill caught both kinds in flight (the receiver holds each call
+    // 150 ms, and the kill lands while every worker waits on one).
+    assert!(interrupted > 0, "{tally:#?}");
+    assert!(
+        receiver.requests().len() > received_before_restart,
+        "no note was re-sent after the restart"
+    );
     eprintln!(
         "kill -9: {} acknowledged, {} decided, {received_before_restart} calls before the kill, {} after, {interrupted} interrupted",
         acked.len(),
