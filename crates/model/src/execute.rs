@@ -311,16 +311,14 @@ impl RawExecute {
             }
         };
         let retries = self.retries.as_ref().map_or(0, |r| *r.get_ref());
-        if retries > 0 && !self.safe_to_retry {
-            if let Some(r) = &self.retries {
+        if let Some(r) = &self.retries {
+            if retries > 0 && !self.safe_to_retry {
                 problems.push((
                     "`retries` needs `safe_to_retry = true`: Warden never re-sends a call that is not safe to repeat".to_owned(),
                     r.span(),
                 ));
             }
-        }
-        if retries > 10 {
-            if let Some(r) = &self.retries {
+            if retries > 10 {
                 problems.push(("`retries` is at most 10".to_owned(), r.span()));
             }
         }

@@ -40,6 +40,9 @@ impl Default for RuntimeConfig {
 #[derive(Debug, Clone)]
 pub struct Runtime(pub(crate) Arc<Inner>);
 
+/// Serializes proposals that share an (agent, idempotency key).
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
+
 pub(crate) struct Inner {
     pub(crate) engine: Arc<EngineHandle>,
     pub(crate) log: AuditLog,
@@ -48,7 +51,7 @@ pub(crate) struct Inner {
     /// Runs touched since start (loaded on first use).
     pub(crate) runs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RunState>>>>,
     /// Idempotency keys being proposed now, so concurrent duplicates wait.
-    keys: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    keys: Mutex<HashMap<(String, String), KeyLock>>,
     /// Non-final actions someone may wait for.
     pub(crate) watchers: Mutex<HashMap<String, watch::Sender<Option<ActionView>>>>,
     /// Paused agents.
