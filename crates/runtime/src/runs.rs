@@ -182,3 +182,47 @@ impl Runtime {
         Ok(RunView::from_row(&row, next, actions))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn workflow() -> Workflow {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/support-refunds");
+        let loaded = warden_model::load(dir).unwrap();
+        loaded.pack.workflows["refund-request"].clone()
+    }
+
+    fn done(steps: &[&str]) -> BTreeSet<String> {
+        steps.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn steps_run_only_after_their_prerequisites_succeed() {
+        let wf = workflow();
+        assert_eq!(
+            next_step(&wf, "crm.lookup_customer", &done(&[])).unwrap(),
+            "crm.lookup_customer"
+        );
+        let why = next_step(&wf, "stripe.refund", &done(&[])).unwrap_err();
+        assert!(why.contains("needs `crm.lookup_customer`"), "{why}");
+        assert_eq!(
+            next_step(&wf, "stripe.refund", &done(&["crm.lookup_customer"])).unwrap(),
+            "stripe.refund"
+        );
+        // Repeating a step whose prerequisites hold is allowed.
+        assert_eq!(
+            next_step(&wf, "crm.lookup_customer", &done(&["crm.lookup_customer"])).unwrap(),
+            "crm.lookup_customer"
+        );
+        let why = next_step(&wf, "db.delete_rows", &done(&[])).unwrap_err();
+        assert!(why.contains("not a step of workflow `refund-request`"), "{why}");
+        assert_eq!(ready_steps(&wf, &done(&[])), ["crm.lookup_customer"]);
+        assert_eq!(
+            ready_steps(&wf, &done(&["crm.lookup_customer", "stripe.refund"])),
+            ["email.send_customer"]
+        );
+    }
+}

@@ -110,10 +110,10 @@ impl Store {
                 Box::pin(async move {
                     let pragmas = match sync {
                         "FULL" => {
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;"
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA temp_store=MEMORY;"
                         }
                         _ => {
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA temp_store=MEMORY;"
                         }
                     };
                     sqlx::raw_sql(pragmas).execute(conn).await?;
