@@ -189,8 +189,8 @@ mod tests {
     use super::*;
 
     fn workflow() -> Workflow {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/support-refunds");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-refunds");
         let loaded = warden_model::load(dir).unwrap();
         loaded.pack.workflows["refund-request"].clone()
     }
@@ -218,7 +218,10 @@ mod tests {
             "crm.lookup_customer"
         );
         let why = next_step(&wf, "db.delete_rows", &done(&[])).unwrap_err();
-        assert!(why.contains("not a step of workflow `refund-request`"), "{why}");
+        assert!(
+            why.contains("not a step of workflow `refund-request`"),
+            "{why}"
+        );
         assert_eq!(ready_steps(&wf, &done(&[])), ["crm.lookup_customer"]);
         assert_eq!(
             ready_steps(&wf, &done(&["crm.lookup_customer", "stripe.refund"])),

@@ -624,11 +624,17 @@ impl PgDb {
 
     fn admin(base: &str, sql: &str) {
         use sqlx::Connection;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             sqlx::any::install_default_drivers();
             let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
             c.close().await.unwrap();
         });
     }
@@ -636,7 +642,10 @@ impl PgDb {
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        Self::admin(&self.base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        Self::admin(
+            &self.base,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
@@ -652,7 +661,8 @@ fn the_refund_run_on_postgresql_survives_a_restart() {
     let lookup = r#"{"tool":"crm.lookup_customer","mode":"enforce","arguments":{"customer_id":"cus_1"},"run_id":"RUN"}"#.replace("RUN", &run);
     let (_, a) = server.post("/v1/actions", "demo-support-bot", &lookup);
     assert_eq!(a["status"], "succeeded", "{a}");
-    let mut body: Value = serde_json::from_str(&refund(5000, "ord_1", Some(&run), "enforce")).unwrap();
+    let mut body: Value =
+        serde_json::from_str(&refund(5000, "ord_1", Some(&run), "enforce")).unwrap();
     body["idempotency_key"] = json!("pg-refund");
     let (_, first) = server.post("/v1/actions", "demo-support-bot", &body.to_string());
     assert_eq!(first["status"], "succeeded", "{first}");
@@ -661,9 +671,17 @@ fn the_refund_run_on_postgresql_survives_a_restart() {
     // A new process on the same database: state, idempotency and evidence hold.
     let server = Server::start_args(&data, &pack, &args, &[]);
     let (status, again) = server.post("/v1/actions", "demo-support-bot", &body.to_string());
-    assert_eq!((status, &again["action_id"]), (200, &first["action_id"]), "{again}");
+    assert_eq!(
+        (status, &again["action_id"]),
+        (200, &first["action_id"]),
+        "{again}"
+    );
     let (_, r) = server.get(&format!("/v1/runs/{run}"), Some("demo-tina"));
-    assert_eq!(r["done_steps"], json!(["crm.lookup_customer", "stripe.refund"]), "{r}");
+    assert_eq!(
+        r["done_steps"],
+        json!(["crm.lookup_customer", "stripe.refund"]),
+        "{r}"
+    );
     assert_eq!(r["next_steps"], json!(["email.send_customer"]));
     let (_, v) = server.get("/v1/audit/verify", Some("demo-erin"));
     assert_eq!(v["ok"], true, "{v}");
