@@ -422,7 +422,9 @@ impl Runtime {
             created_us: t,
             updated_us: t,
         };
-        if !state.is_final() {
+        // The proposal waits for an enforce execution: a watcher carries the
+        // full result to it. Other waiters create theirs on demand.
+        if executing {
             self.watch(&id);
         }
         // Durable before acknowledged, and before any side effect.
@@ -477,46 +479,69 @@ impl Runtime {
         }
     }
 
-    /// Waits up to `timeout` for action `id` to reach a final state (or to
-    /// stop executing); `None` if it did not in time.
+    /// Waits up to `timeout` for action `id` to reach a final state;
+    /// `None` if it did not in time (or does not exist).
     pub async fn wait(
         &self,
         id: &str,
         timeout: Duration,
     ) -> Result<Option<ActionView>, RuntimeError> {
-        let rx = self
-            .0
-            .watchers
-            .lock()
-            .ok()
-            .and_then(|w| w.get(id).map(watch::Sender::subscribe));
-        let Some(mut rx) = rx else {
-            // Nothing in flight: what the store holds is current.
-            return Ok(self
-                .store()
-                .action(id)
-                .await?
-                .map(|r| ActionView::from_row(&r)));
+        // Subscribe before reading the store, so a finish in between is seen.
+        let rx = self.0.watchers.lock().ok().map(|mut w| {
+            w.entry(id.to_owned())
+                .or_insert_with(|| watch::channel(None).0)
+                .subscribe()
+        });
+        let result = self.wait_on(id, timeout, rx).await;
+        // Watchers nobody listens to are dropped, so actions that never
+        // finish (check mode without a report) hold no memory.
+        if let Ok(mut w) = self.0.watchers.lock()
+            && w.get(id).is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            w.remove(id);
+        }
+        result
+    }
+
+    async fn wait_on(
+        &self,
+        id: &str,
+        timeout: Duration,
+        rx: Option<watch::Receiver<Option<ActionView>>>,
+    ) -> Result<Option<ActionView>, RuntimeError> {
+        let Some(row) = self.store().action(id).await? else {
+            return Ok(None);
         };
+        let stored = ActionView::from_row(&row);
+        let Some(mut rx) = rx else {
+            return Ok(Some(stored).filter(ActionView::is_final));
+        };
+        if let Some(v) = rx.borrow_and_update().clone() {
+            return Ok(Some(v));
+        }
+        if stored.is_final() {
+            return Ok(Some(stored));
+        }
         let done = tokio::time::timeout(timeout, async {
             loop {
-                if let Some(v) = rx.borrow_and_update().clone() {
-                    return Some(v);
-                }
                 if rx.changed().await.is_err() {
                     return None;
+                }
+                if let Some(v) = rx.borrow_and_update().clone() {
+                    return Some(v);
                 }
             }
         })
         .await;
         match done {
             Ok(Some(v)) => Ok(Some(v)),
-            // The watcher went away: the action finished; read it back.
+            // The sender went away: the action finished; read it back.
             Ok(None) => Ok(self
                 .store()
                 .action(id)
                 .await?
-                .map(|r| ActionView::from_row(&r))),
+                .map(|r| ActionView::from_row(&r))
+                .filter(ActionView::is_final)),
             Err(_) => Ok(None),
         }
     }
