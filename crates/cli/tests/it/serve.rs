@@ -395,3 +395,40 @@ fn proposals_are_decided_recorded_and_answered() {
     assert_eq!(codes, ["invalid_body", "invalid_json"]);
     assert!(server.stop().success());
 }
+
+#[test]
+fn editing_a_pack_file_reloads_it_without_a_signal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = tmp.path().join("pack");
+    copy_dir(&root().join("examples/support-refunds"), &pack);
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let v1 = server.get("/healthz", None).1["policy_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A new policy file: billing-bot may no longer look customers up.
+    std::fs::write(
+        pack.join("policies/freeze.cedar"),
+        "@id(\"billing-lookup-freeze\")\nforbid (principal == Agent::\"billing-bot\", action == Action::\"crm.lookup_customer\", resource);\n",
+    )
+    .unwrap();
+    let reloads = server.wait_for("pack_reloaded", 1);
+    assert!(reloads[0].get("code").is_none(), "{reloads:?}");
+    let v2 = server.get("/healthz", None).1["policy_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(v1, v2);
+    let (_, a) = server.post(
+        "/v1/actions",
+        "demo-billing-bot",
+        r#"{"tool":"crm.lookup_customer","arguments":{"customer_id":"cus_1"}}"#,
+    );
+    assert_eq!(a["status"], "denied", "{a}");
+    assert_eq!(
+        a["decision"]["policies"][0]["id"], "billing-lookup-freeze",
+        "{a}"
+    );
+    assert_eq!(a["decision"]["policy_version"], v2.as_str());
+    assert!(server.stop().success());
+}
