@@ -45,3 +45,27 @@ if command -v sqlite3 >/dev/null; then
 else
     echo "(install sqlite3 to see verify catch an edit of the database)"
 fi
+
+# The gateway: start it on the example pack, run the refund workflow over HTTP
+# in enforce mode (the example's tools use the mock connector), then stop it.
+if command -v curl >/dev/null; then
+    gw=target/demo-gateway
+    rm -rf "$gw"
+    "$warden" serve --pack "$pack" --data "$gw" --listen 127.0.0.1:0 --no-watch > "$gw.log" 2>&1 &
+    gw_pid=$!
+    for _ in $(seq 1 50); do grep -q listening "$gw.log" 2>/dev/null && break; sleep 0.1; done
+    url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$gw.log")
+    post() { curl -s -X POST "$url$1" -H "Authorization: Bearer $2" -H 'content-type: application/json' -d "$3"; echo; }
+    echo; echo "\$ POST $url/v1/runs (as support-bot)"
+    run=$(post /v1/runs demo-support-bot '{"workflow":"refund-request","trigger":{"source":"ticket","reference":"T-1042"}}' | sed -n 's/.*"run_id":"\([^"]*\)".*/\1/p')
+    echo "run $run"
+    for body in \
+        '{"tool":"stripe.refund","mode":"enforce","run_id":"RUN","arguments":{"order_id":"ord_1","customer_id":"cus_42","amount_cents":5000,"reason":"damaged"}}' \
+        '{"tool":"crm.lookup_customer","mode":"enforce","run_id":"RUN","arguments":{"customer_id":"cus_42"}}' \
+        '{"tool":"stripe.refund","mode":"enforce","run_id":"RUN","arguments":{"order_id":"ord_1","customer_id":"cus_42","amount_cents":5000,"reason":"damaged"}}'; do
+        echo; echo "\$ POST /v1/actions ${body//RUN/$run}" | cut -c1-160
+        post /v1/actions demo-support-bot "${body//RUN/$run}" | sed -n 's/.*"tool":"\([^"]*\)".*"status":"\([^"]*\)","code":\([^,]*\),.*/\1 → \2 (code \3)/p'
+    done
+    kill -TERM "$gw_pid"; wait "$gw_pid" || true
+    step "$warden" audit timeline "$run" --data "$gw"
+fi
