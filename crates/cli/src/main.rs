@@ -11,5 +11,8 @@ mod commands;
 mod render;
 
 fn main() -> std::process::ExitCode {
+    // TLS (https connectors, `warden bench --server https://…`) runs on
+    // rustls with the ring provider; one install per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     cli::run()
 }

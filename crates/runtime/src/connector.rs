@@ -78,6 +78,9 @@ impl Connectors {
     /// credential cannot be read is kept, unavailable: its executions fail
     /// with `tool_error` and say why; a warning is logged here.
     pub fn build(pack: &Pack) -> Self {
+        // https endpoints: rustls with ring, the process-wide default (a
+        // second install is refused harmlessly).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()

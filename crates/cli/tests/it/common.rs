@@ -196,3 +196,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// An HTTP client for tests. Warden's TLS runs on rustls with the ring
+/// provider, installed per process (the binary does it in `main`).
+pub fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}

@@ -331,7 +331,7 @@ fn check_mode_outcomes_and_long_polling() {
     let poll_id = id.clone();
     let poll = std::thread::spawn(move || {
         let started = std::time::Instant::now();
-        let v: Value = reqwest::blocking::Client::new()
+        let v: Value = crate::common::client()
             .get(format!("{base}/v1/actions/{poll_id}?wait=20s"))
             .bearer_auth("demo-support-bot")
             .send()
@@ -685,5 +685,39 @@ fn the_refund_run_on_postgresql_survives_a_restart() {
     assert_eq!(r["next_steps"], json!(["email.send_customer"]));
     let (_, v) = server.get("/v1/audit/verify", Some("demo-erin"));
     assert_eq!(v["ok"], true, "{v}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn https_endpoints_are_supported_and_unreachable_ones_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: the call fails at connect, after TLS
+    // support was found (a build without TLS refuses the https scheme).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}/v1/refunds");
+    let pack = pack_with(tmp.path(), |t| {
+        refund_over_http(
+            t,
+            &format!("connector = \"http\"\nurl = \"{url}\"\ntimeout = \"2s\""),
+        )
+    });
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let (status, a) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        &refund(5000, "ord_1", None, "enforce"),
+    );
+    assert_eq!(
+        (status, a["status"].as_str(), a["code"].as_str()),
+        (201, Some("failed"), Some("tool_error")),
+        "{a}"
+    );
+    let error = a["outcome"]["error"].as_str().unwrap();
+    assert!(error.starts_with("cannot reach the tool"), "{error}");
+    assert!(!error.to_lowercase().contains("scheme"), "{error}");
     assert!(server.stop().success());
 }

@@ -54,7 +54,7 @@ fn sigkill_mid_load_loses_no_decision_and_executes_nothing_twice() {
         let acked = Arc::clone(&acked);
         let stop = Arc::clone(&stop);
         workers.push(std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::new();
+            let client = crate::common::client();
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;

@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use reqwest::blocking::Client;
 use serde_json::Value;
 
 use crate::common::{copy_dir, root, warden};
@@ -56,7 +55,7 @@ impl Server {
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = Client::new().get(format!("{}{path}", self.base));
+        let mut req = crate::common::client().get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -77,7 +76,7 @@ impl Server {
 
     /// A GET whose body is text (metrics).
     pub fn get_text(&self, path: &str) -> (u16, String) {
-        let resp = Client::new()
+        let resp = crate::common::client()
             .get(format!("{}{path}", self.base))
             .send()
             .unwrap();
@@ -272,7 +271,7 @@ fn sighup_reloads_a_valid_pack_and_refuses_an_invalid_one() {
 
 impl Server {
     pub fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
-        let resp = Client::new()
+        let resp = crate::common::client()
             .post(format!("{}{path}", self.base))
             .bearer_auth(token)
             .header("content-type", "application/json")
