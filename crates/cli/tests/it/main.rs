@@ -7,6 +7,7 @@ mod common;
 mod decide;
 mod gateway;
 mod kill9;
+mod postgres;
 mod schema;
 mod serve;
 mod test_cmd;

@@ -1,0 +1,100 @@
+//! The gateway on PostgreSQL (issue 4): a fresh database per test, created
+//! on the server named by `WARDEN_TEST_DATABASE_URL` and dropped after it;
+//! skipped with a printed reason when the variable is not set.
+
+use serde_json::{Value, json};
+
+use crate::common::root;
+use crate::gateway::{refund, start_run};
+use crate::serve::Server;
+
+/// A fresh PostgreSQL database for one test, dropped at the end; `None`
+/// (with the reason printed) when `WARDEN_TEST_DATABASE_URL` is not set.
+struct PgDb {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn new() -> Option<Self> {
+        let Ok(base) = std::env::var("WARDEN_TEST_DATABASE_URL") else {
+            eprintln!("skipped: WARDEN_TEST_DATABASE_URL is not set (.ci/run sets it)");
+            return None;
+        };
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let name = format!("warden_gw_{}", hex::encode(b));
+        Self::admin(&base, &format!("CREATE DATABASE {name}"));
+        let url = match base.rfind('/') {
+            Some(i) => format!("{}/{name}", &base[..i]),
+            None => panic!("no database in {base}"),
+        };
+        Some(Self { base, name, url })
+    }
+
+    fn admin(base: &str, sql: &str) {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+        });
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        Self::admin(
+            &self.base,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+#[test]
+fn the_refund_run_on_postgresql_survives_a_restart() {
+    let Some(db) = PgDb::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pack = root().join("examples/support-refunds");
+    let args = ["--database-url", db.url.as_str()];
+    let server = Server::start_args(&data, &pack, &args, &[]);
+    let run = start_run(&server, "demo-support-bot");
+    let lookup = r#"{"tool":"crm.lookup_customer","mode":"enforce","arguments":{"customer_id":"cus_1"},"run_id":"RUN"}"#.replace("RUN", &run);
+    let (_, a) = server.post("/v1/actions", "demo-support-bot", &lookup);
+    assert_eq!(a["status"], "succeeded", "{a}");
+    let mut body: Value =
+        serde_json::from_str(&refund(5000, "ord_1", Some(&run), "enforce")).unwrap();
+    body["idempotency_key"] = json!("pg-refund");
+    let (_, first) = server.post("/v1/actions", "demo-support-bot", &body.to_string());
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert!(server.stop().success());
+
+    // A new process on the same database: state, idempotency and evidence hold.
+    let server = Server::start_args(&data, &pack, &args, &[]);
+    let (status, again) = server.post("/v1/actions", "demo-support-bot", &body.to_string());
+    assert_eq!(
+        (status, &again["action_id"]),
+        (200, &first["action_id"]),
+        "{again}"
+    );
+    let (_, r) = server.get(&format!("/v1/runs/{run}"), Some("demo-tina"));
+    assert_eq!(
+        r["done_steps"],
+        json!(["crm.lookup_customer", "stripe.refund"]),
+        "{r}"
+    );
+    assert_eq!(r["next_steps"], json!(["email.send_customer"]));
+    let (_, v) = server.get("/v1/audit/verify", Some("demo-erin"));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(server.stop().success());
+}
