@@ -224,9 +224,8 @@ impl Runtime {
                     action: row.id,
                 });
             }
-            let action = self.current_view(&row);
             return Ok(Submitted {
-                action,
+                action: ActionView::from_row(&row),
                 replayed: true,
                 evidence_seq: None,
             });
@@ -446,15 +445,10 @@ impl Runtime {
             self.spawn_execution(row.clone(), p.arguments);
         }
         Ok(Submitted {
-            action: ActionView::from_row(&row),
+            action: ActionView::with_decision(&row, decision_json),
             replayed: false,
             evidence_seq: receipts.first().map(|r| r.seq),
         })
-    }
-
-    /// The view of a stored row; a waiter's in-memory view is not needed.
-    fn current_view(&self, row: &ActionRow) -> ActionView {
-        ActionView::from_row(row)
     }
 
     pub(crate) fn watch(&self, id: &str) {

@@ -110,6 +110,13 @@ pub struct ActionView {
 impl ActionView {
     /// The view of a stored row.
     pub fn from_row(row: &ActionRow) -> Self {
+        let decision = serde_json::from_str(&row.decision).unwrap_or(Value::Null);
+        Self::with_decision(row, decision)
+    }
+
+    /// The view of a row whose decision the caller already holds as JSON
+    /// (no parse of `row.decision`).
+    pub(crate) fn with_decision(row: &ActionRow, decision: Value) -> Self {
         Self {
             action_id: row.id.clone(),
             agent: row.agent.clone(),
@@ -124,7 +131,7 @@ impl ActionView {
             shadow: row.shadow,
             status: row.state.parse().unwrap_or(ActionStatus::Failed),
             code: row.code.clone(),
-            decision: serde_json::from_str(&row.decision).unwrap_or(Value::Null),
+            decision,
             outcome: row
                 .result
                 .as_deref()

@@ -18,7 +18,7 @@ use warden_runtime::{ActionView, Mode, Proposal, Report};
 use crate::AppState;
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
-use crate::routes::{record_refusal, refuse};
+use crate::routes::{record_refusal, refuse, runtime_refusal};
 
 /// The body of `POST /v1/actions`. The agent is the token's, never a field.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -176,17 +176,12 @@ pub async fn propose(
             Ok((status, Json(v)))
         }
         Err(e) => {
-            let recorded_by_runtime = matches!(
-                e,
+            s.metrics.rejected(e.code());
+            match e {
+                // The runtime recorded these itself (`action_decided`).
                 warden_runtime::RuntimeError::UnknownTool(_)
-                    | warden_runtime::RuntimeError::InvalidArguments(_)
-            );
-            let err = ApiError::from(e);
-            s.metrics.rejected(err.code);
-            if recorded_by_runtime || err.status.is_server_error() {
-                Err(err)
-            } else {
-                Err(rejected(&s, &p, PATH, err).await)
+                | warden_runtime::RuntimeError::InvalidArguments(_) => Err(ApiError::from(e)),
+                e => Err(runtime_refusal(&s, &p, PATH, e).await),
             }
         }
     }
@@ -283,13 +278,6 @@ pub async fn outcome(
     };
     match s.runtime.report(&p.id, &id, report).await {
         Ok(v) => Ok(Json(v)),
-        Err(e) => {
-            let err = ApiError::from(e);
-            if err.status.is_server_error() {
-                Err(err)
-            } else {
-                Err(rejected(&s, &p, PATH, err).await)
-            }
-        }
+        Err(e) => Err(runtime_refusal(&s, &p, PATH, e).await),
     }
 }

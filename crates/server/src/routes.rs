@@ -142,6 +142,23 @@ pub(crate) async fn record_refusal(
     err
 }
 
+/// The answer to a runtime error for `p`: a client error leaves a
+/// `request_rejected` record (its code, never the body); Warden's own
+/// errors (5xx) are answered without one.
+pub(crate) async fn runtime_refusal(
+    s: &AppState,
+    p: &Principal,
+    path: &str,
+    e: warden_runtime::RuntimeError,
+) -> ApiError {
+    let err = ApiError::from(e);
+    if err.status.is_server_error() {
+        err
+    } else {
+        record_refusal(s, RecordKind::RequestRejected, p, path, err).await
+    }
+}
+
 /// Records a refusal for a role, then returns it.
 pub(crate) async fn refuse(s: &AppState, p: &Principal, path: &str, err: ApiError) -> ApiError {
     record_refusal(s, RecordKind::AccessDenied, p, path, err).await

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::actions::{body_error, viewer};
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
-use crate::routes::{record_refusal, refuse};
+use crate::routes::{record_refusal, refuse, runtime_refusal};
 
 /// The body of `POST /v1/runs`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -65,14 +65,7 @@ pub async fn start_run(
         .await
     {
         Ok(v) => Ok((StatusCode::CREATED, Json(v))),
-        Err(e) => {
-            let err = ApiError::from(e);
-            if err.status.is_server_error() {
-                Err(err)
-            } else {
-                Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, err).await)
-            }
-        }
+        Err(e) => Err(runtime_refusal(&s, &p, PATH, e).await),
     }
 }
 

@@ -205,6 +205,7 @@ async fn run_phase(
         .filter(|r| *r > 0)
         .map(|r| Duration::from_secs_f64(a.concurrency as f64 / r as f64));
     let mut tasks = Vec::with_capacity(a.concurrency);
+    let workers = a.concurrency as f64;
     for w in 0..a.concurrency {
         let client = client.clone();
         let url = format!("{base}/v1/actions");
@@ -220,7 +221,7 @@ async fn run_phase(
                 let scheduled = match interval {
                     Some(i) => {
                         // Spread the workers' first sends over one interval.
-                        let at = start + i.mul_f64(w as f64 / 64.0 % 1.0) + i.saturating_mul(n);
+                        let at = start + i.mul_f64(w as f64 / workers) + i.saturating_mul(n);
                         tokio::time::sleep_until(at.into()).await;
                         at
                     }

@@ -122,20 +122,8 @@ fn tampering_with_the_sqlite_file_fails_verify_naming_the_leaf() {
 
 /// Edits the database with a connection of its own, as an intruder would.
 fn edit_sqlite(file: &Path, sql: &'static str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
-        let done = sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        assert!(done.rows_affected() > 0, "the edit changed nothing");
-        c.close().await.unwrap();
-    });
+    let changed = crate::common::exec_sql(&format!("sqlite://{}", file.display()), sql);
+    assert!(changed > 0, "the edit changed nothing");
 }
 
 #[test]

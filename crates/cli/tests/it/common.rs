@@ -203,3 +203,23 @@ pub fn client() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::new()
 }
+
+/// Runs `sql` on its own connection to the database at `url` (SQLite file or
+/// PostgreSQL server), behind Warden's back; returns the rows it changed.
+pub fn exec_sql(url: &str, sql: &str) -> u64 {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+        done.rows_affected()
+    })
+}

@@ -34,20 +34,7 @@ impl PgDb {
     }
 
     fn admin(base: &str, sql: &str) {
-        use sqlx::Connection;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            sqlx::any::install_default_drivers();
-            let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-        });
+        crate::common::exec_sql(base, sql);
     }
 }
 
