@@ -408,8 +408,105 @@ fn check_mode_outcomes_and_long_polling() {
             .0,
         404
     );
-    // Tools without a connector cannot be proposed in enforce mode: every
-    // example tool has one, so a pack without it is tried in unit tests.
+    assert!(server.stop().success());
+}
+
+#[test]
+fn slow_executions_answer_202_and_results_are_recorded_redacted_and_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = pack_with(tmp.path(), |t| {
+        t
+            // A slow refund whose result is larger than its cap.
+            .replace(
+                "latency = \"5ms\"\nresult = { refund_id = \"re_mock_1\", status = \"succeeded\" }",
+                "latency = \"1500ms\"\nmax_result_bytes = 40\nresult = { refund_id = \"re_mock_1\", status = \"succeeded\", note = \"a result longer than forty bytes\" }",
+            )
+            // An email whose result echoes the sensitive recipient.
+            .replace(
+                "result = { queued = true }",
+                "result = { queued = true, to = \"ada@example.com\" }",
+            )
+            // Notes without a connector: check mode only.
+            .replace("[tools.execute]\nconnector = \"mock\"\nresult = { appended = true }\n", "")
+    });
+    let server = Server::start_args(
+        &tmp.path().join("data"),
+        &pack,
+        &["--sync-wait", "200ms"],
+        &[],
+    );
+
+    // Longer than --sync-wait: 202 while executing, then a long-poll.
+    let (status, a) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        &refund(5000, "ord_1", None, "enforce"),
+    );
+    assert_eq!(
+        (status, a["status"].as_str()),
+        (202, Some("executing")),
+        "{a}"
+    );
+    let id = a["action_id"].as_str().unwrap();
+    let (status, done) = server.get(
+        &format!("/v1/actions/{id}?wait=20s"),
+        Some("demo-support-bot"),
+    );
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (200, Some("succeeded")),
+        "{done}"
+    );
+    assert_eq!(
+        done["outcome"]["result"]["note"],
+        "a result longer than forty bytes"
+    );
+    // What is kept is capped: its size and hash.
+    let (_, stored) = server.get(&format!("/v1/actions/{id}"), Some("demo-support-bot"));
+    assert_eq!(stored["outcome"]["result"]["truncated"], true, "{stored}");
+    assert!(
+        stored["outcome"]["result"]["sha256"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+
+    // The agent gets the recipient back; the store and the log keep a token.
+    let email = r#"{"tool":"email.send_customer","mode":"enforce","arguments":{"customer_id":"cus_1","to":"ada@example.com","template":"refund_issued"}}"#;
+    let (status, e) = server.post("/v1/actions", "demo-support-bot", email);
+    assert_eq!(
+        (status, e["outcome"]["result"]["to"].as_str()),
+        (201, Some("ada@example.com")),
+        "{e}"
+    );
+    let (_, stored) = server.get(
+        &format!("/v1/actions/{}", e["action_id"].as_str().unwrap()),
+        Some("demo-erin"),
+    );
+    assert!(
+        stored["outcome"]["result"]["to"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:"),
+        "{stored}"
+    );
+    let (_, log) = server.get("/v1/audit?kind=action_executed", Some("demo-erin"));
+    assert!(!log.to_string().contains("ada@example.com"), "{log}");
+
+    // A tool without a connector cannot be proposed in enforce mode.
+    let notes = r#"{"tool":"crm.update_notes","mode":"enforce","arguments":{"customer_id":"cus_1","note":"hi"}}"#;
+    let (status, e) = server.post("/v1/actions", "demo-support-bot", notes);
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("not_executable")),
+        "{e}"
+    );
+    let (status, _) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        &notes.replace("enforce", "check"),
+    );
+    assert_eq!(status, 201);
     assert!(server.stop().success());
 }
 
