@@ -36,6 +36,7 @@ pub struct ExecOutcome {
 #[derive(Debug, Clone)]
 enum Ready {
     Http {
+        client: reqwest::Client,
         url: String,
         timeout: Duration,
         credential: Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
@@ -53,7 +54,6 @@ enum Ready {
 #[derive(Debug, Clone)]
 pub struct Connectors {
     tools: BTreeMap<String, (Execution, Ready)>,
-    client: reqwest::Client,
 }
 
 /// Reads an environment variable or a file (relative to `root`).
@@ -81,10 +81,13 @@ impl Connectors {
         // https endpoints: rustls with ring, the process-wide default (a
         // second install is refused harmlessly).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // One pooled client for every http tool; if it cannot be built, the
+        // http tools are unavailable (and say why) rather than the server
+        // failing.
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
-            .unwrap_or_default();
+            .map_err(|e| format!("cannot build an HTTP client: {e}"));
         let mut tools = BTreeMap::new();
         for (id, tool) in &pack.tools {
             let Some(exec) = &tool.execute else { continue };
@@ -112,13 +115,14 @@ impl Connectors {
                             Ok::<_, String>((name, value))
                         })
                         .transpose();
-                    match (url, credential) {
-                        (Ok(url), Ok(credential)) => Ready::Http {
+                    match (url, credential, client.clone()) {
+                        (Ok(url), Ok(credential), Ok(client)) => Ready::Http {
+                            client,
                             url,
                             timeout: h.timeout,
                             credential,
                         },
-                        (Err(e), _) | (_, Err(e)) => {
+                        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                             tracing::warn!(tool = %id, reason = %e, "connector unavailable");
                             Ready::Unavailable(e)
                         }
@@ -127,7 +131,7 @@ impl Connectors {
             };
             tools.insert(id.clone(), (exec.clone(), ready));
         }
-        Self { tools, client }
+        Self { tools }
     }
 
     /// The execution settings of `tool`, when it has a connector.
@@ -181,112 +185,122 @@ impl Connectors {
                 }
             }
             Ready::Http {
+                client,
                 url,
                 timeout,
                 credential,
             } => {
-                self.http(exec, url, *timeout, credential.as_ref(), key, args, start)
-                    .await
+                http(
+                    client,
+                    exec,
+                    url,
+                    *timeout,
+                    credential.as_ref(),
+                    key,
+                    args,
+                    start,
+                )
+                .await
             }
         }
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    async fn http(
-        &self,
-        exec: &Execution,
-        url: &str,
-        timeout: Duration,
-        credential: Option<&(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
-        key: &str,
-        args: &Value,
-        start: Instant,
-    ) -> ExecOutcome {
-        let max_attempts = if exec.safe_to_retry {
-            exec.retries.saturating_add(1)
-        } else {
-            1
-        };
-        let mut backoff = exec.backoff;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .client
-                .post(url)
-                .timeout(timeout)
-                .header("Idempotency-Key", key)
-                .json(args);
-            if let Some((name, value)) = credential {
-                req = req.header(name.clone(), value.clone());
-            }
-            // Retryable: transport errors, timeouts and 5xx answers.
-            let (retryable, outcome) = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    let body = serde_json::from_str::<Value>(&text).unwrap_or_else(|_| {
-                        if text.is_empty() {
-                            Value::Null
-                        } else {
-                            json!(text)
-                        }
-                    });
-                    if status.is_success() {
-                        return ExecOutcome {
-                            ok: true,
-                            code: None,
-                            result: Some(body),
-                            error: None,
-                            attempts: attempt,
-                            http_status: Some(status.as_u16()),
-                            elapsed: start.elapsed(),
-                        };
-                    }
-                    let mut o = failure(
-                        FailureCode::ToolError,
-                        format!("the tool answered HTTP {}", status.as_u16()),
-                        attempt,
-                        start,
-                    );
-                    o.http_status = Some(status.as_u16());
-                    o.result = Some(body);
-                    (status.is_server_error(), o)
-                }
-                Err(e) if e.is_timeout() => (
-                    true,
-                    failure(
-                        FailureCode::ToolTimeout,
-                        format!("no answer within {}", humanize(timeout)),
-                        attempt,
-                        start,
-                    ),
-                ),
-                Err(e) => (
-                    true,
-                    failure(
-                        FailureCode::ToolError,
-                        format!("cannot reach the tool: {}", error_chain(&e)),
-                        attempt,
-                        start,
-                    ),
-                ),
-            };
-            if !retryable || attempt >= max_attempts {
-                let mut o = outcome;
-                if retryable && max_attempts > 1 {
-                    o.code = Some(FailureCode::RetriesExhausted);
-                    o.error = Some(format!(
-                        "{} attempts failed; last: {}",
-                        attempt,
-                        o.error.unwrap_or_default()
-                    ));
-                }
-                return o;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
+/// One http execution: attempts, retries for safe tools, the outcome.
+#[allow(clippy::too_many_arguments)]
+async fn http(
+    client: &reqwest::Client,
+    exec: &Execution,
+    url: &str,
+    timeout: Duration,
+    credential: Option<&(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    key: &str,
+    args: &Value,
+    start: Instant,
+) -> ExecOutcome {
+    let max_attempts = if exec.safe_to_retry {
+        exec.retries.saturating_add(1)
+    } else {
+        1
+    };
+    let mut backoff = exec.backoff;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let mut req = client
+            .post(url)
+            .timeout(timeout)
+            .header("Idempotency-Key", key)
+            .json(args);
+        if let Some((name, value)) = credential {
+            req = req.header(name.clone(), value.clone());
         }
+        // Retryable: transport errors, timeouts and 5xx answers.
+        let (retryable, outcome) = match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                let body = serde_json::from_str::<Value>(&text).unwrap_or_else(|_| {
+                    if text.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(text)
+                    }
+                });
+                if status.is_success() {
+                    return ExecOutcome {
+                        ok: true,
+                        code: None,
+                        result: Some(body),
+                        error: None,
+                        attempts: attempt,
+                        http_status: Some(status.as_u16()),
+                        elapsed: start.elapsed(),
+                    };
+                }
+                let mut o = failure(
+                    FailureCode::ToolError,
+                    format!("the tool answered HTTP {}", status.as_u16()),
+                    attempt,
+                    start,
+                );
+                o.http_status = Some(status.as_u16());
+                o.result = Some(body);
+                (status.is_server_error(), o)
+            }
+            Err(e) if e.is_timeout() => (
+                true,
+                failure(
+                    FailureCode::ToolTimeout,
+                    format!("no answer within {}", humanize(timeout)),
+                    attempt,
+                    start,
+                ),
+            ),
+            Err(e) => (
+                true,
+                failure(
+                    FailureCode::ToolError,
+                    format!("cannot reach the tool: {}", error_chain(&e)),
+                    attempt,
+                    start,
+                ),
+            ),
+        };
+        if !retryable || attempt >= max_attempts {
+            let mut o = outcome;
+            if retryable && max_attempts > 1 {
+                o.code = Some(FailureCode::RetriesExhausted);
+                o.error = Some(format!(
+                    "{} attempts failed; last: {}",
+                    attempt,
+                    o.error.unwrap_or_default()
+                ));
+            }
+            return o;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = backoff.saturating_mul(2);
     }
 }
 
