@@ -43,6 +43,9 @@ enum Command {
     /// The tamper-evident audit log: verify, query, timeline, export, prune.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),
+    /// Approval requests: list, show, approve, deny (against a server).
+    #[command(subcommand)]
+    Approvals(crate::commands::approvals::ApprovalsCommand),
     /// Drive a server with concurrent agents; report throughput and latency.
     Bench(crate::commands::bench::BenchArgs),
 }
@@ -145,6 +148,7 @@ pub fn run() -> ExitCode {
         Command::Token(a) => commands::token::run(&a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Approvals(a) => commands::approvals::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -25,8 +25,21 @@ pub enum RecordKind {
     RunStarted,
     /// Policy decided a proposed action; carries the checks.
     ActionDecided,
+    /// A proposal needs approval: the request was created (groups, quorum,
+    /// deadline) and the groups notified.
+    ApprovalRequested,
     /// An approver answered.
     ApprovalRecorded,
+    /// Every required group reached its quorum.
+    ApprovalGranted,
+    /// After approval, policy was evaluated again with the pack in force
+    /// and the granted approvals; carries the check.
+    ActionReevaluated,
+    /// An unanswered request went to the next group of its chain.
+    ApprovalEscalated,
+    /// An unanswered request reached the end of its chain: the action
+    /// ended `expired` with `approval_expired`.
+    ApprovalExpired,
     /// The action executed (or failed to); carries the outcome.
     ActionExecuted,
     /// A run ended.
@@ -59,7 +72,12 @@ impl RecordKind {
         match self {
             Self::RunStarted => "run_started",
             Self::ActionDecided => "action_decided",
+            Self::ApprovalRequested => "approval_requested",
             Self::ApprovalRecorded => "approval_recorded",
+            Self::ApprovalGranted => "approval_granted",
+            Self::ActionReevaluated => "action_reevaluated",
+            Self::ApprovalEscalated => "approval_escalated",
+            Self::ApprovalExpired => "approval_expired",
             Self::ActionExecuted => "action_executed",
             Self::RunFinished => "run_finished",
             Self::KeyRotated => "key_rotated",

@@ -20,6 +20,7 @@
 mod diagnostic;
 mod error;
 mod execute;
+mod group;
 mod load;
 mod manifest;
 mod pack;
@@ -33,6 +34,7 @@ pub use execute::{
     Connector, Credential, DEFAULT_MAX_RESULT_BYTES, Execution, HttpConnector, MockConnector,
     OnInterrupt, ValueSource,
 };
+pub use group::{DEFAULT_EXPIRES_AFTER, Webhook};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use pack::{
     Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Person, Step, System, Team,

@@ -377,6 +377,9 @@ impl Cx {
         for a in raw.agents {
             self.reference(RefKind::Team, Some(&a.team));
             self.reference(RefKind::Owner, Some(&a.owner));
+            for o in &a.operators {
+                self.reference(RefKind::Person, Some(o));
+            }
             let credentials =
                 self.credentials(a.id.get_ref(), a.tokens, a.token_env, &mut token_owners);
             if self.check_id("agent", &a.id, &pack.agents, |v| &v.at) {
@@ -391,6 +394,7 @@ impl Cx {
                         description: a.description,
                         credentials,
                         shadow: a.shadow,
+                        operators: a.operators.into_iter().map(Spanned::into_inner).collect(),
                         at,
                     },
                 );
@@ -568,12 +572,51 @@ impl Cx {
             },
             None => None,
         };
+        let expires_after = match &g.expires_after {
+            Some(e) => match humantime::parse_duration(e.get_ref()) {
+                Ok(d) if !d.is_zero() => d,
+                _ => {
+                    let d = Diagnostic::new(&ModelProblem::InvalidDuration {
+                        value: e.get_ref().clone(),
+                    })
+                    .at(self.loc(e.span()))
+                    .help("write a duration above zero such as `30m`, `4h` or `1d`");
+                    self.report(d);
+                    crate::group::DEFAULT_EXPIRES_AFTER
+                }
+            },
+            None => crate::group::DEFAULT_EXPIRES_AFTER,
+        };
+        if let (Some(e), Some(_)) = (&g.expires_after, &escalation) {
+            self.push(
+                ModelProblem::Shape {
+                    message: "`expires_after` applies to a group that ends its chain; this one escalates (its chain ends at the last group)".to_owned(),
+                },
+                e.span(),
+            );
+        }
+        let notify = match g.notify {
+            Some(n) => {
+                let span = n.span();
+                match crate::group::webhook(n.into_inner()) {
+                    Ok(w) => Some(w),
+                    Err(message) => {
+                        self.push(ModelProblem::Shape { message }, span);
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         Some(ApproverGroup {
             at: self.loc(g.id.span()),
             id,
             members,
             quorum,
             escalation,
+            expires_after,
+            separation_of_duties: g.separation_of_duties.unwrap_or(true),
+            notify,
             description: g.description,
         })
     }

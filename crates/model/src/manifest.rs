@@ -70,6 +70,10 @@ pub(crate) struct RawAgent {
     /// Shadow mode: decide and record, never block.
     #[serde(default)]
     pub shadow: bool,
+    /// People who operate the agent day to day (they may not approve its
+    /// requests).
+    #[serde(default)]
+    pub operators: Vec<Spanned<String>>,
 }
 
 /// `[[systems]]`
@@ -111,6 +115,17 @@ pub(crate) struct RawApproverGroup {
     pub quorum: Option<Spanned<u32>>,
     #[serde(default)]
     pub escalation: Option<RawEscalation>,
+    /// How long a request waits at this group, when it is the end of its
+    /// chain, before it expires.
+    #[serde(default)]
+    pub expires_after: Option<Spanned<String>>,
+    /// `false` lets the requesting agent's owner and operators approve
+    /// through this group (recorded in evidence).
+    #[serde(default)]
+    pub separation_of_duties: Option<bool>,
+    /// A signed webhook told of new and escalated requests.
+    #[serde(default)]
+    pub notify: Option<Spanned<crate::group::RawWebhook>>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -149,6 +149,9 @@ pub struct Agent {
     pub credentials: Credentials,
     /// Shadow mode: its actions are decided and recorded, never blocked.
     pub shadow: bool,
+    /// People who operate it day to day: with its owner, they may not
+    /// approve its requests (separation of duties).
+    pub operators: Vec<String>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -202,6 +205,14 @@ pub struct ApproverGroup {
     pub quorum: u32,
     /// Where an unanswered request goes next.
     pub escalation: Option<Escalation>,
+    /// How long a request waits here, when this group ends its escalation
+    /// chain, before it expires.
+    pub expires_after: Duration,
+    /// Whether the requesting agent's owner and operators are kept from
+    /// approving through this group (default `true`).
+    pub separation_of_duties: bool,
+    /// Told of new and escalated requests.
+    pub notify: Option<crate::group::Webhook>,
     /// What the group approves.
     pub description: Option<String>,
     /// Where it is declared.
@@ -256,5 +267,21 @@ impl Pack {
     /// Whether `id` names a person or a team (the two kinds of owner).
     pub fn is_owner(&self, id: &str) -> bool {
         self.people.contains_key(id) || self.teams.contains_key(id)
+    }
+
+    /// The people who may not approve `agent`'s requests: its owner (a
+    /// team owner's person when the owner is a team) and its operators.
+    pub fn agent_principals(&self, agent: &str) -> Vec<String> {
+        let Some(a) = self.agents.get(agent) else {
+            return Vec::new();
+        };
+        let mut out = vec![a.owner.clone()];
+        if let Some(owner) = self.teams.get(&a.owner).and_then(|t| t.owner.clone()) {
+            out.push(owner);
+        }
+        out.extend(a.operators.iter().cloned());
+        out.sort();
+        out.dedup();
+        out
     }
 }

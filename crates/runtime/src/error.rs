@@ -58,6 +58,43 @@ pub enum RuntimeError {
         /// What would have been needed.
         why: &'static str,
     },
+    /// No approval request with this id (or not one the caller may see).
+    #[error("unknown approval request `{0}`")]
+    UnknownApproval(String),
+    /// The request was already decided or expired: it takes no answer.
+    #[error("approval request `{id}` is {state}: it takes no more answers")]
+    ApprovalClosed {
+        /// The request.
+        id: String,
+        /// Its state.
+        state: String,
+    },
+    /// The person already answered this request (one person counts once).
+    #[error("{person} already answered approval request `{id}`; one person counts once")]
+    AlreadyAnswered {
+        /// The request.
+        id: String,
+        /// The person.
+        person: String,
+    },
+    /// The person is in none of the groups that may answer.
+    #[error("{person} is not a member of a group that may answer this request ({groups})")]
+    NotAnApprover {
+        /// The person.
+        person: String,
+        /// The groups that may answer.
+        groups: String,
+    },
+    /// The person owns or operates the requesting agent (or asked for the run).
+    #[error(
+        "{person} may not approve requests of `{agent}`: they own or operate it, or requested the run (separation of duties)"
+    )]
+    SeparationOfDuties {
+        /// The person.
+        person: String,
+        /// The requesting agent.
+        agent: String,
+    },
     /// A report with a bad value.
     #[error("{0}")]
     InvalidReport(String),
@@ -88,6 +125,11 @@ impl RuntimeError {
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::InvalidTransition { .. } => "invalid_transition",
             Self::InvalidReport(_) => "invalid_body",
+            Self::UnknownApproval(_) => "unknown_approval",
+            Self::ApprovalClosed { .. } => "approval_closed",
+            Self::AlreadyAnswered { .. } => "already_answered",
+            Self::NotAnApprover { .. } => "not_an_approver",
+            Self::SeparationOfDuties { .. } => "separation_of_duties",
             Self::Store(_) | Self::Evidence(_) | Self::Random(_) => "internal",
         }
     }

@@ -13,14 +13,19 @@
 //! HTTP routes or wire JSON beyond the views it returns.
 
 mod agents;
+mod approval;
 mod connector;
 mod error;
 mod exec;
+mod notify;
 mod runs;
 mod runtime;
 mod types;
 
+pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
 pub use connector::{Connectors, ExecOutcome};
+pub use notify::signature;
 pub use error::RuntimeError;
 pub use runtime::{Runtime, RuntimeConfig};
+pub use warden_store::ApprovalFilter;
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};

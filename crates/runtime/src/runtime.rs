@@ -12,10 +12,13 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use warden_evidence::{Record, Redactor, decision_status, micros, now};
 use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext};
+use warden_store::ApprovalRow;
 use warden_policy::{EngineHandle, Request};
 use warden_store::{ActionRow, AgentStateRow, AuditLog, StateWrite, Store};
 
+use crate::approval::NewRequest;
 use crate::connector::Connectors;
+use crate::notify::Notifier;
 use crate::error::RuntimeError;
 use crate::runs::{RunState, next_step};
 use crate::types::{ActionView, Mode, Proposal, Submitted};
@@ -59,6 +62,12 @@ pub(crate) struct Inner {
     /// Actions per lifecycle state, kept with each transition.
     pub(crate) counts: Mutex<BTreeMap<&'static str, i64>>,
     pub(crate) config: RuntimeConfig,
+    /// Approver-group webhooks.
+    pub(crate) notifier: RwLock<Arc<Notifier>>,
+    /// Every change of an approval request happens under this lock.
+    pub(crate) approvals_lock: tokio::sync::Mutex<()>,
+    /// Wakes the approval timer task (a new request may be due earlier).
+    pub(crate) timer_wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Inner {
@@ -94,6 +103,7 @@ impl Runtime {
         config: RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
         let connectors = Connectors::build(engine.current().pack());
+        let notifier = Notifier::build(engine.current().pack());
         let store = log.store().clone();
         let paused = store
             .agent_states()
@@ -119,6 +129,9 @@ impl Runtime {
             paused: RwLock::new(paused),
             counts: Mutex::new(counts),
             config,
+            notifier: RwLock::new(Arc::new(notifier)),
+            approvals_lock: tokio::sync::Mutex::new(()),
+            timer_wake: tokio::sync::Notify::new(),
         })))
     }
 
@@ -132,11 +145,41 @@ impl Runtime {
         &self.0.engine
     }
 
-    /// Rebuilds the connectors from the pack in force (after a reload).
+    /// Rebuilds the connectors and approval webhooks from the pack in
+    /// force (after a reload), and wakes the approval timers (deadlines
+    /// follow the pack's escalation settings).
     pub fn reload_connectors(&self) {
-        let c = Connectors::build(self.0.engine.current().pack());
+        let pack = self.0.engine.current();
+        let c = Connectors::build(pack.pack());
         if let Ok(mut w) = self.0.connectors.write() {
             *w = Arc::new(c);
+        }
+        let n = Notifier::build(pack.pack());
+        if let Ok(mut w) = self.0.notifier.write() {
+            *w = Arc::new(n);
+        }
+        self.0.timer_wake.notify_one();
+    }
+
+    pub(crate) fn notifier(&self) -> Arc<Notifier> {
+        match self.0.notifier.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Tells whoever waits for action `view` where it is now: a final view
+    /// ends the wait for good; an approved (check-mode) one wakes waiters.
+    pub(crate) fn publish(&self, view: ActionView) {
+        let Ok(mut w) = self.0.watchers.lock() else {
+            return;
+        };
+        if view.is_final() {
+            if let Some(tx) = w.remove(&view.action_id) {
+                let _ = tx.send(Some(view));
+            }
+        } else if let Some(tx) = w.get(&view.action_id) {
+            let _ = tx.send(Some(view));
         }
     }
 
@@ -196,7 +239,7 @@ impl Runtime {
             m.remove(&slot);
         }
         let submitted = result?;
-        if submitted.action.status == ActionStatus::Executing && !submitted.replayed {
+        if submitted.action.status == ActionStatus::Executing {
             let id = submitted.action.action_id.clone();
             if let Some(done) = self.wait(&id, self.0.config.sync_wait).await? {
                 return Ok(Submitted {
@@ -289,6 +332,14 @@ impl Runtime {
             }
             _ => {}
         }
+        // The identical request re-proposed while its approval is open (or
+        // once after it ended) answers with the same action.
+        if decision.outcome == Outcome::ApprovalRequired
+            && p.idempotency_key.is_none()
+            && let Some(found) = self.reproposed(agent, &request_hash).await?
+        {
+            return Ok(found);
+        }
         if p.mode == Mode::Enforce && self.connectors().execution(&p.tool).is_none() {
             return Err(RuntimeError::NotExecutable(p.tool));
         }
@@ -368,6 +419,29 @@ impl Runtime {
             None
         };
         let executing = status == ActionStatus::Approved && p.mode == Mode::Enforce;
+        let t = now_us();
+        let approval: Option<(ApprovalRow, Record)> = if status == ActionStatus::AwaitingApproval {
+            let recorded_args = self
+                .0
+                .redactor
+                .redact(&p.arguments, pack.tools.get(&p.tool).map(|t| t.sensitive.as_slice()).unwrap_or_default())?;
+            Some(self.new_request(
+                pack,
+                NewRequest {
+                    action_id: &id,
+                    agent,
+                    tool: &p.tool,
+                    request_hash: &request_hash,
+                    context: &context,
+                    decision: &decision,
+                    recorded_args: Some(recorded_args),
+                    reason: p.reason.clone(),
+                    now_us: t,
+                },
+            )?)
+        } else {
+            None
+        };
         record.status = Some(status);
         record.code = code.map(|c| c.as_str().to_owned());
         record.message = Some(message);
@@ -380,6 +454,7 @@ impl Runtime {
             "shadow": shadow,
             "would_be": would_be,
             "request_sha256": request_hash,
+            "approval_id": approval.as_ref().map(|(a, _)| a.id.clone()),
         }));
         self.0
             .redactor
@@ -393,8 +468,10 @@ impl Runtime {
             if let Some((c, why)) = &gates.failure {
                 m.insert("gate".into(), json!({ "code": c, "message": why }));
             }
+            if let Some((a, _)) = &approval {
+                m.insert("approval_id".into(), json!(a.id));
+            }
         }
-        let t = now_us();
         let state = if executing {
             ActionStatus::Executing
         } else {
@@ -427,12 +504,13 @@ impl Runtime {
             self.watch(&id);
         }
         // Durable before acknowledged, and before any side effect.
-        let receipts = match self
-            .0
-            .log
-            .commit(vec![record], vec![StateWrite::Action(row.clone())])
-            .await
-        {
+        let mut records = vec![record];
+        let mut writes = vec![StateWrite::Action(row.clone())];
+        if let Some((a, r)) = &approval {
+            records.push(r.clone());
+            writes.push(StateWrite::Approval(a.clone()));
+        }
+        let receipts = match self.0.log.commit(records, writes).await {
             Ok(r) => r,
             Err(e) => {
                 self.unwatch(&id);
@@ -443,6 +521,10 @@ impl Runtime {
         self.count(None, state);
         if executing {
             self.spawn_execution(row.clone(), p.arguments);
+        }
+        if let Some((a, _)) = &approval {
+            self.0.timer_wake.notify_one();
+            self.notify_new(a);
         }
         Ok(Submitted {
             action: ActionView::with_decision(&row, decision_json),
@@ -508,12 +590,12 @@ impl Runtime {
         };
         let stored = ActionView::from_row(&row);
         let Some(mut rx) = rx else {
-            return Ok(Some(stored).filter(ActionView::is_final));
+            return Ok(Some(stored).filter(ActionView::is_settled));
         };
         if let Some(v) = rx.borrow_and_update().clone() {
             return Ok(Some(v));
         }
-        if stored.is_final() {
+        if stored.is_settled() {
             return Ok(Some(stored));
         }
         let done = tokio::time::timeout(timeout, async {
@@ -535,7 +617,7 @@ impl Runtime {
                 .action(id)
                 .await?
                 .map(|r| ActionView::from_row(&r))
-                .filter(ActionView::is_final)),
+                .filter(ActionView::is_settled)),
             Err(_) => Ok(None),
         }
     }

@@ -101,6 +101,10 @@ pub struct ActionView {
     /// The agent's idempotency key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The approval request, when the action needed one
+    /// (`GET /v1/approvals/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
     /// When proposed (RFC 3339).
     pub created: String,
     /// Last change (RFC 3339).
@@ -131,20 +135,34 @@ impl ActionView {
             shadow: row.shadow,
             status: row.state.parse().unwrap_or(ActionStatus::Failed),
             code: row.code.clone(),
-            decision,
             outcome: row
                 .result
                 .as_deref()
                 .and_then(|r| serde_json::from_str(r).ok()),
             idempotency_key: row.idempotency_key.clone(),
+            approval_id: decision
+                .get("approval_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             created: warden_evidence::time_from_micros(row.created_us),
             updated: warden_evidence::time_from_micros(row.updated_us),
+            decision,
         }
     }
 
     /// Whether the action can no longer change.
     pub fn is_final(&self) -> bool {
         self.status.is_final()
+    }
+
+    /// Whether Warden has nothing more to do for the agent: the action is
+    /// final, or approved after an approval request in `check` mode (the
+    /// agent's turn to execute). Long-polls return then.
+    pub fn is_settled(&self) -> bool {
+        self.is_final()
+            || (self.status == ActionStatus::Approved
+                && self.mode == Mode::Check
+                && self.approval_id.is_some())
     }
 }
 

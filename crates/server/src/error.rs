@@ -71,14 +71,19 @@ impl From<warden_runtime::RuntimeError> for ApiError {
             | E::UnknownRun(_)
             | E::UnknownWorkflow(_)
             | E::UnknownAction(_)
-            | E::UnknownAgent(_) => StatusCode::NOT_FOUND,
+            | E::UnknownAgent(_)
+            | E::UnknownApproval(_) => StatusCode::NOT_FOUND,
             E::InvalidArguments(_) | E::NotExecutable(_) | E::InvalidReport(_) => {
                 StatusCode::BAD_REQUEST
             }
-            E::RunNotYours { .. } => StatusCode::FORBIDDEN,
-            E::RunClosed { .. } | E::IdempotencyConflict { .. } | E::InvalidTransition { .. } => {
-                StatusCode::CONFLICT
+            E::RunNotYours { .. } | E::NotAnApprover { .. } | E::SeparationOfDuties { .. } => {
+                StatusCode::FORBIDDEN
             }
+            E::RunClosed { .. }
+            | E::IdempotencyConflict { .. }
+            | E::InvalidTransition { .. }
+            | E::ApprovalClosed { .. }
+            | E::AlreadyAnswered { .. } => StatusCode::CONFLICT,
             E::Store(_) | E::Evidence(_) | E::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

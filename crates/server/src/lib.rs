@@ -20,6 +20,7 @@
 //! is refused and the old one stays in force. Both outcomes are evidence.
 
 mod actions;
+mod approvals;
 mod auth;
 mod error;
 mod metrics;
@@ -171,6 +172,8 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
             "recovered actions left executing by the previous process"
         );
     }
+    // Approval deadlines: steps missed while the server was down fire now.
+    let timers = runtime.start_timers();
     let limiter = config
         .rate_limit
         .and_then(std::num::NonZeroU32::new)
@@ -196,6 +199,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    timers.abort();
     log.close().await?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! a single writer task batches every pending append into one transaction
 //! and acknowledges each only after that transaction is durable.
 
+mod approvals;
 mod datadir;
 mod error;
 mod log;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use approvals::{ApprovalFilter, ApprovalRow};
 pub use datadir::{CHECKPOINT_KEY_FILE, DB_FILE, DataDir, REDACTION_KEY_FILE};
 pub use error::StoreError;
 pub use log::{AuditLog, LogOptions, Receipt};

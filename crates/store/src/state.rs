@@ -94,6 +94,8 @@ pub enum StateWrite {
     Action(ActionRow),
     /// An agent's pause state.
     Agent(AgentStateRow),
+    /// An approval request.
+    Approval(crate::approvals::ApprovalRow),
 }
 
 const RUN_COLS: &str =
@@ -119,11 +121,13 @@ pub(crate) async fn write_state(
     let mut runs: Vec<RunRow> = Vec::new();
     let mut actions: Vec<ActionRow> = Vec::new();
     let mut agents: Vec<AgentStateRow> = Vec::new();
+    let mut approvals: Vec<crate::approvals::ApprovalRow> = Vec::new();
     for w in writes.into_iter().rev() {
         match w {
             StateWrite::Run(r) if !runs.iter().any(|x| x.id == r.id) => runs.push(r),
             StateWrite::Action(a) if !actions.iter().any(|x| x.id == a.id) => actions.push(a),
             StateWrite::Agent(a) if !agents.iter().any(|x| x.agent == a.agent) => agents.push(a),
+            StateWrite::Approval(a) if !approvals.iter().any(|x| x.id == a.id) => approvals.push(a),
             _ => {}
         }
     }
@@ -224,6 +228,8 @@ pub(crate) async fn write_state(
         );
         q.build(backend).execute(&mut **tx).await?;
     }
+    // After the actions: an approval row refers to its action.
+    crate::approvals::write(backend, tx, &approvals).await?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! One file per subcommand: parse, call a library, print, return an [`Exit`].
 
+pub mod approvals;
 pub mod audit;
 pub mod bench;
 pub mod decide;

@@ -84,31 +84,7 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                     action_start = r.action.clone().map(|a| (a, row.time_us));
                 }
                 println!("{head} {} {}", tool(r), args(r));
-                for c in &r.checks {
-                    let ids: Vec<&str> = c.policies.iter().map(|p| p.id.as_str()).collect();
-                    let code = c.code.map(|c| format!(" ({c})")).unwrap_or_default();
-                    let gates: Vec<String> = c
-                        .approval
-                        .iter()
-                        .map(|(g, q)| format!("{g} x{q}"))
-                        .collect();
-                    println!(
-                        "{:>22}check: {}{code}{}{}  [policy {}]",
-                        "",
-                        c.decision,
-                        if ids.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" by {}", ids.join(", "))
-                        },
-                        if gates.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", needs {}", gates.join(", "))
-                        },
-                        short(&c.policy_version)
-                    );
-                }
+                print_checks(r);
                 if let Some(w) = r.detail.as_ref().and_then(|d| d.get("would_be"))
                     && !w.is_null()
                 {
@@ -167,6 +143,22 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
                 "{head} run finished: {}",
                 r.message.as_deref().unwrap_or("-")
             ),
+            RecordKind::ApprovalRequested
+            | RecordKind::ApprovalGranted
+            | RecordKind::ApprovalEscalated => println!(
+                "{head} {}",
+                r.message.as_deref().unwrap_or(r.kind.as_str())
+            ),
+            RecordKind::ActionReevaluated => {
+                println!("{head} re-evaluated {} after approval", tool(r));
+                print_checks(r);
+                println!("{:>22}→ {}", "", status(r));
+            }
+            RecordKind::ApprovalExpired => println!(
+                "{head} {} → {}",
+                r.message.as_deref().unwrap_or(r.kind.as_str()),
+                status(r)
+            ),
             RecordKind::ActionRecovered => println!(
                 "{head} recovered {}: {}",
                 tool(r),
@@ -183,6 +175,35 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The policy checks of a decision record, one line each.
+fn print_checks(r: &Record) {
+    for c in &r.checks {
+        let ids: Vec<&str> = c.policies.iter().map(|p| p.id.as_str()).collect();
+        let code = c.code.map(|c| format!(" ({c})")).unwrap_or_default();
+        let gates: Vec<String> = c
+            .approval
+            .iter()
+            .map(|(g, q)| format!("{g} x{q}"))
+            .collect();
+        println!(
+            "{:>22}check: {}{code}{}{}  [policy {}]",
+            "",
+            c.decision,
+            if ids.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", ids.join(", "))
+            },
+            if gates.is_empty() {
+                String::new()
+            } else {
+                format!(", needs {}", gates.join(", "))
+            },
+            short(&c.policy_version)
+        );
+    }
 }
 
 fn tool(r: &Record) -> String {

@@ -1,0 +1,319 @@
+//! `warden approvals list|show|approve|deny`: the approver's side, against
+//! a running server (`--server`, `WARDEN_SERVER`) with the person's token
+//! (`--token`, `WARDEN_TOKEN`).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::cli::Exit;
+
+/// Where the server is and who is asking.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// The Warden server.
+    #[arg(long, env = "WARDEN_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Your bearer token (a person's: approver, operator or auditor).
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Print the server's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `warden approvals ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approval requests, oldest first (default: pending ones you may answer).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// pending, approved, denied, expired or all.
+        #[arg(long, default_value = "pending")]
+        state: String,
+        /// Only requests this group may answer.
+        #[arg(long)]
+        group: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one request with everything an approver needs to decide.
+    Show {
+        /// The approval request id (apr_...).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Approve a request.
+    Approve {
+        /// The approval request id (apr_...).
+        id: String,
+        /// Why (recorded as evidence).
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Deny a request: the action ends `denied` with `approval_denied`.
+    Deny {
+        /// The approval request id (apr_...).
+        id: String,
+        /// Why (recorded as evidence).
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Runs `warden approvals ...`.
+pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<Exit> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cmd {
+        ApprovalsCommand::List {
+            remote,
+            state,
+            group,
+            limit,
+        } => {
+            let mut query = vec![("state", state), ("limit", limit.to_string())];
+            if let Some(g) = group {
+                query.push(("group", g));
+            }
+            let v = match call(&remote, reqwest::Method::GET, "/v1/approvals", &query, None)? {
+                Ok(v) => v,
+                Err(exit) => return Ok(exit),
+            };
+            if remote.json {
+                println!("{v:#}");
+            } else {
+                print_list(&v);
+            }
+            Ok(Exit::Ok)
+        }
+        ApprovalsCommand::Show { id, remote } => {
+            let path = format!("/v1/approvals/{id}");
+            let v = match call(&remote, reqwest::Method::GET, &path, &[], None)? {
+                Ok(v) => v,
+                Err(exit) => return Ok(exit),
+            };
+            if remote.json {
+                println!("{v:#}");
+            } else {
+                print_one(&v);
+            }
+            Ok(Exit::Ok)
+        }
+        ApprovalsCommand::Approve {
+            id,
+            comment,
+            remote,
+        } => answer(&remote, &id, "approve", comment),
+        ApprovalsCommand::Deny {
+            id,
+            comment,
+            remote,
+        } => answer(&remote, &id, "deny", comment),
+    }
+}
+
+fn answer(remote: &Remote, id: &str, decision: &str, comment: Option<String>) -> anyhow::Result<Exit> {
+    let path = format!("/v1/approvals/{id}/decision");
+    let body = json!({ "decision": decision, "comment": comment });
+    let v = match call(remote, reqwest::Method::POST, &path, &[], Some(body))? {
+        Ok(v) => v,
+        Err(exit) => return Ok(exit),
+    };
+    if remote.json {
+        println!("{v:#}");
+    } else {
+        let verb = if decision == "approve" { "approved" } else { "denied" };
+        println!("{verb} {id}: the request is now {}", text(&v, "state"));
+        print_one(&v);
+    }
+    Ok(Exit::Ok)
+}
+
+/// One API call: `Ok(Ok(json))` on success, `Ok(Err(exit))` after printing
+/// the server's error, `Err` when the server cannot be reached.
+fn call(
+    remote: &Remote,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Value>,
+) -> anyhow::Result<Result<Value, Exit>> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let mut url = format!("{}{path}", remote.server.trim_end_matches('/'));
+    for (i, (k, v)) in query.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(k);
+        url.push('=');
+        url.push_str(&encode(v));
+    }
+    let mut req = client.request(method, &url).bearer_auth(&remote.token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .with_context(|| format!("cannot reach the Warden server at {}", remote.server))?;
+    let status = resp.status();
+    let v: Value = resp
+        .json()
+        .with_context(|| format!("the server at {} did not answer JSON", remote.server))?;
+    if status.is_success() {
+        return Ok(Ok(v));
+    }
+    if remote.json {
+        println!("{v:#}");
+    } else {
+        eprintln!(
+            "error: {} ({}): {}",
+            v.pointer("/error/code").and_then(Value::as_str).unwrap_or("error"),
+            status.as_u16(),
+            v.pointer("/error/message").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    Ok(Err(Exit::Failed))
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("-")
+}
+
+/// `finance 1/2 (+support-leads)` for each requirement.
+fn needs(v: &Value) -> String {
+    v.get("requires")
+        .and_then(Value::as_array)
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    let extra: Vec<&str> = r
+                        .get("eligible")
+                        .and_then(Value::as_array)
+                        .map(|e| e.iter().skip(1).filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    format!(
+                        "{} {}/{}{}",
+                        text(r, "group"),
+                        r.get("approvals").and_then(Value::as_u64).unwrap_or(0),
+                        r.get("quorum").and_then(Value::as_u64).unwrap_or(0),
+                        if extra.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (+{})", extra.join(", +"))
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// How long ago an RFC 3339 time was, for people.
+fn age(rfc3339: &str) -> String {
+    let Some(then) = warden_evidence::micros(rfc3339) else {
+        return "-".into();
+    };
+    let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(then);
+    let s = (now - then).max(0) / 1_000_000;
+    match s {
+        ..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s / 3600) % 24),
+    }
+}
+
+fn print_list(v: &Value) {
+    let items = v.get("approvals").and_then(Value::as_array).cloned().unwrap_or_default();
+    let total = v.get("total").and_then(Value::as_i64).unwrap_or(0);
+    if items.is_empty() {
+        println!("no approval requests");
+        return;
+    }
+    println!(
+        "{:<28} {:<8} {:<9} {:<14} {:<16} {:<24} DUE",
+        "ID", "AGE", "STATE", "AGENT", "TOOL", "NEEDS"
+    );
+    for a in &items {
+        println!(
+            "{:<28} {:<8} {:<9} {:<14} {:<16} {:<24} {}",
+            text(a, "approval_id"),
+            age(text(a, "created")),
+            text(a, "state"),
+            text(a, "agent"),
+            text(a, "tool"),
+            needs(a),
+            a.get("due").and_then(Value::as_str).unwrap_or("-"),
+        );
+    }
+    if total > items.len() as i64 {
+        println!("({} of {total} shown; --limit shows more)", items.len());
+    }
+}
+
+fn print_one(v: &Value) {
+    println!("approval  {}  ({})", text(v, "approval_id"), text(v, "state"));
+    println!("action    {}", text(v, "action_id"));
+    println!("agent     {}", text(v, "agent"));
+    println!("tool      {}  risk {}", text(v, "tool"), text(v, "risk"));
+    if let Some(run) = v.get("run_id").and_then(Value::as_str) {
+        println!(
+            "run       {run}  workflow {}",
+            text(v, "workflow")
+        );
+    }
+    if let Some(t) = v.get("trigger") {
+        println!("trigger   {t}");
+    }
+    if let Some(a) = v.get("arguments") {
+        println!("arguments {a}");
+    }
+    println!("request   {}", text(v, "request_sha256"));
+    println!("why       {}", text(v, "message"));
+    if let Some(r) = v.get("reason").and_then(Value::as_str) {
+        println!("agent says {r}");
+    }
+    println!("needs     {}", needs(v));
+    for vote in v.get("votes").and_then(Value::as_array).into_iter().flatten() {
+        println!(
+            "  {} {} for {}{}",
+            text(vote, "approver"),
+            if text(vote, "decision") == "approve" { "approved" } else { "denied" },
+            text(vote, "group"),
+            vote.get("comment")
+                .and_then(Value::as_str)
+                .map(|c| format!(": \"{c}\""))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "requested {} ({} ago), escalations {}",
+        text(v, "created"),
+        age(text(v, "created")),
+        v.get("escalations").and_then(Value::as_i64).unwrap_or(0)
+    );
+    if let Some(d) = v.get("due").and_then(Value::as_str) {
+        println!("next step {d}");
+    }
+}

@@ -1,0 +1,423 @@
+//! Answering a request: the rules (member of a required group, separation
+//! of duties, one answer per person, single use, not after the deadline),
+//! the quorum, and the re-evaluation of policy before anything executes.
+
+use serde_json::{Value, json};
+use warden_evidence::{ApprovalOutcome, Check, Record, RecordKind};
+use warden_model::{ActionStatus, FailureCode, Outcome, RequestContext};
+use warden_policy::{Engine, Request};
+use warden_store::{ActionRow, ApprovalRow, StateWrite};
+
+use super::{
+    ApprovalView, DecisionBody, Slot, Verdict, Vote, add_detail, eligible, next_due, parse_slots,
+    parse_votes, record_for,
+};
+use crate::error::RuntimeError;
+use crate::runtime::{Runtime, now_us};
+use crate::types::{ActionView, Mode};
+
+/// What follows a change of a request, once it is committed.
+pub(crate) enum After {
+    /// Nothing more now.
+    Wait,
+    /// Execute the action through its connector (enforce mode).
+    Execute(Value),
+    /// Tell waiters: approved for the agent to execute (check mode).
+    Approved,
+    /// Tell waiters: the action is final.
+    Final,
+}
+
+impl Runtime {
+    /// Records `person`'s answer to request `id`. On the last approval the
+    /// quorum needs, policy is evaluated again with the pack in force and
+    /// the action executes once (enforce) or is approved for the agent
+    /// (check); a deny ends the request.
+    pub async fn answer(
+        &self,
+        person: &str,
+        id: &str,
+        body: DecisionBody,
+    ) -> Result<ApprovalView, RuntimeError> {
+        let _one_at_a_time = self.0.approvals_lock.lock().await;
+        let engine = self.0.engine.current();
+        let pack = engine.pack();
+        let mut row = self
+            .store()
+            .approval(id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownApproval(id.to_owned()))?;
+        let now = now_us();
+        // A timer that is due fires first: an answer after the deadline
+        // meets the state the deadline made.
+        if row.state == "pending" && row.due_us.is_some_and(|d| d <= now) {
+            row = self.fire(row, now).await?;
+        }
+        if row.state != "pending" {
+            return Err(RuntimeError::ApprovalClosed {
+                id: row.id,
+                state: row.state,
+            });
+        }
+        let mut slots = parse_slots(&row);
+        let mut votes = parse_votes(&row);
+        if votes.iter().any(|v| v.approver == person) {
+            return Err(RuntimeError::AlreadyAnswered {
+                id: row.id,
+                person: person.to_owned(),
+            });
+        }
+        let ctx: Value = serde_json::from_str(&row.context).unwrap_or(Value::Null);
+        let requester = ctx
+            .pointer("/trigger/requester")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let conflicted = pack.agent_principals(&row.agent).iter().any(|p| p == person)
+            || requester.as_deref() == Some(person);
+        // (slot, group answered through, allowed despite separation of duties)
+        let mut candidates: Vec<(usize, String, bool)> = Vec::new();
+        for (i, s) in slots.iter().enumerate() {
+            for g in &s.chain {
+                let Some(group) = pack.approver_groups.get(g) else {
+                    continue;
+                };
+                if group.members.iter().any(|m| m == person) {
+                    candidates.push((i, g.clone(), !conflicted || !group.separation_of_duties));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            let groups = row.eligible.trim_matches(',').replace(',', ", ");
+            return Err(RuntimeError::NotAnApprover {
+                person: person.to_owned(),
+                groups,
+            });
+        }
+        let allowed: Vec<&(usize, String, bool)> = candidates.iter().filter(|c| c.2).collect();
+        let Some(&&(slot, ref via, _)) = allowed
+            .iter()
+            .find(|(i, _, _)| !slots[*i].met(&votes))
+            .or(allowed.first())
+        else {
+            return Err(RuntimeError::SeparationOfDuties {
+                person: person.to_owned(),
+                agent: row.agent.clone(),
+            });
+        };
+        let mut action = self
+            .store()
+            .action(&row.action_id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownAction(row.action_id.clone()))?;
+        let from = action.state.parse::<ActionStatus>().ok();
+        let latency_ms = u64::try_from(now.saturating_sub(row.created_us) / 1000).unwrap_or(0);
+        let vote = Vote {
+            approver: person.to_owned(),
+            group: slots[slot].group.clone(),
+            via: via.clone(),
+            decision: body.decision,
+            comment: body.comment.clone(),
+            at: warden_evidence::time_from_micros(now),
+            latency_ms,
+            separation_of_duties_relaxed: conflicted,
+        };
+        votes.push(vote.clone());
+        let workflow = ctx
+            .get("workflow")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut rec = record_for(RecordKind::ApprovalRecorded, &row, workflow.clone());
+        rec.approvals.push(outcome_of(&vote));
+        if conflicted {
+            add_detail(
+                &mut rec,
+                json!({ "separation_of_duties": format!(
+                    "relaxed by group `{via}`: {person} is the agent's owner, operator or requester"
+                ) }),
+            );
+        }
+        row.votes = serde_json::to_string(&votes).unwrap_or_default();
+        row.updated_us = now;
+        let mut records = Vec::new();
+        let after = match body.decision {
+            Verdict::Deny => {
+                row.state = "denied".into();
+                row.due_us = None;
+                end_action(&mut action, ActionStatus::Denied, FailureCode::ApprovalDenied, now);
+                rec.status = Some(ActionStatus::Denied);
+                rec.code = Some(FailureCode::ApprovalDenied.as_str().into());
+                rec.message = Some(format!(
+                    "{person} denied for `{}`{}",
+                    vote.group,
+                    comment_suffix(&vote.comment)
+                ));
+                records.push(rec);
+                After::Final
+            }
+            Verdict::Approve if slots.iter().all(|s| s.met(&votes)) => {
+                rec.message = Some(format!(
+                    "{person} approved for `{}`{}",
+                    vote.group,
+                    comment_suffix(&vote.comment)
+                ));
+                rec.status = from;
+                records.push(rec);
+                let mut granted = record_for(RecordKind::ApprovalGranted, &row, workflow);
+                granted.approvals = votes.iter().map(outcome_of).collect();
+                granted.message = Some(format!(
+                    "quorum met: {}",
+                    slots
+                        .iter()
+                        .map(|s| format!("{} of `{}`", s.quorum, s.group))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+                records.push(granted);
+                self.reevaluate(&engine, &mut row, &mut slots, &votes, &mut action, &mut records, now)
+                    .await?
+            }
+            Verdict::Approve => {
+                let s = &slots[slot];
+                rec.message = Some(format!(
+                    "{person} approved for `{}` ({} of {}){}",
+                    s.group,
+                    s.approvals(&votes),
+                    s.quorum,
+                    comment_suffix(&vote.comment)
+                ));
+                rec.status = from;
+                records.push(rec);
+                row.due_us = next_due(pack, &slots, &votes);
+                After::Wait
+            }
+        };
+        self.commit_change(row, action, from, records, after).await
+    }
+
+    /// Evaluates policy again for an approved request, with the pack in
+    /// force and the groups whose quorum is met, and moves the action on.
+    #[allow(clippy::too_many_arguments)]
+    async fn reevaluate(
+        &self,
+        engine: &Engine,
+        row: &mut ApprovalRow,
+        slots: &mut Vec<Slot>,
+        votes: &[Vote],
+        action: &mut ActionRow,
+        records: &mut Vec<Record>,
+        now: i64,
+    ) -> Result<After, RuntimeError> {
+        let pack = engine.pack();
+        let args: Value = action
+            .arguments
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or(Value::Null);
+        let (workflow, trigger) = match &action.run_id {
+            Some(run) => {
+                let state = self.run_state(run).await?;
+                let g = state.lock().await;
+                (Some(g.row.workflow.clone()), g.trigger.clone())
+            }
+            None => (None, None),
+        };
+        let context = RequestContext {
+            workflow,
+            run: action.run_id.clone(),
+            trigger,
+        };
+        let base = Request {
+            agent: &action.agent,
+            tool: &action.tool,
+            args: &args,
+            approvals: &[],
+            context: &context,
+        };
+        let first = engine.decide(&base);
+        let decision = match (&first.outcome, &first.approval) {
+            (Outcome::ApprovalRequired, Some(req)) => {
+                let met: Vec<String> = req
+                    .groups
+                    .iter()
+                    .filter(|(g, q)| {
+                        let n = votes
+                            .iter()
+                            .filter(|v| v.decision == Verdict::Approve && &v.group == g)
+                            .count();
+                        u32::try_from(n).unwrap_or(u32::MAX) >= *q
+                    })
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                engine.decide(&Request {
+                    approvals: &met,
+                    ..base
+                })
+            }
+            _ => first,
+        };
+        let mut rec = Record::decided(&base, &decision);
+        rec.kind = RecordKind::ActionReevaluated;
+        rec.action = Some(action.id.clone());
+        rec.checks = vec![Check::from(&decision)];
+        self.0.redactor.apply_for_pack(&mut rec, pack, &args)?;
+        rec.detail = Some(json!({ "approval_id": row.id }));
+        let paused = self
+            .0
+            .paused
+            .read()
+            .ok()
+            .is_some_and(|m| m.contains_key(&action.agent));
+        let mut decision_json: Value =
+            serde_json::from_str(&action.decision).unwrap_or_else(|_| json!({}));
+        decision_json["reevaluated"] = serde_json::to_value(&decision).unwrap_or(Value::Null);
+        action.decision = decision_json.to_string();
+        action.updated_us = now;
+        let after = match decision.outcome {
+            _ if paused => {
+                row.state = "approved".into();
+                row.due_us = None;
+                end_action(action, ActionStatus::Denied, FailureCode::AgentPaused, now);
+                rec.status = Some(ActionStatus::Denied);
+                rec.code = Some(FailureCode::AgentPaused.as_str().into());
+                rec.message = Some(format!(
+                    "approved, but agent `{}` is paused: not executed",
+                    action.agent
+                ));
+                After::Final
+            }
+            Outcome::Allow => {
+                row.state = "approved".into();
+                row.due_us = None;
+                let enforce = action.mode == Mode::Enforce.as_str();
+                let next = if enforce {
+                    ActionStatus::Executing
+                } else {
+                    ActionStatus::Approved
+                };
+                action.state = next.as_str().into();
+                action.code = None;
+                rec.status = Some(next);
+                rec.message = Some(format!(
+                    "{}; {}",
+                    decision.message(),
+                    if enforce {
+                        "executing once"
+                    } else {
+                        "approved for the agent to execute (check mode)"
+                    }
+                ));
+                if enforce {
+                    After::Execute(args)
+                } else {
+                    After::Approved
+                }
+            }
+            Outcome::Deny => {
+                row.state = "approved".into();
+                row.due_us = None;
+                let code = decision
+                    .code
+                    .map_or(FailureCode::PolicyDenied, FailureCode::from);
+                end_action(action, ActionStatus::Denied, code, now);
+                rec.status = Some(ActionStatus::Denied);
+                rec.code = Some(code.as_str().into());
+                rec.message = Some(format!(
+                    "approved, but the pack in force denies it: {}",
+                    decision.message()
+                ));
+                After::Final
+            }
+            Outcome::ApprovalRequired => {
+                // The pack in force asks for more: the request stays open
+                // with the new requirement; answers given still count.
+                let req = decision.approval.clone().map(|a| a.groups).unwrap_or_default();
+                let mut next: Vec<Slot> = Vec::new();
+                for (g, q) in req {
+                    match slots.iter().find(|s| s.group == g) {
+                        Some(s) => next.push(Slot { quorum: q, ..s.clone() }),
+                        None => next.push(Slot {
+                            group: g.clone(),
+                            quorum: q,
+                            chain: vec![g],
+                            since_us: now,
+                        }),
+                    }
+                }
+                *slots = next;
+                row.slots = serde_json::to_string(&*slots).unwrap_or_default();
+                row.eligible = eligible(slots);
+                row.due_us = next_due(pack, slots, votes);
+                rec.status = action.state.parse().ok();
+                rec.message = Some(format!(
+                    "the pack in force needs more approvals: {}",
+                    decision.message()
+                ));
+                After::Wait
+            }
+        };
+        records.push(rec);
+        Ok(after)
+    }
+
+    /// Commits a changed request and its action with their records, then
+    /// does what follows: execute, or tell waiters.
+    pub(crate) async fn commit_change(
+        &self,
+        row: ApprovalRow,
+        action: ActionRow,
+        from: Option<ActionStatus>,
+        records: Vec<Record>,
+        after: After,
+    ) -> Result<ApprovalView, RuntimeError> {
+        let to = action.state.parse::<ActionStatus>().ok();
+        if let After::Execute(_) = &after {
+            self.watch(&action.id);
+        }
+        self.0
+            .log
+            .commit(
+                records,
+                vec![
+                    StateWrite::Action(action.clone()),
+                    StateWrite::Approval(row.clone()),
+                ],
+            )
+            .await?;
+        if let Some(to) = to
+            && Some(to) != from
+        {
+            self.count(from, to);
+        }
+        match after {
+            After::Wait => {}
+            After::Execute(args) => self.spawn_execution(action.clone(), args),
+            After::Approved | After::Final => self.publish(ActionView::from_row(&action)),
+        }
+        Ok(ApprovalView::from_row(&row))
+    }
+}
+
+/// Ends `action` in `status` with `code`.
+fn end_action(action: &mut ActionRow, status: ActionStatus, code: FailureCode, now: i64) {
+    action.state = status.as_str().into();
+    action.code = Some(code.as_str().into());
+    action.arguments = None;
+    action.updated_us = now;
+}
+
+fn outcome_of(v: &Vote) -> ApprovalOutcome {
+    ApprovalOutcome {
+        approver: v.approver.clone(),
+        group: v.group.clone(),
+        decision: match v.decision {
+            Verdict::Approve => "approve".into(),
+            Verdict::Deny => "deny".into(),
+        },
+        comment: v.comment.clone(),
+        latency_ms: v.latency_ms,
+    }
+}
+
+fn comment_suffix(c: &Option<String>) -> String {
+    c.as_deref().map(|c| format!(": \"{c}\"")).unwrap_or_default()
+}

@@ -1,0 +1,173 @@
+//! Durable approval timers. Each pending request stores when its next
+//! step is due (`due_us`): escalate to the next group of the chain, or
+//! expire at its end. One task sleeps until the earliest due time (woken
+//! when a new request may be earlier), then fires what is due. A step
+//! changes the request and writes its record in one transaction, so after
+//! a restart each step fires exactly once: a step missed while the server
+//! was down fires on start.
+
+use std::time::Duration;
+
+use serde_json::json;
+use warden_evidence::RecordKind;
+use warden_model::{ActionStatus, FailureCode};
+use warden_store::ApprovalRow;
+
+use super::answer::After;
+use super::{ApprovalView, add_detail, eligible, next_due, parse_slots, parse_votes, record_for};
+use crate::error::RuntimeError;
+use crate::runtime::{Runtime, now_us};
+
+/// Longest sleep between looks at the store (a safety net: new requests
+/// wake the task).
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Requests fired per round.
+const BATCH: u32 = 100;
+
+impl Runtime {
+    /// Starts the approval timer task. It runs until the runtime's last
+    /// handle is dropped... or the process ends.
+    pub fn start_timers(&self) -> tokio::task::JoinHandle<()> {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = rt.fire_due().await {
+                    tracing::error!(error = %e, "approval timers failed; retrying");
+                }
+                let wait = match rt.store().next_approval_due().await {
+                    Ok(Some(due)) => Duration::from_micros(
+                        u64::try_from(due.saturating_sub(now_us())).unwrap_or(0),
+                    )
+                    .min(MAX_SLEEP),
+                    Ok(None) => MAX_SLEEP,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read approval timers");
+                        Duration::from_secs(1)
+                    }
+                };
+                // Never spin: at least a few milliseconds between rounds.
+                let wait = wait.max(Duration::from_millis(5));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = rt.0.timer_wake.notified() => {}
+                }
+            }
+        })
+    }
+
+    /// Fires every step that is due now; returns how many requests changed.
+    pub async fn fire_due(&self) -> Result<usize, RuntimeError> {
+        let now = now_us();
+        let due = self.store().due_approvals(now, BATCH).await?;
+        let mut n = 0;
+        for candidate in due {
+            let _one_at_a_time = self.0.approvals_lock.lock().await;
+            // Someone may have answered since the list was read.
+            let Some(row) = self.store().approval(&candidate.id).await? else {
+                continue;
+            };
+            if row.state == "pending" && row.due_us.is_some_and(|d| d <= now) {
+                self.fire(row, now).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes the due steps of `row` (held under the approvals lock):
+    /// escalation of each slot whose step ended, or expiry of the request
+    /// when a slot's chain has ended. Returns the request as committed.
+    pub(crate) async fn fire(
+        &self,
+        mut row: ApprovalRow,
+        now: i64,
+    ) -> Result<ApprovalRow, RuntimeError> {
+        let engine = self.0.engine.current();
+        let pack = engine.pack();
+        let mut slots = parse_slots(&row);
+        let votes = parse_votes(&row);
+        let mut expired = false;
+        let mut escalated: Vec<(String, String)> = Vec::new();
+        for s in slots.iter_mut().filter(|s| !s.met(&votes)) {
+            if s.due_us(pack) > now {
+                continue;
+            }
+            match s.step(pack) {
+                (_, Some(to)) => {
+                    s.chain.push(to.clone());
+                    s.since_us = now;
+                    escalated.push((s.group.clone(), to));
+                }
+                (_, None) => expired = true,
+            }
+        }
+        let Some(mut action) = self.store().action(&row.action_id).await? else {
+            return Err(RuntimeError::UnknownAction(row.action_id.clone()));
+        };
+        let from = action.state.parse::<ActionStatus>().ok();
+        let ctx: serde_json::Value = serde_json::from_str(&row.context).unwrap_or_default();
+        let workflow = ctx
+            .get("workflow")
+            .and_then(|w| w.as_str())
+            .map(str::to_owned);
+        row.updated_us = now;
+        let mut records = Vec::new();
+        let after = if expired {
+            row.state = "expired".into();
+            row.due_us = None;
+            action.state = ActionStatus::Expired.as_str().into();
+            action.code = Some(FailureCode::ApprovalExpired.as_str().into());
+            action.arguments = None;
+            action.updated_us = now;
+            let mut r = record_for(RecordKind::ApprovalExpired, &row, workflow);
+            r.status = Some(ActionStatus::Expired);
+            r.code = action.code.clone();
+            let waiting: Vec<String> = slots
+                .iter()
+                .filter(|s| !s.met(&votes))
+                .map(|s| format!("`{}` ({} of {})", s.group, s.approvals(&votes), s.quorum))
+                .collect();
+            r.message = Some(format!(
+                "approval expired unanswered by {}",
+                waiting.join(" and ")
+            ));
+            records.push(r);
+            After::Final
+        } else {
+            row.escalations = row
+                .escalations
+                .saturating_add(i64::try_from(escalated.len()).unwrap_or(0));
+            row.slots = serde_json::to_string(&slots).unwrap_or_default();
+            row.eligible = eligible(&slots);
+            row.due_us = next_due(pack, &slots, &votes);
+            action.state = ActionStatus::Escalated.as_str().into();
+            action.updated_us = now;
+            for (group, to) in &escalated {
+                let mut r = record_for(RecordKind::ApprovalEscalated, &row, workflow.clone());
+                r.status = Some(ActionStatus::Escalated);
+                r.message = Some(format!(
+                    "approval escalated: `{group}` did not answer in time; `{to}` may now answer{}",
+                    row.due_us
+                        .map(|d| format!(
+                            " (next step at {})",
+                            warden_evidence::time_from_micros(d)
+                        ))
+                        .unwrap_or_default()
+                ));
+                add_detail(
+                    &mut r,
+                    json!({ "group": group, "to": to, "step": row.escalations, "notified": self.notifier().has(to) }),
+                );
+                records.push(r);
+            }
+            After::Wait
+        };
+        self.commit_change(row.clone(), action, from, records, after)
+            .await?;
+        let view = ApprovalView::for_webhook(&row);
+        for (_, to) in &escalated {
+            self.notify_group(to, "approval_escalated", &view);
+        }
+        Ok(row)
+    }
+}
