@@ -24,8 +24,8 @@ mod types;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
 pub use connector::{Connectors, ExecOutcome};
-pub use notify::signature;
 pub use error::RuntimeError;
+pub use notify::signature;
 pub use runtime::{Runtime, RuntimeConfig};
-pub use warden_store::ApprovalFilter;
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};
+pub use warden_store::ApprovalFilter;

@@ -117,8 +117,12 @@ impl Notifier {
                 }
                 match req.send().await {
                     Ok(r) if r.status().is_success() => return,
-                    Ok(r) => tracing::warn!(%group, attempt, status = %r.status(), "approval webhook refused"),
-                    Err(e) => tracing::warn!(%group, attempt, error = %e, "approval webhook failed"),
+                    Ok(r) => {
+                        tracing::warn!(%group, attempt, status = %r.status(), "approval webhook refused")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%group, attempt, error = %e, "approval webhook failed")
+                    }
                 }
                 if attempt < ATTEMPTS {
                     tokio::time::sleep(backoff).await;

@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use warden_evidence::{Record, Redactor, decision_status, micros, now};
 use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext};
-use warden_store::ApprovalRow;
 use warden_policy::{EngineHandle, Request};
+use warden_store::ApprovalRow;
 use warden_store::{ActionRow, AgentStateRow, AuditLog, StateWrite, Store};
 
 use crate::approval::NewRequest;
 use crate::connector::Connectors;
-use crate::notify::Notifier;
 use crate::error::RuntimeError;
+use crate::notify::Notifier;
 use crate::runs::{RunState, next_step};
 use crate::types::{ActionView, Mode, Proposal, Submitted};
 
@@ -421,10 +421,13 @@ impl Runtime {
         let executing = status == ActionStatus::Approved && p.mode == Mode::Enforce;
         let t = now_us();
         let approval: Option<(ApprovalRow, Record)> = if status == ActionStatus::AwaitingApproval {
-            let recorded_args = self
-                .0
-                .redactor
-                .redact(&p.arguments, pack.tools.get(&p.tool).map(|t| t.sensitive.as_slice()).unwrap_or_default())?;
+            let recorded_args = self.0.redactor.redact(
+                &p.arguments,
+                pack.tools
+                    .get(&p.tool)
+                    .map(|t| t.sensitive.as_slice())
+                    .unwrap_or_default(),
+            )?;
             Some(self.new_request(
                 pack,
                 NewRequest {

@@ -46,7 +46,8 @@ pub struct ApprovalList {
 /// group are refused.
 async fn scope(s: &AppState, p: &Principal, path: &str) -> Result<Option<Vec<String>>, ApiError> {
     if p.kind == Kind::Agent {
-        let e = ApiError::forbidden("approval requests are for people; agents long-poll their action");
+        let e =
+            ApiError::forbidden("approval requests are for people; agents long-poll their action");
         return Err(refuse(s, p, path, e).await);
     }
     if p.require(&[Role::Operator, Role::Auditor]).is_ok() {

@@ -28,7 +28,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/actions/{id}/outcome", post(crate::actions::outcome))
         .route("/v1/approvals", get(crate::approvals::list))
         .route("/v1/approvals/{id}", get(crate::approvals::show))
-        .route("/v1/approvals/{id}/decision", post(crate::approvals::decide))
+        .route(
+            "/v1/approvals/{id}/decision",
+            post(crate::approvals::decide),
+        )
         .route("/v1/runs", post(crate::runs::start_run))
         .route("/v1/runs/{id}", get(crate::runs::get_run))
         .route("/v1/agents/{id}/pause", post(crate::runs::pause))

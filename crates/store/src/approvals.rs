@@ -204,7 +204,10 @@ impl Store {
         q.push(" ORDER BY p.created_us, p.id LIMIT ")
             .int(i64::from(f.limit));
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
-        let rows = rows.iter().map(approval_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = rows
+            .iter()
+            .map(approval_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut c = Sql::new("SELECT COUNT(*) AS n FROM approvals p");
         conditions(&mut c);
         let total: i64 = c

@@ -120,7 +120,12 @@ pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<Exit> {
     }
 }
 
-fn answer(remote: &Remote, id: &str, decision: &str, comment: Option<String>) -> anyhow::Result<Exit> {
+fn answer(
+    remote: &Remote,
+    id: &str,
+    decision: &str,
+    comment: Option<String>,
+) -> anyhow::Result<Exit> {
     let path = format!("/v1/approvals/{id}/decision");
     let body = json!({ "decision": decision, "comment": comment });
     let v = match call(remote, reqwest::Method::POST, &path, &[], Some(body))? {
@@ -130,7 +135,11 @@ fn answer(remote: &Remote, id: &str, decision: &str, comment: Option<String>) ->
     if remote.json {
         println!("{v:#}");
     } else {
-        let verb = if decision == "approve" { "approved" } else { "denied" };
+        let verb = if decision == "approve" {
+            "approved"
+        } else {
+            "denied"
+        };
         println!("{verb} {id}: the request is now {}", text(&v, "state"));
         print_one(&v);
     }
@@ -175,9 +184,13 @@ fn call(
     } else {
         eprintln!(
             "error: {} ({}): {}",
-            v.pointer("/error/code").and_then(Value::as_str).unwrap_or("error"),
+            v.pointer("/error/code")
+                .and_then(Value::as_str)
+                .unwrap_or("error"),
             status.as_u16(),
-            v.pointer("/error/message").and_then(Value::as_str).unwrap_or("")
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
         );
     }
     Ok(Err(Exit::Failed))
@@ -245,7 +258,11 @@ fn age(rfc3339: &str) -> String {
 }
 
 fn print_list(v: &Value) {
-    let items = v.get("approvals").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = v
+        .get("approvals")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let total = v.get("total").and_then(Value::as_i64).unwrap_or(0);
     if items.is_empty() {
         println!("no approval requests");
@@ -273,15 +290,16 @@ fn print_list(v: &Value) {
 }
 
 fn print_one(v: &Value) {
-    println!("approval  {}  ({})", text(v, "approval_id"), text(v, "state"));
+    println!(
+        "approval  {}  ({})",
+        text(v, "approval_id"),
+        text(v, "state")
+    );
     println!("action    {}", text(v, "action_id"));
     println!("agent     {}", text(v, "agent"));
     println!("tool      {}  risk {}", text(v, "tool"), text(v, "risk"));
     if let Some(run) = v.get("run_id").and_then(Value::as_str) {
-        println!(
-            "run       {run}  workflow {}",
-            text(v, "workflow")
-        );
+        println!("run       {run}  workflow {}", text(v, "workflow"));
     }
     if let Some(t) = v.get("trigger") {
         println!("trigger   {t}");
@@ -295,11 +313,20 @@ fn print_one(v: &Value) {
         println!("agent says {r}");
     }
     println!("needs     {}", needs(v));
-    for vote in v.get("votes").and_then(Value::as_array).into_iter().flatten() {
+    for vote in v
+        .get("votes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         println!(
             "  {} {} for {}{}",
             text(vote, "approver"),
-            if text(vote, "decision") == "approve" { "approved" } else { "denied" },
+            if text(vote, "decision") == "approve" {
+                "approved"
+            } else {
+                "denied"
+            },
             text(vote, "group"),
             vote.get("comment")
                 .and_then(Value::as_str)

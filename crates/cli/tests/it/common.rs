@@ -40,8 +40,14 @@ impl Output {
 
 /// Runs `warden ARGS` from the repository root, without colors.
 pub fn warden(args: &[&str]) -> Output {
+    warden_env(args, &[])
+}
+
+/// `warden` with extra environment variables.
+pub fn warden_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .env("NO_COLOR", "1")
         .env_remove("WARDEN_DATA")
@@ -89,6 +95,7 @@ pub struct Seen {
     pub path: String,
     pub idempotency_key: Option<String>,
     pub authorization: Option<String>,
+    pub headers: std::collections::HashMap<String, String>,
     pub body: String,
 }
 
@@ -140,6 +147,7 @@ impl Receiver {
                                 path: path.clone(),
                                 idempotency_key: headers.get("idempotency-key").cloned(),
                                 authorization: headers.get("authorization").cloned(),
+                                headers: headers.clone(),
                                 body: String::from_utf8_lossy(&body).into_owned(),
                             });
                             l.iter().filter(|s| s.path == path).count()

@@ -34,7 +34,10 @@ pub(crate) fn start_run(server: &Server, token: &str) -> String {
 }
 
 /// A copy of the example pack with `edit` applied to its manifest.
-fn pack_with(tmp: &std::path::Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+pub(crate) fn pack_with(
+    tmp: &std::path::Path,
+    edit: impl Fn(String) -> String,
+) -> std::path::PathBuf {
     let pack = tmp.join("pack");
     copy_dir(&root().join("examples/support-refunds"), &pack);
     let manifest = pack.join("warden.toml");
@@ -45,7 +48,7 @@ fn pack_with(tmp: &std::path::Path, edit: impl Fn(String) -> String) -> std::pat
 }
 
 /// Replaces stripe.refund's mock connector by an http one.
-fn refund_over_http(text: String, execute: &str) -> String {
+pub(crate) fn refund_over_http(text: String, execute: &str) -> String {
     let start = text
         .find("connector = \"mock\"          # in production")
         .unwrap();

@@ -72,7 +72,10 @@ impl Runtime {
             .pointer("/trigger/requester")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let conflicted = pack.agent_principals(&row.agent).iter().any(|p| p == person)
+        let conflicted = pack
+            .agent_principals(&row.agent)
+            .iter()
+            .any(|p| p == person)
             || requester.as_deref() == Some(person);
         // (slot, group answered through, allowed despite separation of duties)
         let mut candidates: Vec<(usize, String, bool)> = Vec::new();
@@ -143,7 +146,12 @@ impl Runtime {
             Verdict::Deny => {
                 row.state = "denied".into();
                 row.due_us = None;
-                end_action(&mut action, ActionStatus::Denied, FailureCode::ApprovalDenied, now);
+                end_action(
+                    &mut action,
+                    ActionStatus::Denied,
+                    FailureCode::ApprovalDenied,
+                    now,
+                );
                 rec.status = Some(ActionStatus::Denied);
                 rec.code = Some(FailureCode::ApprovalDenied.as_str().into());
                 rec.message = Some(format!(
@@ -173,8 +181,16 @@ impl Runtime {
                         .join(" and ")
                 ));
                 records.push(granted);
-                self.reevaluate(&engine, &mut row, &mut slots, &votes, &mut action, &mut records, now)
-                    .await?
+                self.reevaluate(
+                    &engine,
+                    &mut row,
+                    &mut slots,
+                    &votes,
+                    &mut action,
+                    &mut records,
+                    now,
+                )
+                .await?
             }
             Verdict::Approve => {
                 let s = &slots[slot];
@@ -330,11 +346,18 @@ impl Runtime {
             Outcome::ApprovalRequired => {
                 // The pack in force asks for more: the request stays open
                 // with the new requirement; answers given still count.
-                let req = decision.approval.clone().map(|a| a.groups).unwrap_or_default();
+                let req = decision
+                    .approval
+                    .clone()
+                    .map(|a| a.groups)
+                    .unwrap_or_default();
                 let mut next: Vec<Slot> = Vec::new();
                 for (g, q) in req {
                     match slots.iter().find(|s| s.group == g) {
-                        Some(s) => next.push(Slot { quorum: q, ..s.clone() }),
+                        Some(s) => next.push(Slot {
+                            quorum: q,
+                            ..s.clone()
+                        }),
                         None => next.push(Slot {
                             group: g.clone(),
                             quorum: q,
@@ -419,5 +442,7 @@ fn outcome_of(v: &Vote) -> ApprovalOutcome {
 }
 
 fn comment_suffix(c: &Option<String>) -> String {
-    c.as_deref().map(|c| format!(": \"{c}\"")).unwrap_or_default()
+    c.as_deref()
+        .map(|c| format!(": \"{c}\""))
+        .unwrap_or_default()
 }

@@ -129,9 +129,9 @@ impl ApprovalView {
         let mut v = Self::for_webhook(row);
         if row.state == "pending"
             && let Some(exact) = row
-            .arguments
-            .as_deref()
-            .and_then(|a| serde_json::from_str(a).ok())
+                .arguments
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok())
         {
             v.arguments = Some(exact);
         }

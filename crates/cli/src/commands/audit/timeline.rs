@@ -145,10 +145,9 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
             ),
             RecordKind::ApprovalRequested
             | RecordKind::ApprovalGranted
-            | RecordKind::ApprovalEscalated => println!(
-                "{head} {}",
-                r.message.as_deref().unwrap_or(r.kind.as_str())
-            ),
+            | RecordKind::ApprovalEscalated => {
+                println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
+            }
             RecordKind::ActionReevaluated => {
                 println!("{head} re-evaluated {} after approval", tool(r));
                 print_checks(r);
