@@ -17,6 +17,8 @@ use warden_store::Durability;
 
 use crate::cli::Exit;
 
+mod approvals;
+
 /// `warden bench`
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -61,6 +63,15 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Approval scenario: measure this many approval round trips (a $500
+    /// refund proposed in enforce mode, approved by a finance member,
+    /// executed), one at a time.
+    #[arg(long, value_name = "N")]
+    pub approvals: Option<usize>,
+    /// Approval scenario: then create this many pending requests and
+    /// measure the inbox (`GET /v1/approvals`) over them.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pending: usize,
 }
 
 #[derive(Default)]
@@ -82,38 +93,10 @@ async fn bench(a: BenchArgs) -> anyhow::Result<Exit> {
     if a.tokens.is_empty() || a.concurrency == 0 {
         bail!("give at least one --token and a --concurrency of 1 or more");
     }
-    let _tmp;
-    let base = match &a.server {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let dir = tempdir()?;
-            let config = ServeConfig {
-                pack: a.pack.clone(),
-                data: dir.clone(),
-                database_url: a.database_url.clone(),
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                durability: a.durability,
-                checkpoint_every: Duration::from_secs(60),
-                body_limit: 1 << 20,
-                rate_limit: None,
-                sync_wait: Duration::from_secs(10),
-                watch_pack: false,
-            };
-            _tmp = TempDir(dir);
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            tokio::spawn(async move {
-                if let Err(e) = serve(config, move |addr| {
-                    let _ = tx.send(addr);
-                })
-                .await
-                {
-                    eprintln!("error: the bench server stopped: {e}");
-                }
-            });
-            let addr = rx.await.context("the bench server did not start")?;
-            format!("http://{addr}")
-        }
-    };
+    let (base, _tmp) = server(&a).await?;
+    if a.approvals.is_some() {
+        return approvals::run(&a, &base).await;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
@@ -265,6 +248,44 @@ async fn run_phase(
     Ok((all, tally))
 }
 
+/// The server to drive: `--server`, or one started in this process on a
+/// fresh data directory (removed when the returned guard drops).
+async fn server(a: &BenchArgs) -> anyhow::Result<(String, Option<TempDir>)> {
+    let mut tmp = None;
+    let base = match &a.server {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let dir = tempdir()?;
+            let config = ServeConfig {
+                pack: a.pack.clone(),
+                data: dir.clone(),
+                database_url: a.database_url.clone(),
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                durability: a.durability,
+                checkpoint_every: Duration::from_secs(60),
+                body_limit: 1 << 20,
+                rate_limit: None,
+                sync_wait: Duration::from_secs(10),
+                watch_pack: false,
+            };
+            tmp = Some(TempDir(dir));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                if let Err(e) = serve(config, move |addr| {
+                    let _ = tx.send(addr);
+                })
+                .await
+                {
+                    eprintln!("error: the bench server stopped: {e}");
+                }
+            });
+            let addr = rx.await.context("the bench server did not start")?;
+            format!("http://{addr}")
+        }
+    };
+    Ok((base, tmp))
+}
+
 fn tempdir() -> anyhow::Result<PathBuf> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -274,7 +295,7 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 }
 
 /// Removes the bench's data directory when the bench ends.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
