@@ -21,6 +21,9 @@ CREATE TABLE approvals (
     updated_us   BIGINT NOT NULL
 );
 CREATE INDEX approvals_state ON approvals (state, created_us);
+-- Covers counting an inbox filtered by group (LIKE on `eligible`) without
+-- reading the wide rows.
+CREATE INDEX approvals_eligible ON approvals (state, eligible);
 CREATE INDEX approvals_due ON approvals (state, due_us);
 CREATE INDEX approvals_request ON approvals (agent, request_hash, created_us);
 CREATE UNIQUE INDEX approvals_action ON approvals (action_id);
