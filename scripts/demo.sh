@@ -66,6 +66,17 @@ if command -v curl >/dev/null; then
         echo; echo "\$ POST /v1/actions ${body//RUN/$run}" | cut -c1-160
         post /v1/actions demo-support-bot "${body//RUN/$run}" | sed -n 's/.*"tool":"\([^"]*\)".*"status":"\([^"]*\)","code":\([^,]*\),.*/\1 → \2 (code \3)/p'
     done
+    # An approval: a $500 refund waits for finance; dave approves with the CLI;
+    # policy is evaluated again and the refund executes once.
+    echo; echo "\$ POST /v1/actions (a \$500 refund, as support-bot)"
+    answer=$(post /v1/actions demo-support-bot '{"tool":"stripe.refund","mode":"enforce","arguments":{"order_id":"ord_5","customer_id":"cus_42","amount_cents":50000,"reason":"damaged"}}')
+    echo "$answer" | sed -n 's/.*"status":"\([^"]*\)".*"approval_id":"\([^"]*\)".*/status \1, approval \2/p'
+    approval=$(echo "$answer" | sed -n 's/.*"approval_id":"\([^"]*\)".*/\1/p' | head -1)
+    action=$(echo "$answer" | sed -n 's/.*"action_id":"\([^"]*\)".*/\1/p' | head -1)
+    WARDEN_SERVER=$url WARDEN_TOKEN=demo-dave step "$warden" approvals list
+    WARDEN_SERVER=$url WARDEN_TOKEN=demo-dave step "$warden" approvals approve "$approval" --comment "demo"
+    echo; echo "\$ GET /v1/actions/$action?wait=10s"
+    curl -s "$url/v1/actions/$action?wait=10s" -H 'Authorization: Bearer demo-support-bot' | sed -n 's/.*"status":"\([^"]*\)".*/status \1/p'
     kill -TERM "$gw_pid"; wait "$gw_pid" || true
     step "$warden" audit timeline "$run" --data "$gw"
 fi

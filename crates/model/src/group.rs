@@ -21,6 +21,9 @@ pub(crate) struct RawWebhook {
     url: Option<Spanned<String>>,
     #[serde(default)]
     url_env: Option<Spanned<String>>,
+    /// Accepted only to refuse it with a clear message.
+    #[serde(default)]
+    secret: Option<String>,
     #[serde(default)]
     secret_env: Option<String>,
     #[serde(default)]
@@ -56,6 +59,12 @@ pub(crate) fn webhook(raw: RawWebhook) -> Result<Webhook, String> {
         (Some(_), Some(_)) => return Err("give `url` or `url_env`, not both".to_owned()),
         (None, None) => return Err("a webhook needs `url` or `url_env`".to_owned()),
     };
+    if raw.secret.is_some() {
+        return Err(
+            "a webhook secret is never written in the pack: name it with `secret_env` or `secret_file`"
+                .to_owned(),
+        );
+    }
     let secret = match (raw.secret_env, raw.secret_file) {
         (None, None) => None,
         (Some(e), None) if crate::load::valid_env_name(&e) => Some(ValueSource::Env(e)),
