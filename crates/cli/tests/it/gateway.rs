@@ -675,10 +675,18 @@ fn openapi_and_metrics_are_served() {
         "/v1/runs/{id}",
         "/v1/audit",
         "/v1/agents/{id}/pause",
+        "/v1/approvals",
+        "/v1/approvals/{id}",
+        "/v1/approvals/{id}/decision",
     ] {
         assert!(api["paths"].get(path).is_some(), "{path} missing");
     }
-    assert!(api["components"]["schemas"].get("ActionView").is_some());
+    for schema in ["ActionView", "ApprovalView", "DecisionBody"] {
+        assert!(
+            api["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing"
+        );
+    }
     server.post(
         "/v1/actions",
         "demo-intern-bot",

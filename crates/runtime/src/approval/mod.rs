@@ -264,7 +264,9 @@ impl Runtime {
         };
         let view = ActionView::from_row(&action);
         if ap.state != "pending" && view.is_final() {
-            let _one_at_a_time = self.0.approvals_lock.lock().await;
+            // An ended request changes no more, so this write needs no lock
+            // (and must not take the approvals lock: the caller holds its
+            // run's lock, which answers take after the approvals lock).
             ap.returned = true;
             self.0
                 .log
