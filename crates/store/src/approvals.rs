@@ -127,8 +127,42 @@ pub(crate) async fn write(
              updated_us = excluded.updated_us",
         );
         q.build(backend).execute(&mut **tx).await?;
+        // The group index: replaced with each write of the request.
+        let mut d = Sql::new("DELETE FROM approval_groups WHERE approval_id IN (");
+        for (i, a) in chunk.iter().enumerate() {
+            if i > 0 {
+                d.push(", ");
+            }
+            d.text(a.id.clone());
+        }
+        d.push(")");
+        d.build(backend).execute(&mut **tx).await?;
+        let pairs: Vec<(&ApprovalRow, &str)> = chunk
+            .iter()
+            .flat_map(|a| groups_of(&a.eligible).map(move |g| (a, g)))
+            .collect();
+        for part in pairs.chunks(ROWS_PER_UPSERT) {
+            let mut q = Sql::new("INSERT INTO approval_groups (approval_id, grp, state, created_us) VALUES ");
+            for (i, (a, g)) in part.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.text(a.id.clone())
+                    .push(", ")
+                    .text(*g)
+                    .push(", ")
+                    .text(a.state.clone())
+                    .push(", ")
+                    .int(a.created_us)
+                    .push(")");
+            }
+            q.build(backend).execute(&mut **tx).await?;
+        }
     }
     Ok(())
+}
+
+/// The groups of an `eligible` value (`,a,b,`).
+fn groups_of(eligible: &str) -> impl Iterator<Item = &str> {
+    eligible.split(',').filter(|g| !g.is_empty())
 }
 
 fn approval_row(row: &AnyRow) -> Result<ApprovalRow, StoreError> {
@@ -151,11 +185,6 @@ fn approval_row(row: &AnyRow) -> Result<ApprovalRow, StoreError> {
         updated_us: row.try_get("updated_us")?,
         arguments: row.try_get("arguments")?,
     })
-}
-
-/// `%,group,%`: matches an `eligible` value holding `group`.
-fn eligible_pattern(group: &str) -> String {
-    format!("%,{group},%")
 }
 
 impl Store {
@@ -183,33 +212,57 @@ impl Store {
         &self,
         f: &ApprovalFilter,
     ) -> Result<(Vec<ApprovalRow>, i64), StoreError> {
-        let conditions = |q: &mut Sql| {
-            q.push(" WHERE 1 = 1");
-            if let Some(s) = &f.state {
-                q.push(" AND p.state = ").text(s.clone());
-            }
-            if let Some(g) = &f.group {
-                q.push(" AND p.eligible LIKE ").text(eligible_pattern(g));
-            }
-            if let Some(groups) = &f.any_group {
-                q.push(" AND (1 = 0");
-                for g in groups {
-                    q.push(" OR p.eligible LIKE ").text(eligible_pattern(g));
+        // The groups a request must be answerable by: `group`, within the
+        // approver's groups when both are given.
+        let groups: Option<Vec<String>> = match (&f.group, &f.any_group) {
+            (None, None) => None,
+            (Some(g), None) => Some(vec![g.clone()]),
+            (None, Some(any)) => Some(any.clone()),
+            (Some(g), Some(any)) => Some(any.iter().filter(|a| *a == g).cloned().collect()),
+        };
+        if groups.as_ref().is_some_and(Vec::is_empty) {
+            return Ok((Vec::new(), 0));
+        }
+        let in_groups = |q: &mut Sql, groups: &[String]| {
+            q.push(" IN (");
+            for (i, g) in groups.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
                 }
-                q.push(")");
+                q.text(g.clone());
             }
+            q.push(")");
         };
         let mut q = Sql::new(SELECT);
-        conditions(&mut q);
+        q.push(" WHERE 1 = 1");
+        if let Some(s) = &f.state {
+            q.push(" AND p.state = ").text(s.clone());
+        }
+        if let Some(gs) = &groups {
+            q.push(
+                " AND EXISTS (SELECT 1 FROM approval_groups g WHERE g.approval_id = p.id AND g.grp",
+            );
+            in_groups(&mut q, gs);
+            q.push(")");
+        }
         q.push(" ORDER BY p.created_us, p.id LIMIT ")
             .int(i64::from(f.limit));
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
-        let rows = rows
-            .iter()
-            .map(approval_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut c = Sql::new("SELECT COUNT(*) AS n FROM approvals p");
-        conditions(&mut c);
+        let rows = rows.iter().map(approval_row).collect::<Result<Vec<_>, _>>()?;
+        // The count reads the group index, not the requests.
+        let mut c = match &groups {
+            None => Sql::new("SELECT COUNT(*) AS n FROM approvals g WHERE 1 = 1"),
+            Some(gs) => {
+                let mut c = Sql::new(
+                    "SELECT COUNT(DISTINCT g.approval_id) AS n FROM approval_groups g WHERE g.grp",
+                );
+                in_groups(&mut c, gs);
+                c
+            }
+        };
+        if let Some(s) = &f.state {
+            c.push(" AND g.state = ").text(s.clone());
+        }
         let total: i64 = c
             .build(self.backend)
             .fetch_one(&self.pool)

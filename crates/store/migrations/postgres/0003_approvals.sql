@@ -20,10 +20,19 @@ CREATE TABLE approvals (
     created_us   BIGINT NOT NULL,
     updated_us   BIGINT NOT NULL
 );
-CREATE INDEX approvals_state ON approvals (state, created_us);
--- Covers counting an inbox filtered by group (LIKE on `eligible`) without
--- reading the wide rows.
-CREATE INDEX approvals_eligible ON approvals (state, eligible);
+CREATE INDEX approvals_state ON approvals (state, created_us, id);
 CREATE INDEX approvals_due ON approvals (state, due_us);
 CREATE INDEX approvals_request ON approvals (agent, request_hash, created_us);
 CREATE UNIQUE INDEX approvals_action ON approvals (action_id);
+
+-- One row per (request, group that may answer it), kept with each write of
+-- the request: the inbox of a group, and its count, without scanning every
+-- request.
+CREATE TABLE approval_groups (
+    approval_id TEXT    NOT NULL,
+    grp         TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    created_us  BIGINT NOT NULL,
+    PRIMARY KEY (approval_id, grp)
+);
+CREATE INDEX approval_groups_inbox ON approval_groups (grp, state, created_us);
