@@ -142,7 +142,9 @@ pub(crate) async fn write(
             .flat_map(|a| groups_of(&a.eligible).map(move |g| (a, g)))
             .collect();
         for part in pairs.chunks(ROWS_PER_UPSERT) {
-            let mut q = Sql::new("INSERT INTO approval_groups (approval_id, grp, state, created_us) VALUES ");
+            let mut q = Sql::new(
+                "INSERT INTO approval_groups (approval_id, grp, state, created_us) VALUES ",
+            );
             for (i, (a, g)) in part.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
                 q.text(a.id.clone())
@@ -248,10 +250,19 @@ impl Store {
         q.push(" ORDER BY p.created_us, p.id LIMIT ")
             .int(i64::from(f.limit));
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
-        let rows = rows.iter().map(approval_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = rows
+            .iter()
+            .map(approval_row)
+            .collect::<Result<Vec<_>, _>>()?;
         // The count reads the group index, not the requests.
         let mut c = match &groups {
             None => Sql::new("SELECT COUNT(*) AS n FROM approvals g WHERE 1 = 1"),
+            // One row per (request, group): one group needs no DISTINCT.
+            Some(gs) if gs.len() == 1 => {
+                let mut c = Sql::new("SELECT COUNT(*) AS n FROM approval_groups g WHERE g.grp = ");
+                c.text(gs[0].clone());
+                c
+            }
             Some(gs) => {
                 let mut c = Sql::new(
                     "SELECT COUNT(DISTINCT g.approval_id) AS n FROM approval_groups g WHERE g.grp",

@@ -64,6 +64,11 @@ fn rss_kib() -> Option<u64> {
 
 pub(super) async fn run(a: &BenchArgs, base: &str) -> anyhow::Result<Exit> {
     let n = a.approvals.unwrap_or(0);
+    // Order ids unique to this run: the identical request proposed again
+    // would return the earlier action (by design), not a new request.
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency.max(1))
         .build()?;
@@ -75,7 +80,7 @@ pub(super) async fn run(a: &BenchArgs, base: &str) -> anyhow::Result<Exit> {
         let act = call(
             client
                 .post(format!("{base}/v1/actions"))
-                .body(refund(&format!("ord_rt{i}"))),
+                .body(refund(&format!("ord_rt{tag}x{i}"))),
             AGENT,
         )
         .await
@@ -130,7 +135,7 @@ pub(super) async fn run(a: &BenchArgs, base: &str) -> anyhow::Result<Exit> {
         },
     });
     if a.pending > 0 {
-        report["pending"] = pending(a, base, &client).await?;
+        report["pending"] = pending(a, base, &client, tag).await?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -183,7 +188,12 @@ pub(super) async fn run(a: &BenchArgs, base: &str) -> anyhow::Result<Exit> {
 
 /// Creates `a.pending` pending requests with `a.concurrency` workers, then
 /// times the inbox over them.
-async fn pending(a: &BenchArgs, base: &str, client: &reqwest::Client) -> anyhow::Result<Value> {
+async fn pending(
+    a: &BenchArgs,
+    base: &str,
+    client: &reqwest::Client,
+    tag: u128,
+) -> anyhow::Result<Value> {
     let rss_before = rss_kib();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -200,7 +210,7 @@ async fn pending(a: &BenchArgs, base: &str, client: &reqwest::Client) -> anyhow:
                 call(
                     client
                         .post(format!("{base}/v1/actions"))
-                        .body(refund(&format!("ord_p{i}"))),
+                        .body(refund(&format!("ord_p{tag}x{i}"))),
                     AGENT,
                 )
                 .await?;
