@@ -21,6 +21,7 @@ mod notify;
 mod runs;
 mod runtime;
 mod types;
+mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
 pub use connector::{Connectors, ExecOutcome};

@@ -43,13 +43,7 @@ async fn call(req: reqwest::RequestBuilder, auth: &str) -> anyhow::Result<Value>
 /// p50, p99 and max of `us` (sorted in place), in ms.
 fn pcts(us: &mut [u64]) -> Value {
     us.sort_unstable();
-    let p = |q: f64| -> f64 {
-        if us.is_empty() {
-            return 0.0;
-        }
-        let i = ((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1;
-        us[i] as f64 / 1000.0
-    };
+    let p = |q: f64| super::percentile_ms(us, q);
     json!({ "p50": p(0.5), "p99": p(0.99), "max": us.last().map_or(0.0, |m| *m as f64 / 1000.0) })
 }
 

@@ -128,13 +128,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<Exit> {
     let elapsed = started.elapsed();
     let after = log_size(client.clone(), base.clone()).await?;
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&lat, p);
     let ok = tally.ok.load(Ordering::Relaxed);
     let failed = tally.failed.load(Ordering::Relaxed);
     let report = json!({
@@ -284,6 +278,15 @@ async fn server(a: &BenchArgs) -> anyhow::Result<(String, Option<TempDir>)> {
         }
     };
     Ok((base, tmp))
+}
+
+/// The `q` quantile (0..=1) of sorted µs latencies, in ms (0 when empty).
+pub(crate) fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 * q).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    sorted_us[i] as f64 / 1000.0
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
