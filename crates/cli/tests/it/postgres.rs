@@ -85,3 +85,57 @@ fn the_refund_run_on_postgresql_survives_a_restart() {
     assert_eq!(v["ok"], true, "{v}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn an_approval_on_postgresql_survives_a_restart_and_its_timer_fires_once() {
+    let Some(db) = PgDb::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pack = crate::gateway::pack_with(tmp.path(), |t| {
+        t.replace(
+            "escalation = { to = \"support-leads\", after = \"30m\" }",
+            "escalation = { to = \"support-leads\", after = \"2s\" }",
+        )
+    });
+    let args = ["--database-url", db.url.as_str()];
+    let server = Server::start_args(&data, &pack, &args, &[]);
+    let (_, a) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        &refund(50_000, "ord_pg", None, "enforce"),
+    );
+    assert_eq!(a["status"], "awaiting_approval", "{a}");
+    let (action, approval) = (
+        a["action_id"].as_str().unwrap().to_owned(),
+        a["approval_id"].as_str().unwrap().to_owned(),
+    );
+    assert!(server.stop().success());
+
+    // Down while the escalation falls due; it fires once on start.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let server = Server::start_args(&data, &pack, &args, &[]);
+    server.wait_for("approval_escalated", 1);
+    let (_, inbox) = server.get("/v1/approvals?group=support-leads", Some("demo-sam"));
+    assert_eq!(
+        inbox["approvals"][0]["approval_id"],
+        approval.as_str(),
+        "{inbox}"
+    );
+    let (status, v) = server.post(
+        &format!("/v1/approvals/{approval}/decision"),
+        "demo-erin",
+        r#"{"decision":"approve"}"#,
+    );
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    let (_, done) = server.get(
+        &format!("/v1/actions/{action}?wait=10s"),
+        Some("demo-support-bot"),
+    );
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(server.wait_for("approval_escalated", 1).len(), 1);
+    assert!(server.stop().success());
+}
