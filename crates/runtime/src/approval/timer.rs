@@ -25,15 +25,21 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 const BATCH: u32 = 100;
 
 impl Runtime {
-    /// Starts the approval timer task. It runs until the runtime's last
-    /// handle is dropped... or the process ends.
+    /// Starts the approval timer task; it runs until aborted (the server
+    /// aborts it on shutdown) or the process ends.
     pub fn start_timers(&self) -> tokio::task::JoinHandle<()> {
         let rt = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = rt.fire_due().await {
-                    tracing::error!(error = %e, "approval timers failed; retrying");
-                }
+                // After a failure, wait a second before the next round
+                // rather than retrying a due step in a tight loop.
+                let floor = match rt.fire_due().await {
+                    Ok(_) => Duration::from_millis(5),
+                    Err(e) => {
+                        tracing::error!(error = %e, "approval timers failed; retrying in 1s");
+                        Duration::from_secs(1)
+                    }
+                };
                 let wait = match rt.store().next_approval_due().await {
                     Ok(Some(due)) => Duration::from_micros(
                         u64::try_from(due.saturating_sub(now_us())).unwrap_or(0),
@@ -46,7 +52,7 @@ impl Runtime {
                     }
                 };
                 // Never spin: at least a few milliseconds between rounds.
-                let wait = wait.max(Duration::from_millis(5));
+                let wait = wait.max(floor);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = rt.0.timer_wake.notified() => {}
@@ -60,18 +66,30 @@ impl Runtime {
         let now = now_us();
         let due = self.store().due_approvals(now, BATCH).await?;
         let mut n = 0;
+        let mut first_error = None;
         for candidate in due {
             let _one_at_a_time = self.0.approvals_lock.lock().await;
             // Someone may have answered since the list was read.
-            let Some(row) = self.store().approval(&candidate.id).await? else {
-                continue;
+            let fired = match self.store().approval(&candidate.id).await {
+                Ok(Some(row)) if row.state == "pending" && row.due_us.is_some_and(|d| d <= now) => {
+                    self.fire(row, now).await.map(|_| 1)
+                }
+                Ok(_) => Ok(0),
+                Err(e) => Err(e.into()),
             };
-            if row.state == "pending" && row.due_us.is_some_and(|d| d <= now) {
-                self.fire(row, now).await?;
-                n += 1;
+            // One request that cannot be fired does not hold up the others.
+            match fired {
+                Ok(k) => n += k,
+                Err(e) => {
+                    tracing::error!(approval = %candidate.id, error = %e, "cannot fire an approval timer");
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(n)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     /// Takes the due steps of `row` (held under the approvals lock):
