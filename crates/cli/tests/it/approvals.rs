@@ -623,3 +623,42 @@ fn a_pack_change_between_request_and_approval_denies_at_re_evaluation() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn the_person_who_requested_the_run_cannot_approve_its_refund() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    // dave (finance) asked for this run himself.
+    let (status, run) = server.post(
+        "/v1/runs",
+        "demo-support-bot",
+        r#"{"workflow":"refund-request","trigger":{"source":"chat","reference":"C-9","requester":"dave"}}"#,
+    );
+    assert_eq!(status, 201, "{run}");
+    let run = run["run_id"].as_str().unwrap().to_owned();
+    let (_, a) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        &r#"{"tool":"crm.lookup_customer","mode":"enforce","arguments":{"customer_id":"cus_1"},"run_id":"RUN"}"#
+            .replace("RUN", &run),
+    );
+    assert_eq!(a["status"], "succeeded", "{a}");
+    let (_, approval) = propose_pending(
+        &server,
+        "demo-support-bot",
+        &refund(50_000, "ord_self", Some(&run), "enforce"),
+    );
+    let (status, e) = decide(&server, &approval, "demo-dave", "approve");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("separation_of_duties")),
+        "{e}"
+    );
+    let (status, v) = decide(&server, &approval, "demo-erin", "approve");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    assert!(server.stop().success());
+}
