@@ -662,3 +662,37 @@ fn the_person_who_requested_the_run_cannot_approve_its_refund() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn an_approval_does_not_run_a_paused_agents_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let (action, approval) = propose_pending(
+        &server,
+        "demo-support-bot",
+        &refund(50_000, "ord_pause", None, "enforce"),
+    );
+    // The kill switch between request and approval.
+    let (status, _) = server.post(
+        "/v1/agents/support-bot/pause",
+        "demo-tina",
+        r#"{"reason":"refund storm"}"#,
+    );
+    assert_eq!(status, 200);
+    let (status, v) = decide(&server, &approval, "demo-dave", "approve");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    let (_, act) = server.get(
+        &format!("/v1/actions/{action}?wait=5s"),
+        Some("demo-support-bot"),
+    );
+    assert_eq!(
+        (act["status"].as_str(), act["code"].as_str()),
+        (Some("denied"), Some("agent_paused")),
+        "{act}"
+    );
+    assert!(server.stop().success());
+}
