@@ -696,3 +696,81 @@ fn an_approval_does_not_run_a_paused_agents_action() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn the_owning_teams_owner_cannot_approve() {
+    let tmp = tempfile::tempdir().unwrap();
+    // support-bot owned by the billing team, whose owner is carol (finance).
+    let pack = pack_with(tmp.path(), |t| {
+        t.replacen(
+            "owner = \"sam\"\noperators = [\"tina\"]",
+            "owner = \"billing\"\noperators = [\"tina\"]",
+            1,
+        )
+    });
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let (_, approval) = propose_pending(
+        &server,
+        "demo-support-bot",
+        &refund(50_000, "ord_team", None, "enforce"),
+    );
+    let (status, e) = decide(&server, &approval, "demo-carol", "approve");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("separation_of_duties")),
+        "{e}"
+    );
+    let (status, v) = decide(&server, &approval, "demo-dave", "approve");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_pack_that_now_asks_for_more_keeps_the_request_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = pack_with(tmp.path(), |t| t);
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let (action, approval) = propose_pending(
+        &server,
+        "demo-support-bot",
+        &refund(50_000, "ord_more", None, "enforce"),
+    );
+    // Refunds above $100 now need two finance approvals.
+    let policies = pack.join("policies/refunds.cedar");
+    let text = std::fs::read_to_string(&policies).unwrap().replacen(
+        "@id(\"refund-over-100-needs-finance\")\n@approval(\"finance\")\n",
+        "@id(\"refund-over-100-needs-finance\")\n@approval(\"finance\")\n@quorum(\"2\")\n",
+        1,
+    );
+    assert!(text.contains("@quorum(\"2\")\n@risk(\"high\")\n@reason(\"refunds above $100"));
+    std::fs::write(&policies, text).unwrap();
+    server.wait_for("pack_reloaded", 1);
+
+    // One approval met the old quorum; the pack in force wants two.
+    let (status, v) = decide(&server, &approval, "demo-dave", "approve");
+    assert_eq!((status, v["state"].as_str()), (200, Some("pending")), "{v}");
+    assert_eq!(v["requires"][0]["quorum"], 2, "{v}");
+    assert_eq!(v["requires"][0]["approvals"], 1);
+    let (_, act) = server.get(&format!("/v1/actions/{action}"), Some("demo-support-bot"));
+    assert_eq!(act["status"], "awaiting_approval");
+    let (status, v) = decide(&server, &approval, "demo-erin", "approve");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("approved")),
+        "{v}"
+    );
+    let (_, act) = server.get(
+        &format!("/v1/actions/{action}?wait=10s"),
+        Some("demo-support-bot"),
+    );
+    assert_eq!(act["status"], "succeeded", "{act}");
+    assert_eq!(
+        records_for(&server, "action_reevaluated", &approval).len(),
+        2
+    );
+    assert!(server.stop().success());
+}
