@@ -147,15 +147,7 @@ impl Runtime {
         // recorded (redacted, capped) one.
         let mut view = ActionView::from_row(&row);
         view.outcome = Some(summary(outcome.result.clone()));
-        let sender = self
-            .0
-            .watchers
-            .lock()
-            .ok()
-            .and_then(|mut w| w.remove(&row.id));
-        if let Some(tx) = sender {
-            let _ = tx.send(Some(view.clone()));
-        }
+        self.publish(view.clone());
         Ok(view)
     }
 

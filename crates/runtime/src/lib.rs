@@ -26,7 +26,6 @@ mod watch;
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
 pub use connector::{Connectors, ExecOutcome};
 pub use error::RuntimeError;
-pub use notify::signature;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};
 pub use warden_store::ApprovalFilter;

@@ -37,7 +37,7 @@ pub(crate) struct Notifier {
 }
 
 /// `sha256=<hex>` of `<timestamp>.<body>` under `key`.
-pub fn signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
+fn signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
         return String::new();
     };

@@ -405,31 +405,6 @@ impl Runtime {
         };
         let executing = status == ActionStatus::Approved && p.mode == Mode::Enforce;
         let t = now_us();
-        let approval: Option<(ApprovalRow, Record)> = if status == ActionStatus::AwaitingApproval {
-            let recorded_args = self.0.redactor.redact(
-                &p.arguments,
-                pack.tools
-                    .get(&p.tool)
-                    .map(|t| t.sensitive.as_slice())
-                    .unwrap_or_default(),
-            )?;
-            Some(self.new_request(
-                pack,
-                NewRequest {
-                    action_id: &id,
-                    agent,
-                    tool: &p.tool,
-                    request_hash: &request_hash,
-                    context: &context,
-                    decision: &decision,
-                    recorded_args: Some(recorded_args),
-                    reason: p.reason.clone(),
-                    now_us: t,
-                },
-            )?)
-        } else {
-            None
-        };
         record.status = Some(status);
         record.code = code.map(|c| c.as_str().to_owned());
         record.message = Some(message);
@@ -443,12 +418,33 @@ impl Runtime {
             "would_be": would_be,
             "request_sha256": request_hash,
         }));
-        if let (Some((a, _)), Some(Value::Object(d))) = (&approval, &mut record.detail) {
-            d.insert("approval_id".into(), json!(a.id));
-        }
         self.0
             .redactor
             .apply_for_pack(&mut record, pack, &p.arguments)?;
+        // A proposal that needs approval opens a request; it shows the
+        // arguments as recorded (sensitive fields redacted).
+        let approval: Option<(ApprovalRow, Record)> = if status == ActionStatus::AwaitingApproval {
+            let opened = self.new_request(
+                pack,
+                NewRequest {
+                    action_id: &id,
+                    agent,
+                    tool: &p.tool,
+                    request_hash: &request_hash,
+                    context: &context,
+                    decision: &decision,
+                    recorded_args: record.args.clone(),
+                    reason: p.reason.clone(),
+                    now_us: t,
+                },
+            )?;
+            if let Some(Value::Object(d)) = &mut record.detail {
+                d.insert("approval_id".into(), json!(opened.0.id));
+            }
+            Some(opened)
+        } else {
+            None
+        };
         let mut decision_json = serde_json::to_value(&decision).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut decision_json {
             if let Some(w) = &would_be {

@@ -49,7 +49,8 @@ impl Runtime {
         }
     }
 
-    /// Waits up to `timeout` for action `id` to reach a final state;
+    /// Waits up to `timeout` for action `id` to settle (final, or approved
+    /// for the agent after an approval, see [`ActionView::is_settled`]);
     /// `None` if it did not in time (or does not exist).
     pub async fn wait(
         &self,

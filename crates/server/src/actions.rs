@@ -218,7 +218,8 @@ pub(crate) async fn viewer<'a>(
     }
 }
 
-/// An action's state; `?wait=30s` long-polls until it is final.
+/// An action's state; `?wait=30s` long-polls until it is final, or
+/// approved for the agent after an approval (check mode).
 #[utoipa::path(
     get, path = "/v1/actions/{id}", tag = "actions",
     params(("id" = String, Path, description = "action id"), WaitParams),
@@ -239,11 +240,11 @@ pub async fn get_action(
     let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let wait = wait_param(q.wait.as_deref())?;
     let view = s.runtime.action(&id, who).await?;
-    if view.is_final() || wait.is_zero() {
+    if view.is_settled() || wait.is_zero() {
         return Ok(Json(view));
     }
     match s.runtime.wait(&id, wait).await? {
-        Some(v) if v.is_final() => Ok(Json(v)),
+        Some(v) if v.is_settled() => Ok(Json(v)),
         _ => Ok(Json(s.runtime.action(&id, who).await?)),
     }
 }

@@ -3,14 +3,14 @@
 //! the quorum, and the re-evaluation of policy before anything executes.
 
 use serde_json::{Value, json};
-use warden_evidence::{ApprovalOutcome, Check, Record, RecordKind};
+use warden_evidence::{ApprovalOutcome, Record, RecordKind};
 use warden_model::{ActionStatus, FailureCode, Outcome, RequestContext};
 use warden_policy::{Engine, Request};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
 use super::{
-    ApprovalView, DecisionBody, Slot, Verdict, Vote, add_detail, eligible, next_due, parse_slots,
-    parse_votes, record_for,
+    ApprovalView, DecisionBody, Slot, Verdict, Vote, add_detail, eligible, end_action, next_due,
+    parse_slots, parse_votes, record_for,
 };
 use crate::error::RuntimeError;
 use crate::runtime::{Runtime, now_us};
@@ -125,11 +125,7 @@ impl Runtime {
             separation_of_duties_relaxed: conflicted,
         };
         votes.push(vote.clone());
-        let workflow = ctx
-            .get("workflow")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let mut rec = record_for(RecordKind::ApprovalRecorded, &row, workflow.clone());
+        let mut rec = record_for(RecordKind::ApprovalRecorded, &row);
         rec.approvals.push(outcome_of(&vote));
         if conflicted {
             add_detail(
@@ -170,7 +166,7 @@ impl Runtime {
                 ));
                 rec.status = from;
                 records.push(rec);
-                let mut granted = record_for(RecordKind::ApprovalGranted, &row, workflow);
+                let mut granted = record_for(RecordKind::ApprovalGranted, &row);
                 granted.approvals = votes.iter().map(outcome_of).collect();
                 granted.message = Some(format!(
                     "quorum met: {}",
@@ -274,7 +270,6 @@ impl Runtime {
         let mut rec = Record::decided(&base, &decision);
         rec.kind = RecordKind::ActionReevaluated;
         rec.action = Some(action.id.clone());
-        rec.checks = vec![Check::from(&decision)];
         self.0.redactor.apply_for_pack(&mut rec, pack, &args)?;
         rec.detail = Some(json!({ "approval_id": row.id }));
         let paused = self
@@ -418,14 +413,6 @@ impl Runtime {
         }
         Ok(ApprovalView::from_row(&row))
     }
-}
-
-/// Ends `action` in `status` with `code`.
-fn end_action(action: &mut ActionRow, status: ActionStatus, code: FailureCode, now: i64) {
-    action.state = status.as_str().into();
-    action.code = Some(code.as_str().into());
-    action.arguments = None;
-    action.updated_us = now;
 }
 
 fn outcome_of(v: &Vote) -> ApprovalOutcome {

@@ -102,16 +102,32 @@ pub(crate) fn parse_votes(row: &ApprovalRow) -> Vec<Vote> {
     serde_json::from_str(&row.votes).unwrap_or_default()
 }
 
-/// A record about request `row`, with its agent, tool, run and action.
-pub(crate) fn record_for(kind: RecordKind, row: &ApprovalRow, workflow: Option<String>) -> Record {
+/// A record about request `row`, with its agent, tool, run, workflow and
+/// action.
+pub(crate) fn record_for(kind: RecordKind, row: &ApprovalRow) -> Record {
     let mut r = Record::new(kind);
     r.agent = Some(row.agent.clone());
     r.tool = Some(row.tool.clone());
     r.run = row.run_id.clone();
-    r.workflow = workflow;
+    r.workflow = serde_json::from_str::<Value>(&row.context)
+        .ok()
+        .and_then(|c| c.get("workflow").and_then(Value::as_str).map(str::to_owned));
     r.action = Some(row.action_id.clone());
     r.detail = Some(json!({ "approval_id": row.id }));
     r
+}
+
+/// Ends `action` in `status` with `code` (its arguments are dropped).
+pub(crate) fn end_action(
+    action: &mut warden_store::ActionRow,
+    status: warden_model::ActionStatus,
+    code: warden_model::FailureCode,
+    now: i64,
+) {
+    action.state = status.as_str().into();
+    action.code = Some(code.as_str().into());
+    action.arguments = None;
+    action.updated_us = now;
 }
 
 /// Adds `extra`'s keys to the record's detail object.
@@ -186,11 +202,7 @@ impl Runtime {
             updated_us: n.now_us,
             arguments: None,
         };
-        let mut r = record_for(
-            RecordKind::ApprovalRequested,
-            &row,
-            n.context.workflow.clone(),
-        );
+        let mut r = record_for(RecordKind::ApprovalRequested, &row);
         r.trigger = n.context.trigger.clone();
         let who: Vec<String> = slots
             .iter()

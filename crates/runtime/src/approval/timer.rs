@@ -14,7 +14,9 @@ use warden_model::{ActionStatus, FailureCode};
 use warden_store::ApprovalRow;
 
 use super::answer::After;
-use super::{ApprovalView, add_detail, eligible, next_due, parse_slots, parse_votes, record_for};
+use super::{
+    ApprovalView, add_detail, eligible, end_action, next_due, parse_slots, parse_votes, record_for,
+};
 use crate::error::RuntimeError;
 use crate::runtime::{Runtime, now_us};
 
@@ -123,21 +125,18 @@ impl Runtime {
             return Err(RuntimeError::UnknownAction(row.action_id.clone()));
         };
         let from = action.state.parse::<ActionStatus>().ok();
-        let ctx: serde_json::Value = serde_json::from_str(&row.context).unwrap_or_default();
-        let workflow = ctx
-            .get("workflow")
-            .and_then(|w| w.as_str())
-            .map(str::to_owned);
         row.updated_us = now;
         let mut records = Vec::new();
         let after = if expired {
             row.state = "expired".into();
             row.due_us = None;
-            action.state = ActionStatus::Expired.as_str().into();
-            action.code = Some(FailureCode::ApprovalExpired.as_str().into());
-            action.arguments = None;
-            action.updated_us = now;
-            let mut r = record_for(RecordKind::ApprovalExpired, &row, workflow);
+            end_action(
+                &mut action,
+                ActionStatus::Expired,
+                FailureCode::ApprovalExpired,
+                now,
+            );
+            let mut r = record_for(RecordKind::ApprovalExpired, &row);
             r.status = Some(ActionStatus::Expired);
             r.code = action.code.clone();
             let waiting: Vec<String> = slots
@@ -161,7 +160,7 @@ impl Runtime {
             action.state = ActionStatus::Escalated.as_str().into();
             action.updated_us = now;
             for (group, to) in &escalated {
-                let mut r = record_for(RecordKind::ApprovalEscalated, &row, workflow.clone());
+                let mut r = record_for(RecordKind::ApprovalEscalated, &row);
                 r.status = Some(ActionStatus::Escalated);
                 r.message = Some(format!(
                     "approval escalated: `{group}` did not answer in time; `{to}` may now answer{}",
