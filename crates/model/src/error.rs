@@ -185,6 +185,28 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in an `[[mcp_servers]]` entry.
+    #[error("{message}")]
+    McpServer {
+        /// What is wrong.
+        message: String,
+    },
+    /// Two tools answer to the same name on `/mcp`.
+    #[error("MCP tool name `{name}` of tool `{tool}` is already used by tool `{other}`")]
+    McpNameCollision {
+        /// The name.
+        name: String,
+        /// The tool declared later.
+        tool: String,
+        /// The tool that has the name first.
+        other: String,
+    },
+    /// An `mcp_name` model APIs would reject.
+    #[error("MCP tool name `{name}` is not accepted by model APIs: use 1 to 64 letters, digits, `_` or `-`")]
+    InvalidMcpName {
+        /// The name.
+        name: String,
+    },
     /// A test case that names an unknown outcome or code.
     #[error("test case `{case}`: {message}")]
     BadTestCase {
@@ -221,6 +243,9 @@ impl Problem for ModelProblem {
             Self::InvalidEnvName { .. } => "invalid_env_name",
             Self::UnknownRole { .. } => "unknown_role",
             Self::Execute { .. } => "invalid_execute",
+            Self::McpServer { .. } => "invalid_mcp_server",
+            Self::McpNameCollision { .. } => "mcp_name_collision",
+            Self::InvalidMcpName { .. } => "invalid_mcp_name",
         }
     }
 

@@ -42,6 +42,8 @@ pub enum Connector {
     Http(HttpConnector),
     /// Answer locally: for examples and drills.
     Mock(MockConnector),
+    /// A `tools/call` on an upstream MCP server.
+    Mcp(crate::mcp::McpConnector),
 }
 
 impl Connector {
@@ -50,6 +52,7 @@ impl Connector {
         match self {
             Self::Http(_) => "http",
             Self::Mock(_) => "mock",
+            Self::Mcp(_) => "mcp",
         }
     }
 }
@@ -141,6 +144,12 @@ pub(crate) struct RawExecute {
     pub failure_rate: Option<Spanned<f64>>,
     #[serde(default)]
     pub latency: Option<Spanned<String>>,
+    #[serde(default)]
+    pub server: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tool: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pin: Option<Spanned<String>>,
 }
 
 /// `credential = { header, prefix, env | file }`
@@ -159,97 +168,118 @@ pub(crate) struct RawCredential {
 /// A problem found in `[tools.execute]`: what, and where.
 pub(crate) type ExecProblem = (String, Range<usize>);
 
+/// Reads an optional duration, `default` when absent; a bad one is a problem.
+pub(crate) fn parse_duration(
+    v: Option<&Spanned<String>>,
+    default: Duration,
+    problems: &mut Vec<ExecProblem>,
+) -> Duration {
+    match v {
+        None => default,
+        Some(s) => match humantime::parse_duration(s.get_ref()) {
+            Ok(d) => d,
+            Err(_) => {
+                problems.push((
+                    format!(
+                        "invalid duration `{}`; write e.g. `250ms`, `10s` or `2m`",
+                        s.get_ref()
+                    ),
+                    s.span(),
+                ));
+                default
+            }
+        },
+    }
+}
+
+/// `url` or `url_env`, exactly one.
+pub(crate) fn url_source(
+    url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
+    what: &str,
+    at: &Range<usize>,
+    problems: &mut Vec<ExecProblem>,
+) -> Option<ValueSource> {
+    match (url, url_env) {
+        (Some(u), None) => {
+            if !(u.get_ref().starts_with("http://") || u.get_ref().starts_with("https://")) {
+                problems.push((
+                    format!("`{}` is not an http:// or https:// URL", u.get_ref()),
+                    u.span(),
+                ));
+            }
+            Some(ValueSource::Literal(u.into_inner()))
+        }
+        (None, Some(e)) => {
+            if !crate::load::valid_env_name(e.get_ref()) {
+                problems.push((
+                    format!("`{}` is not an environment variable name", e.get_ref()),
+                    e.span(),
+                ));
+            }
+            Some(ValueSource::Env(e.into_inner()))
+        }
+        (Some(_), Some(e)) => {
+            problems.push(("give `url` or `url_env`, not both".to_owned(), e.span()));
+            None
+        }
+        (None, None) => {
+            problems.push((format!("{what} needs `url` or `url_env`"), at.clone()));
+            None
+        }
+    }
+}
+
+/// `credential = { header, prefix, env | file }`.
+pub(crate) fn credential(
+    c: Spanned<RawCredential>,
+    problems: &mut Vec<ExecProblem>,
+) -> Option<Credential> {
+    let span = c.span();
+    let c = c.into_inner();
+    let source = match (c.env, c.file) {
+        (Some(e), None) if crate::load::valid_env_name(&e) => Some(ValueSource::Env(e)),
+        (Some(e), None) => {
+            problems.push((format!("`{e}` is not an environment variable name"), span));
+            None
+        }
+        (None, Some(f)) => Some(ValueSource::File(f)),
+        _ => {
+            problems.push((
+                "a credential names exactly one of `env` or `file`; secrets are never written in the pack".to_owned(),
+                span,
+            ));
+            None
+        }
+    };
+    source.map(|source| Credential {
+        header: c.header,
+        prefix: c.prefix.unwrap_or_default(),
+        source,
+    })
+}
+
 impl RawExecute {
     /// Resolves the table; every problem is returned, not the first.
-    pub(crate) fn resolve(self) -> Result<Execution, Vec<ExecProblem>> {
+    pub(crate) fn resolve(mut self) -> Result<Execution, Vec<ExecProblem>> {
         let mut problems: Vec<ExecProblem> = Vec::new();
-        let mut duration = |v: &Option<Spanned<String>>, default: Duration| match v {
-            None => default,
-            Some(s) => match humantime::parse_duration(s.get_ref()) {
-                Ok(d) => d,
-                Err(_) => {
-                    problems.push((
-                        format!(
-                            "invalid duration `{}`; write e.g. `250ms`, `10s` or `2m`",
-                            s.get_ref()
-                        ),
-                        s.span(),
-                    ));
-                    default
-                }
-            },
-        };
-        let timeout = duration(&self.timeout, Duration::from_secs(10));
-        let backoff = duration(&self.backoff, Duration::from_millis(200));
-        let latency = duration(&self.latency, Duration::ZERO);
+        let timeout = parse_duration(self.timeout.as_ref(), Duration::from_secs(10), &mut problems);
+        let backoff = parse_duration(self.backoff.as_ref(), Duration::from_millis(200), &mut problems);
+        let latency = parse_duration(self.latency.as_ref(), Duration::ZERO, &mut problems);
         let kind = self.connector.get_ref().as_str();
         let connector = match kind {
             "http" => {
-                let url = match (&self.url, &self.url_env) {
-                    (Some(u), None) => {
-                        if !(u.get_ref().starts_with("http://")
-                            || u.get_ref().starts_with("https://"))
-                        {
-                            problems.push((
-                                format!("`{}` is not an http:// or https:// URL", u.get_ref()),
-                                u.span(),
-                            ));
-                        }
-                        Some(ValueSource::Literal(u.get_ref().clone()))
-                    }
-                    (None, Some(e)) => {
-                        if !crate::load::valid_env_name(e.get_ref()) {
-                            problems.push((
-                                format!("`{}` is not an environment variable name", e.get_ref()),
-                                e.span(),
-                            ));
-                        }
-                        Some(ValueSource::Env(e.get_ref().clone()))
-                    }
-                    (Some(_), Some(e)) => {
-                        problems.push(("give `url` or `url_env`, not both".to_owned(), e.span()));
-                        None
-                    }
-                    (None, None) => {
-                        problems.push((
-                            "an http connector needs `url` or `url_env`".to_owned(),
-                            self.connector.span(),
-                        ));
-                        None
-                    }
-                };
-                let credential = match self.credential {
-                    None => None,
-                    Some(c) => {
-                        let span = c.span();
-                        let c = c.into_inner();
-                        let source = match (c.env, c.file) {
-                            (Some(e), None) if crate::load::valid_env_name(&e) => {
-                                Some(ValueSource::Env(e))
-                            }
-                            (Some(e), None) => {
-                                problems.push((
-                                    format!("`{e}` is not an environment variable name"),
-                                    span.clone(),
-                                ));
-                                None
-                            }
-                            (None, Some(f)) => Some(ValueSource::File(f)),
-                            _ => {
-                                problems.push((
-                                    "a credential names exactly one of `env` or `file`; secrets are never written in the pack".to_owned(),
-                                    span.clone(),
-                                ));
-                                None
-                            }
-                        };
-                        source.map(|source| Credential {
-                            header: c.header,
-                            prefix: c.prefix.unwrap_or_default(),
-                            source,
-                        })
-                    }
-                };
+                let url = url_source(
+                    self.url.clone(),
+                    self.url_env.clone(),
+                    "an http connector",
+                    &self.connector.span(),
+                    &mut problems,
+                );
+                let credential = self
+                    .credential
+                    .take()
+                    .and_then(|c| credential(c, &mut problems));
                 for (name, present) in [
                     ("result", self.result.is_some()),
                     ("failure_rate", self.failure_rate.is_some()),
@@ -302,14 +332,22 @@ impl RawExecute {
                     latency,
                 }))
             }
+            "mcp" => self.mcp(timeout, &mut problems),
             other => {
                 problems.push((
-                    format!("unknown connector `{other}`; expected http or mock"),
+                    format!("unknown connector `{other}`; expected http, mcp or mock"),
                     self.connector.span(),
                 ));
                 None
             }
         };
+        if kind != "mcp" {
+            for (name, v) in [("server", &self.server), ("tool", &self.tool), ("pin", &self.pin)] {
+                if let Some(v) = v {
+                    problems.push((format!("`{name}` applies to the mcp connector only"), v.span()));
+                }
+            }
+        }
         let retries = self.retries.as_ref().map_or(0, |r| *r.get_ref());
         if let Some(r) = &self.retries {
             if retries > 0 && !self.safe_to_retry {
@@ -337,5 +375,69 @@ impl RawExecute {
             }),
             _ => Err(problems),
         }
+    }
+}
+
+impl RawExecute {
+    /// `connector = "mcp"`: `server`, `tool` and `pin`.
+    fn mcp(&self, timeout: Duration, problems: &mut Vec<ExecProblem>) -> Option<Connector> {
+        for (name, present) in [
+            ("url", self.url.is_some()),
+            ("url_env", self.url_env.is_some()),
+            ("credential", self.credential.is_some()),
+            ("result", self.result.is_some()),
+            ("failure_rate", self.failure_rate.is_some()),
+            ("latency", self.latency.is_some()),
+        ] {
+            if present {
+                problems.push((
+                    format!(
+                        "`{name}` does not apply to the mcp connector: the upstream is declared in `[[mcp_servers]]`"
+                    ),
+                    self.connector.span(),
+                ));
+            }
+        }
+        let Some(server) = &self.server else {
+            problems.push((
+                "an mcp connector names its upstream: `server = \"<[[mcp_servers]] id>\"`".to_owned(),
+                self.connector.span(),
+            ));
+            return None;
+        };
+        let Some(tool) = &self.tool else {
+            problems.push((
+                "an mcp connector names the upstream's tool: `tool = \"<name>\"`".to_owned(),
+                self.connector.span(),
+            ));
+            return None;
+        };
+        let pin_ok = |p: &str| {
+            p.strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        let pin = match &self.pin {
+            Some(p) if pin_ok(p.get_ref()) => p.get_ref().to_ascii_lowercase(),
+            Some(p) => {
+                problems.push((
+                    "`pin` is `sha256:` and 64 hex digits, as `warden mcp import` prints it".to_owned(),
+                    p.span(),
+                ));
+                return None;
+            }
+            None => {
+                problems.push((
+                    "an mcp tool pins the upstream definition it adopted: add the `pin` that `warden mcp import` prints".to_owned(),
+                    self.connector.span(),
+                ));
+                return None;
+            }
+        };
+        Some(Connector::Mcp(crate::mcp::McpConnector {
+            server: server.get_ref().clone(),
+            tool: tool.get_ref().clone(),
+            pin,
+            timeout,
+        }))
     }
 }

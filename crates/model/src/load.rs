@@ -80,6 +80,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         agents: BTreeMap::new(),
         systems: BTreeMap::new(),
         tools: BTreeMap::new(),
+        mcp_servers: BTreeMap::new(),
         approver_groups: BTreeMap::new(),
         workflows: BTreeMap::new(),
         policy_files,
@@ -103,6 +104,7 @@ struct RawManifest {
     agents: Vec<RawAgent>,
     systems: Vec<RawSystem>,
     tools: Vec<(RawTool, Range<usize>)>,
+    mcp_servers: Vec<(crate::mcp::RawMcpServer, Range<usize>)>,
     groups: Vec<RawApproverGroup>,
     workflows: Vec<RawWorkflow>,
 }
@@ -198,6 +200,7 @@ impl Cx {
                         .into_iter()
                         .collect::<Vec<_>>();
                 }
+                "mcp_servers" => raw.mcp_servers = self.many_spanned(key, value),
                 "approver_groups" => raw.groups = self.many(key, value),
                 "workflows" => raw.workflows = self.many(key, value),
                 other => {
@@ -416,8 +419,28 @@ impl Cx {
                 );
             }
         }
+        for (m, span) in raw.mcp_servers {
+            if self.check_id("MCP server", &m.id, &pack.mcp_servers, |v| &v.at) {
+                let at = self.loc(span);
+                match m.resolve(at) {
+                    Ok(server) => {
+                        pack.mcp_servers.insert(server.id.clone(), server);
+                    }
+                    Err(problems) => {
+                        for (message, span) in problems {
+                            self.push(ModelProblem::McpServer { message }, span);
+                        }
+                    }
+                }
+            }
+        }
         for (t, span) in raw.tools {
             self.reference(RefKind::System, Some(&t.system));
+            if let Some(e) = &t.execute
+                && e.connector.get_ref() == "mcp"
+            {
+                self.reference(RefKind::McpServer, e.server.as_ref());
+            }
             if self.check_id("tool", &t.id, &pack.tools, |v| &v.at) {
                 let id = t.id.get_ref().clone();
                 match self.resolve_tool(t, span) {
@@ -430,6 +453,7 @@ impl Cx {
                 }
             }
         }
+        self.check_mcp_names(pack);
         for g in raw.groups {
             for m in g.members.get_ref() {
                 self.reference(RefKind::Person, Some(m));
@@ -455,6 +479,39 @@ impl Cx {
                 kind,
                 id: id.clone(),
             });
+        }
+    }
+
+    /// Every tool's `/mcp` name is model-safe and answers for one tool only
+    /// (names and canonical ids together: `tools/call` accepts both).
+    fn check_mcp_names(&mut self, pack: &Pack) {
+        let mut taken: BTreeMap<&str, &str> =
+            pack.tools.keys().map(|id| (id.as_str(), id.as_str())).collect();
+        for tool in pack.tools.values() {
+            if !crate::mcp::is_model_safe_name(&tool.mcp_name) {
+                self.report(
+                    Diagnostic::new(&ModelProblem::InvalidMcpName {
+                        name: tool.mcp_name.clone(),
+                    })
+                    .at(tool.at.clone()),
+                );
+                continue;
+            }
+            match taken.get(tool.mcp_name.as_str()) {
+                Some(other) if *other != tool.id => {
+                    let d = Diagnostic::new(&ModelProblem::McpNameCollision {
+                        name: tool.mcp_name.clone(),
+                        tool: tool.id.clone(),
+                        other: (*other).to_owned(),
+                    })
+                    .at(tool.at.clone())
+                    .help("give one of them another name with `mcp_name = \"...\"`");
+                    self.report(d);
+                }
+                _ => {
+                    taken.insert(&tool.mcp_name, &tool.id);
+                }
+            }
         }
     }
 
@@ -515,6 +572,9 @@ impl Cx {
             args_at,
             sensitive,
             execute,
+            mcp_name: t
+                .mcp_name
+                .map_or_else(|| crate::mcp::default_mcp_name(t.id.get_ref()), Spanned::into_inner),
         })
     }
 
@@ -737,6 +797,7 @@ impl Cx {
                 RefKind::Owner => pack.is_owner(r.id.get_ref()),
                 RefKind::System => pack.systems.contains_key(r.id.get_ref()),
                 RefKind::Group => pack.approver_groups.contains_key(r.id.get_ref()),
+                RefKind::McpServer => pack.mcp_servers.contains_key(r.id.get_ref()),
             };
             if known {
                 continue;
@@ -753,6 +814,7 @@ impl Cx {
                 RefKind::Group => {
                     self.unknown("approver group", &r.id, pack.approver_groups.keys())
                 }
+                RefKind::McpServer => self.unknown("MCP server", &r.id, pack.mcp_servers.keys()),
             }
         }
         if let Some(chain) = escalation_cycle(pack) {
@@ -774,6 +836,7 @@ enum RefKind {
     Owner,
     System,
     Group,
+    McpServer,
 }
 
 struct Ref {

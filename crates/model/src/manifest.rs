@@ -103,6 +103,9 @@ pub(crate) struct RawTool {
     /// How Warden executes it in enforce mode.
     #[serde(default)]
     pub execute: Option<crate::execute::RawExecute>,
+    /// The name `/mcp` lists it under (default: the id with `.` → `_`).
+    #[serde(default)]
+    pub mcp_name: Option<Spanned<String>>,
 }
 
 /// `[[approver_groups]]`
@@ -176,6 +179,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "agents",
     "systems",
     "tools",
+    "mcp_servers",
     "approver_groups",
     "workflows",
 ];

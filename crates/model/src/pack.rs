@@ -31,6 +31,8 @@ pub struct Pack {
     pub systems: BTreeMap<String, System>,
     /// Actions on systems.
     pub tools: BTreeMap<String, Tool>,
+    /// Upstream MCP servers that execute tools.
+    pub mcp_servers: BTreeMap<String, crate::mcp::McpServer>,
     /// Groups whose approval lifts approval gates.
     pub approver_groups: BTreeMap<String, ApproverGroup>,
     /// Business processes, as graphs of steps.
@@ -190,6 +192,8 @@ pub struct Tool {
     pub sensitive: Vec<String>,
     /// How Warden executes it in enforce mode (`None`: check mode only).
     pub execute: Option<crate::execute::Execution>,
+    /// The name `/mcp` lists it under: model-safe, unique in the pack.
+    pub mcp_name: String,
     /// Where it is declared.
     pub at: Location,
 }

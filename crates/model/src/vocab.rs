@@ -136,6 +136,9 @@ pub enum FailureCode {
     /// Warden stopped while the action was executing and, on restart, the
     /// tool was not safe to re-send.
     Interrupted,
+    /// The upstream MCP server's definition of the tool no longer matches
+    /// the one the pack adopted (or the tool is gone): not executed.
+    ToolChanged,
 }
 
 impl From<DenyCode> for FailureCode {
@@ -223,6 +226,7 @@ words!(FailureCode {
     RetriesExhausted => "retries_exhausted",
     AgentPaused => "agent_paused",
     Interrupted => "interrupted",
+    ToolChanged => "tool_changed",
 });
 
 /// A word that is not one of the expected ones.

@@ -46,6 +46,13 @@ enum Ready {
         failure_rate: f64,
         latency: Duration,
     },
+    /// A `tools/call` on an upstream MCP server.
+    Mcp {
+        upstream: std::sync::Arc<crate::upstream::Upstream>,
+        tool: String,
+        pin: String,
+        timeout: Duration,
+    },
     /// Declared, but a variable or file it names is missing.
     Unavailable(String),
 }
@@ -54,6 +61,7 @@ enum Ready {
 #[derive(Debug, Clone)]
 pub struct Connectors {
     tools: BTreeMap<String, (Execution, Ready)>,
+    upstreams: crate::upstream::Upstreams,
 }
 
 /// Reads an environment variable or a file (relative to `root`).
@@ -88,10 +96,21 @@ impl Connectors {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"));
+        let upstreams = crate::upstream::Upstreams::new(pack);
+        upstreams.warm();
         let mut tools = BTreeMap::new();
         for (id, tool) in &pack.tools {
             let Some(exec) = &tool.execute else { continue };
             let ready = match &exec.connector {
+                Connector::Mcp(m) => match upstreams.get(&m.server) {
+                    Some(up) => Ready::Mcp {
+                        upstream: std::sync::Arc::clone(up),
+                        tool: m.tool.clone(),
+                        pin: m.pin.clone(),
+                        timeout: m.timeout,
+                    },
+                    None => Ready::Unavailable(format!("no MCP server `{}`", m.server)),
+                },
                 Connector::Mock(m) => Ready::Mock {
                     result: m.result.clone(),
                     failure_rate: m.failure_rate,
@@ -131,7 +150,23 @@ impl Connectors {
             };
             tools.insert(id.clone(), (exec.clone(), ready));
         }
-        Self { tools }
+        Self { tools, upstreams }
+    }
+
+    /// The pack's upstream MCP servers.
+    pub fn upstreams(&self) -> &crate::upstream::Upstreams {
+        &self.upstreams
+    }
+
+    /// Whether `tool` can be executed now: `Err` says why not when it is an
+    /// upstream MCP tool whose upstream changed it (or is unreachable).
+    pub async fn usable(&self, tool: &str) -> Result<(), crate::upstream::Unusable> {
+        match self.tools.get(tool) {
+            Some((_, Ready::Mcp { upstream, tool, pin, .. })) => {
+                upstream.check(tool, pin).await.map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The execution settings of `tool`, when it has a connector.
@@ -184,6 +219,12 @@ impl Connectors {
                     }
                 }
             }
+            Ready::Mcp {
+                upstream,
+                tool,
+                pin,
+                timeout,
+            } => mcp(upstream, exec, tool, pin, *timeout, key, args, start).await,
             Ready::Http {
                 client,
                 url,
@@ -290,6 +331,95 @@ async fn http(
         if !retryable || attempt >= max_attempts {
             let mut o = outcome;
             if retryable && max_attempts > 1 {
+                o.code = Some(FailureCode::RetriesExhausted);
+                o.error = Some(format!(
+                    "{} attempts failed; last: {}",
+                    attempt,
+                    o.error.unwrap_or_default()
+                ));
+            }
+            return o;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = backoff.saturating_mul(2);
+    }
+}
+
+/// One upstream MCP execution: the pin check, attempts (transport failures
+/// and timeouts are retried for safe tools only), the outcome. The result
+/// kept is the upstream's `CallToolResult` as JSON.
+#[allow(clippy::too_many_arguments)]
+async fn mcp(
+    upstream: &crate::upstream::Upstream,
+    exec: &Execution,
+    tool: &str,
+    pin: &str,
+    timeout: Duration,
+    key: &str,
+    args: &Value,
+    start: Instant,
+) -> ExecOutcome {
+    use crate::upstream::{CallError, Unusable};
+    let max_attempts = if exec.safe_to_retry {
+        exec.retries.saturating_add(1)
+    } else {
+        1
+    };
+    let mut backoff = exec.backoff;
+    let mut attempt = 0u32;
+    loop {
+        if let Err(why) = upstream.check(tool, pin).await {
+            return match why {
+                Unusable::Changed(why) => failure(FailureCode::ToolChanged, why, attempt, start),
+                Unusable::Unreachable(why) => failure(
+                    FailureCode::ToolError,
+                    format!("cannot reach MCP upstream `{}`: {why}", upstream.server().id),
+                    attempt,
+                    start,
+                ),
+            };
+        }
+        attempt += 1;
+        let outcome = match upstream.call(tool, key, args, timeout).await {
+            Ok(result) => {
+                let is_error = result.is_error == Some(true);
+                let body = serde_json::to_value(&result).unwrap_or(Value::Null);
+                if !is_error {
+                    return ExecOutcome {
+                        ok: true,
+                        code: None,
+                        result: Some(body),
+                        error: None,
+                        attempts: attempt,
+                        http_status: None,
+                        elapsed: start.elapsed(),
+                    };
+                }
+                let mut o = failure(
+                    FailureCode::ToolError,
+                    "the upstream tool answered with an error".to_owned(),
+                    attempt,
+                    start,
+                );
+                o.result = Some(body);
+                return o;
+            }
+            Err(CallError::Timeout) => failure(
+                FailureCode::ToolTimeout,
+                format!("no answer within {}", humanize(timeout)),
+                attempt,
+                start,
+            ),
+            Err(CallError::Transport(e)) => failure(
+                FailureCode::ToolError,
+                format!("MCP upstream `{}`: {e}", upstream.server().id),
+                attempt,
+                start,
+            ),
+        };
+        if attempt >= max_attempts {
+            let mut o = outcome;
+            if max_attempts > 1 {
                 o.code = Some(FailureCode::RetriesExhausted);
                 o.error = Some(format!(
                     "{} attempts failed; last: {}",

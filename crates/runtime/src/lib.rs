@@ -21,6 +21,7 @@ mod notify;
 mod runs;
 mod runtime;
 mod types;
+pub mod upstream;
 mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
