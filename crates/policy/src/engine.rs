@@ -656,6 +656,30 @@ impl Engine {
         Some((v.allow, v.reasons.iter().map(|p| p.id.clone()).collect()))
     }
 
+    /// Whether some policy could permit `agent` to use `tool`, whatever the
+    /// arguments, context and approvals: Cedar partial evaluation of the
+    /// tool's slice with the context unknown. `false` means every request
+    /// would be denied (no permit can apply, or a forbid without conditions
+    /// on the context does), so `/mcp` does not list the tool to the agent.
+    pub fn could_permit(&self, agent: &str, tool: &str) -> bool {
+        let (Some(principal), Some(entry)) = (self.0.agents.get(agent), self.0.tools.get(tool))
+        else {
+            return false;
+        };
+        let request = cedar_policy::RequestBuilder::default()
+            .principal(EntityUid::from(ast::EntityUID::clone(principal)))
+            .action(EntityUid::from(ast::EntityUID::clone(&entry.action)))
+            .resource(EntityUid::from(ast::EntityUID::clone(&entry.resource)))
+            .build();
+        let Ok(slice) = PolicySet::from_policies(entry.slice.iter().map(|p| p.policy.clone()))
+        else {
+            return false;
+        };
+        let partial =
+            cedar_policy::Authorizer::new().is_authorized_partial(&request, &slice, &self.0.entities);
+        partial.decision() != Some(cedar_policy::Decision::Deny)
+    }
+
     /// Every policy in one set (unsliced).
     #[doc(hidden)]
     pub fn whole_policy_set(&self) -> &PolicySet {

@@ -168,7 +168,8 @@ impl Runtime {
         }
     }
 
-    pub(crate) fn connectors(&self) -> Arc<Connectors> {
+    /// The connectors of the pack in force.
+    pub fn connectors(&self) -> Arc<Connectors> {
         match self.0.connectors.read() {
             Ok(c) => Arc::clone(&c),
             Err(p) => Arc::clone(&p.into_inner()),

@@ -23,6 +23,7 @@ mod actions;
 mod approvals;
 mod auth;
 mod error;
+mod mcp;
 mod metrics;
 mod openapi;
 mod reload;

@@ -38,6 +38,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/agents/{id}/resume", post(crate::runs::resume))
         .route("/v1/audit", get(audit_query))
         .route("/v1/audit/verify", get(audit_verify))
+        .merge(crate::mcp::service(state.clone(), body_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
