@@ -46,6 +46,9 @@ enum Command {
     /// Approval requests: list, show, approve, deny (against a server).
     #[command(subcommand)]
     Approvals(crate::commands::approvals::ApprovalsCommand),
+    /// The MCP gateway's helpers: a stdio bridge, importing upstream tools.
+    #[command(subcommand)]
+    Mcp(crate::commands::mcp::McpCommand),
     /// Drive a server with concurrent agents; report throughput and latency.
     Bench(crate::commands::bench::BenchArgs),
 }
@@ -149,6 +152,7 @@ pub fn run() -> ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Approvals(a) => commands::approvals::run(a),
+        Command::Mcp(a) => commands::mcp::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

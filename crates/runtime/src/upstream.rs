@@ -256,43 +256,7 @@ impl Upstream {
             stale: Arc::clone(&stale),
         };
         let limit = self.server.connect_timeout;
-        let client = match &self.server.transport {
-            McpTransport::Stdio { command, env } => {
-                let cmd = command_for(command, env, &self.root)?;
-                let (transport, stderr) = TokioChildProcess::builder(cmd)
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .map_err(|e| format!("cannot start `{}`: {e}", command.join(" ")))?;
-                if let Some(stderr) = stderr {
-                    forward_stderr(self.server.id.clone(), stderr);
-                }
-                tokio::time::timeout(limit, handler.serve(transport))
-                    .await
-                    .map_err(|_| format!("no MCP handshake within {limit:?}"))?
-                    .map_err(|e| format!("MCP handshake failed: {e}"))?
-            }
-            McpTransport::Http { url, credential } => {
-                let url = crate::connector::resolve(url, &self.root)?;
-                let mut headers = HashMap::new();
-                if let Some(c) = credential {
-                    let secret = crate::connector::resolve(&c.source, &self.root)?;
-                    let name = reqwest::header::HeaderName::from_bytes(c.header.as_bytes())
-                        .map_err(|_| format!("`{}` is not a header name", c.header))?;
-                    let mut value =
-                        reqwest::header::HeaderValue::from_str(&format!("{}{secret}", c.prefix))
-                            .map_err(|_| "the credential is not a valid header value".to_owned())?;
-                    value.set_sensitive(true);
-                    headers.insert(name, value);
-                }
-                let config = StreamableHttpClientTransportConfig::with_uri(url.clone())
-                    .custom_headers(headers);
-                let transport = StreamableHttpClientTransport::from_config(config);
-                tokio::time::timeout(limit, handler.serve(transport))
-                    .await
-                    .map_err(|_| format!("no MCP handshake with {url} within {limit:?}"))?
-                    .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
-            }
-        };
+        let client = open(&self.server.transport, &self.root, limit, &self.server.id, handler).await?;
         let tools = list(&client, limit).await?;
         tracing::info!(upstream = %self.server.id, tools = tools.len(), "MCP upstream connected");
         Ok(Conn {
@@ -301,6 +265,68 @@ impl Upstream {
             listed_at: Instant::now(),
             stale,
         })
+    }
+}
+
+/// Connects to an upstream once, lists its tools and disconnects: for
+/// `warden mcp import`.
+pub async fn list_once(
+    transport: &McpTransport,
+    root: &Path,
+    limit: Duration,
+) -> Result<BTreeMap<String, Listed>, String> {
+    let handler = Handler {
+        stale: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let client = open(transport, root, limit, "import", handler).await?;
+    let tools = list(&client, limit).await;
+    let _ = client.cancel().await;
+    tools
+}
+
+async fn open(
+    transport: &McpTransport,
+    root: &Path,
+    limit: Duration,
+    id: &str,
+    handler: Handler,
+) -> Result<RunningService<RoleClient, Handler>, String> {
+    match transport {
+        McpTransport::Stdio { command, env } => {
+            let cmd = command_for(command, env, root)?;
+            let (transport, stderr) = TokioChildProcess::builder(cmd)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start `{}`: {e}", command.join(" ")))?;
+            if let Some(stderr) = stderr {
+                forward_stderr(id.to_owned(), stderr);
+            }
+            tokio::time::timeout(limit, handler.serve(transport))
+                .await
+                .map_err(|_| format!("no MCP handshake within {limit:?}"))?
+                .map_err(|e| format!("MCP handshake failed: {e}"))
+        }
+        McpTransport::Http { url, credential } => {
+            let url = crate::connector::resolve(url, root)?;
+            let mut headers = HashMap::new();
+            if let Some(c) = credential {
+                let secret = crate::connector::resolve(&c.source, root)?;
+                let name = reqwest::header::HeaderName::from_bytes(c.header.as_bytes())
+                    .map_err(|_| format!("`{}` is not a header name", c.header))?;
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(&format!("{}{secret}", c.prefix))
+                        .map_err(|_| "the credential is not a valid header value".to_owned())?;
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.clone()).custom_headers(headers);
+            let transport = StreamableHttpClientTransport::from_config(config);
+            tokio::time::timeout(limit, handler.serve(transport))
+                .await
+                .map_err(|_| format!("no MCP handshake with {url} within {limit:?}"))?
+                .map_err(|e| format!("MCP handshake with {url} failed: {e}"))
+        }
     }
 }
 

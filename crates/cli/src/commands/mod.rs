@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bench;
 pub mod decide;
+pub mod mcp;
 pub mod schema;
 pub mod serve;
 pub mod test;
