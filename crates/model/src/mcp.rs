@@ -6,6 +6,7 @@
 //! command = ["warden-example-kb"]     # stdio: a bare name is looked up next to
 //!                                      # the warden binary, then on PATH
 //! env = ["KB_API_KEY"]                 # passed from Warden's environment
+//! recheck = "30s"                      # re-list tools (drift check) this often
 //!
 //! [[mcp_servers]]
 //! id = "crm"
@@ -47,6 +48,10 @@ pub struct McpServer {
     pub transport: McpTransport,
     /// Longest wait to connect (and list its tools).
     pub connect_timeout: Duration,
+    /// A tool listing older than this is refreshed before the next call,
+    /// so a changed tool is caught then (default 30s; also refreshed when
+    /// the upstream notifies that its tools changed).
+    pub recheck: Duration,
     /// Where it is declared.
     pub at: Location,
 }
@@ -139,6 +144,8 @@ pub(crate) struct RawMcpServer {
     pub credential: Option<Spanned<crate::execute::RawCredential>>,
     #[serde(default)]
     pub connect_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub recheck: Option<Spanned<String>>,
 }
 
 /// A problem found: what, and where.
@@ -151,6 +158,11 @@ impl RawMcpServer {
         let connect_timeout = crate::execute::parse_duration(
             self.connect_timeout.as_ref(),
             Duration::from_secs(10),
+            &mut problems,
+        );
+        let recheck = crate::execute::parse_duration(
+            self.recheck.as_ref(),
+            Duration::from_secs(30),
             &mut problems,
         );
         let id_span = self.id.span();
@@ -227,6 +239,7 @@ impl RawMcpServer {
                 description: self.description,
                 transport,
                 connect_timeout,
+                recheck,
                 at,
             }),
             _ => Err(problems),

@@ -5,8 +5,8 @@
 //! connectors are built and again on demand after a failure. On connect,
 //! Warden lists the upstream's tools and computes each one's *pin* (the
 //! SHA-256 of its canonical definition); the listing is refreshed when the
-//! upstream says it changed and before a call when it is older than
-//! [`RECHECK_AFTER`]. A tool whose pin differs from the pack's, or that is
+//! upstream says it changed and before a call when it is older than the
+//! server's `recheck` (30s by default). A tool whose pin differs from the pack's, or that is
 //! gone, is refused with `tool_changed` and hidden from `/mcp`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,9 +26,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use warden_model::{McpServer, McpTransport, Pack};
-
-/// A listing older than this is refreshed before the next call.
-pub const RECHECK_AFTER: Duration = Duration::from_secs(30);
 
 /// The `_meta` key carrying the idempotency key (the action id) on each
 /// `tools/call` Warden sends upstream.
@@ -169,7 +166,7 @@ impl Upstream {
 
     /// The upstream's tools, connecting first when needed; refreshed when
     /// `refresh`, when the upstream said its list changed, or when older
-    /// than [`RECHECK_AFTER`].
+    /// than the server's `recheck`.
     pub async fn listing(&self, refresh: bool) -> Result<BTreeMap<String, Listed>, String> {
         let mut guard = self.conn.lock().await;
         if let Some(conn) = guard.as_mut() {
@@ -177,7 +174,7 @@ impl Upstream {
                 *guard = None;
             } else {
                 let stale = conn.stale.swap(false, std::sync::atomic::Ordering::AcqRel);
-                if refresh || stale || conn.listed_at.elapsed() >= RECHECK_AFTER {
+                if refresh || stale || conn.listed_at.elapsed() >= self.server.recheck {
                     match list(&conn.client, self.server.connect_timeout).await {
                         Ok(tools) => {
                             conn.tools = tools;

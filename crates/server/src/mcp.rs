@@ -1,4 +1,4 @@
-//! The MCP gateway: `/mcp`, MCP streamable HTTP (rmcp), stateless.
+//! The MCP gateway: `/mcp`, MCP streamable HTTP (rmcp).
 //!
 //! Agents authenticate with their bearer token, as on `/v1`. `tools/list`
 //! shows an agent the executable tools some policy could permit it, under
@@ -23,7 +23,7 @@ use rmcp::model::{
     TaskPayload, TaskStatus, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use warden_model::{ActionStatus, Access, Connector, Pack, Risk, Tool};
@@ -46,20 +46,20 @@ const POLL_MS: u64 = 1000;
 const PATH: &str = "/mcp";
 
 /// The `/mcp` service: authentication in front of rmcp's streamable HTTP
-/// server (stateless, JSON answers: frameworks open a session per call).
+/// server. Sessions (in memory, closed when idle) only carry what the client
+/// declared at `initialize` (e.g. the Tasks extension); runs, step order and
+/// approvals never depend on them, since frameworks open a session per call.
 pub(crate) fn service(state: AppState, body_limit: usize) -> axum::Router<AppState> {
     let handler = Gateway {
         state: state.clone(),
     };
     let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
         .with_sse_keep_alive(None)
         .disable_allowed_hosts()
         .with_max_request_body_bytes(body_limit);
     let mcp = StreamableHttpService::new(
         move || Ok(handler.clone()),
-        NeverSessionManager::default().into(),
+        LocalSessionManager::default().into(),
         config,
     );
     axum::Router::new()
@@ -142,6 +142,7 @@ impl Gateway {
         &self,
         p: &Principal,
         req: CallToolRequestParams,
+        meta: &rmcp::model::RequestMetaObject,
     ) -> Result<ActionView, ApiError> {
         let s = &self.state;
         s.rate_limit(p)?;
@@ -157,10 +158,10 @@ impl Gateway {
                 Connector::Mcp(m) => m.timeout,
                 Connector::Mock(m) => m.latency,
             });
+        // rmcp moves the request's `_meta` into the context.
         let meta = |key: &str| {
-            req.meta
-                .as_ref()
-                .and_then(|m| m.get(key))
+            meta.get(key)
+                .or_else(|| req.meta.as_ref().and_then(|m| m.get(key)))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
@@ -364,7 +365,7 @@ impl rmcp::ServerHandler for Gateway {
     ) -> Result<CallToolResponse, McpError> {
         let p = principal(&ctx)?;
         let tasks = ctx.client_capabilities().is_some_and(|c| c.supports_tasks());
-        let view = match self.propose(&p, request).await {
+        let view = match self.propose(&p, request, &ctx.meta).await {
             Ok(v) => v,
             Err(e) => {
                 return Ok(error_result(

@@ -96,12 +96,10 @@ fn text(v: Value) -> CallToolResult {
 }
 
 impl Kb {
-    fn record(&self, req: &CallToolRequestParams) {
+    fn record(&self, req: &CallToolRequestParams, meta: &rmcp::model::RequestMetaObject) {
         let Some(log) = &self.log else { return };
-        let key = req
-            .meta
-            .as_ref()
-            .and_then(|m| m.get("io.warden/idempotency-key"))
+        let key = meta
+            .get("io.warden/idempotency-key")
             .cloned()
             .unwrap_or(Value::Null);
         let line = json!({"tool": req.name, "arguments": req.arguments, "idempotency_key": key});
@@ -165,9 +163,9 @@ impl ServerHandler for Kb {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.record(&request);
+        self.record(&request, &ctx.meta);
         self.answer(&request).map(CallToolResponse::Complete)
     }
 }

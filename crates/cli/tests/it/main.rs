@@ -8,6 +8,8 @@ mod common;
 mod decide;
 mod gateway;
 mod kill9;
+mod mcp;
+mod mcp_peers;
 mod postgres;
 mod schema;
 mod serve;
