@@ -366,3 +366,48 @@ fn mcp_refuses_people_missing_tokens_and_bad_bodies() {
     assert!(denied.iter().any(|r| r["detail"]["path"] == "/mcp"));
     assert!(server.stop().success());
 }
+
+/// A client that is not ours: the Python MCP SDK from PyPI, in the virtual
+/// environment `.ci/run` creates (`WARDEN_TEST_PYTHON` names its python).
+#[test]
+fn the_python_mcp_sdk_lists_and_calls_tools_through_warden() {
+    let Ok(python) = std::env::var("WARDEN_TEST_PYTHON") else {
+        eprintln!("skipped: WARDEN_TEST_PYTHON is not set (.ci/run installs the `mcp` package into a venv and sets it)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let run = |token: &str| {
+        let out = std::process::Command::new(&python)
+            .arg(root().join("examples/support-refunds/clients/python_mcp_client.py"))
+            .args([&server.base, token])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let bot = run("demo-support-bot");
+    assert_eq!(
+        bot["tools"],
+        json!(["crm_lookup_customer", "crm_update_notes", "email_send_customer", "kb_get_article", "kb_search_articles", "stripe_refund"])
+    );
+    let calls = &bot["calls"];
+    assert_eq!(calls["kb_search_articles"]["is_error"], false);
+    assert!(calls["kb_search_articles"]["text"].as_str().unwrap().contains("kb_101"));
+    assert_eq!(calls["db_delete_rows"]["is_error"], true);
+    assert!(calls["db_delete_rows"]["text"].as_str().unwrap().starts_with("policy_denied: not executed."));
+    assert_eq!(calls["stripe_refund"]["is_error"], true);
+    let pending = calls["stripe_refund"]["text"].as_str().unwrap();
+    assert!(pending.starts_with("approval_required: not executed yet."), "{pending}");
+    // The approval it names is real and pending in the inbox.
+    let apr = pending.split_whitespace().find(|w| w.starts_with("apr_")).unwrap();
+    let (status, v) = server.get(&format!("/v1/approvals/{apr}"), Some("demo-dave"));
+    assert_eq!(status, 200);
+    assert_eq!(v["state"], "pending");
+    let intern = run("demo-intern-bot");
+    assert_eq!(
+        intern["tools"],
+        json!(["crm_lookup_customer", "kb_get_article", "kb_search_articles"])
+    );
+    assert!(server.stop().success());
+}

@@ -18,6 +18,7 @@ use warden_store::Durability;
 use crate::cli::Exit;
 
 mod approvals;
+mod mcp;
 
 /// `warden bench`
 #[derive(Debug, clap::Args)]
@@ -72,6 +73,11 @@ pub struct BenchArgs {
     /// measure the inbox (`GET /v1/approvals`) over them.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub pending: usize,
+    /// MCP scenario: N calls straight to the example's knowledge-base MCP
+    /// server and N through Warden's /mcp (the latency Warden adds), then
+    /// `--concurrency` agents through /mcp for `--duration` (calls/s).
+    #[arg(long, value_name = "N")]
+    pub mcp: Option<usize>,
 }
 
 #[derive(Default)]
@@ -92,6 +98,9 @@ async fn bench(a: BenchArgs) -> anyhow::Result<Exit> {
     let args: Value = serde_json::from_str(&a.args).context("--args is not JSON")?;
     if a.tokens.is_empty() || a.concurrency == 0 {
         bail!("give at least one --token and a --concurrency of 1 or more");
+    }
+    if let Some(n) = a.mcp {
+        return mcp::run(&a, n).await;
     }
     let (base, _tmp) = server(&a).await?;
     if a.approvals.is_some() {
@@ -245,13 +254,23 @@ async fn run_phase(
 /// The server to drive: `--server`, or one started in this process on a
 /// fresh data directory (removed when the returned guard drops).
 async fn server(a: &BenchArgs) -> anyhow::Result<(String, Option<TempDir>)> {
+    match &a.server {
+        Some(url) => Ok((url.trim_end_matches('/').to_owned(), None)),
+        None => start_server(a, &a.pack).await,
+    }
+}
+
+/// Starts a server in this process on `pack` with a fresh data directory.
+async fn start_server(
+    a: &BenchArgs,
+    pack: &std::path::Path,
+) -> anyhow::Result<(String, Option<TempDir>)> {
     let mut tmp = None;
-    let base = match &a.server {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
+    let base = {
+        {
             let dir = tempdir()?;
             let config = ServeConfig {
-                pack: a.pack.clone(),
+                pack: pack.to_path_buf(),
                 data: dir.clone(),
                 database_url: a.database_url.clone(),
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
