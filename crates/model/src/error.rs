@@ -202,7 +202,9 @@ pub enum ModelProblem {
         other: String,
     },
     /// An `mcp_name` model APIs would reject.
-    #[error("MCP tool name `{name}` is not accepted by model APIs: use 1 to 64 letters, digits, `_` or `-`")]
+    #[error(
+        "MCP tool name `{name}` is not accepted by model APIs: use 1 to 64 letters, digits, `_` or `-`"
+    )]
     InvalidMcpName {
         /// The name.
         name: String,

@@ -263,8 +263,16 @@ impl RawExecute {
     /// Resolves the table; every problem is returned, not the first.
     pub(crate) fn resolve(mut self) -> Result<Execution, Vec<ExecProblem>> {
         let mut problems: Vec<ExecProblem> = Vec::new();
-        let timeout = parse_duration(self.timeout.as_ref(), Duration::from_secs(10), &mut problems);
-        let backoff = parse_duration(self.backoff.as_ref(), Duration::from_millis(200), &mut problems);
+        let timeout = parse_duration(
+            self.timeout.as_ref(),
+            Duration::from_secs(10),
+            &mut problems,
+        );
+        let backoff = parse_duration(
+            self.backoff.as_ref(),
+            Duration::from_millis(200),
+            &mut problems,
+        );
         let latency = parse_duration(self.latency.as_ref(), Duration::ZERO, &mut problems);
         let kind = self.connector.get_ref().as_str();
         let connector = match kind {
@@ -342,9 +350,16 @@ impl RawExecute {
             }
         };
         if kind != "mcp" {
-            for (name, v) in [("server", &self.server), ("tool", &self.tool), ("pin", &self.pin)] {
+            for (name, v) in [
+                ("server", &self.server),
+                ("tool", &self.tool),
+                ("pin", &self.pin),
+            ] {
                 if let Some(v) = v {
-                    problems.push((format!("`{name}` applies to the mcp connector only"), v.span()));
+                    problems.push((
+                        format!("`{name}` applies to the mcp connector only"),
+                        v.span(),
+                    ));
                 }
             }
         }
@@ -400,7 +415,8 @@ impl RawExecute {
         }
         let Some(server) = &self.server else {
             problems.push((
-                "an mcp connector names its upstream: `server = \"<[[mcp_servers]] id>\"`".to_owned(),
+                "an mcp connector names its upstream: `server = \"<[[mcp_servers]] id>\"`"
+                    .to_owned(),
                 self.connector.span(),
             ));
             return None;
@@ -420,7 +436,8 @@ impl RawExecute {
             Some(p) if pin_ok(p.get_ref()) => p.get_ref().to_ascii_lowercase(),
             Some(p) => {
                 problems.push((
-                    "`pin` is `sha256:` and 64 hex digits, as `warden mcp import` prints it".to_owned(),
+                    "`pin` is `sha256:` and 64 hex digits, as `warden mcp import` prints it"
+                        .to_owned(),
                     p.span(),
                 ));
                 return None;

@@ -36,8 +36,8 @@ pub use execute::{
     OnInterrupt, ValueSource,
 };
 pub use group::{DEFAULT_EXPIRES_AFTER, Webhook};
-pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
+pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};
 pub use pack::{
     Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Person, Step, System, Team,
     Tool, Workflow,

@@ -485,8 +485,11 @@ impl Cx {
     /// Every tool's `/mcp` name is model-safe and answers for one tool only
     /// (names and canonical ids together: `tools/call` accepts both).
     fn check_mcp_names(&mut self, pack: &Pack) {
-        let mut taken: BTreeMap<&str, &str> =
-            pack.tools.keys().map(|id| (id.as_str(), id.as_str())).collect();
+        let mut taken: BTreeMap<&str, &str> = pack
+            .tools
+            .keys()
+            .map(|id| (id.as_str(), id.as_str()))
+            .collect();
         for tool in pack.tools.values() {
             if !crate::mcp::is_model_safe_name(&tool.mcp_name) {
                 self.report(
@@ -572,9 +575,10 @@ impl Cx {
             args_at,
             sensitive,
             execute,
-            mcp_name: t
-                .mcp_name
-                .map_or_else(|| crate::mcp::default_mcp_name(t.id.get_ref()), Spanned::into_inner),
+            mcp_name: t.mcp_name.map_or_else(
+                || crate::mcp::default_mcp_name(t.id.get_ref()),
+                Spanned::into_inner,
+            ),
         })
     }
 

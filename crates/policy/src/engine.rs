@@ -675,8 +675,11 @@ impl Engine {
         else {
             return false;
         };
-        let partial =
-            cedar_policy::Authorizer::new().is_authorized_partial(&request, &slice, &self.0.entities);
+        let partial = cedar_policy::Authorizer::new().is_authorized_partial(
+            &request,
+            &slice,
+            &self.0.entities,
+        );
         partial.decision() != Some(cedar_policy::Decision::Deny)
     }
 

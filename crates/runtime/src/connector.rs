@@ -162,9 +162,15 @@ impl Connectors {
     /// upstream MCP tool whose upstream changed it (or is unreachable).
     pub async fn usable(&self, tool: &str) -> Result<(), crate::upstream::Unusable> {
         match self.tools.get(tool) {
-            Some((_, Ready::Mcp { upstream, tool, pin, .. })) => {
-                upstream.check(tool, pin).await.map(|_| ())
-            }
+            Some((
+                _,
+                Ready::Mcp {
+                    upstream,
+                    tool,
+                    pin,
+                    ..
+                },
+            )) => upstream.check(tool, pin).await.map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -373,7 +379,10 @@ async fn mcp(
                 Unusable::Changed(why) => failure(FailureCode::ToolChanged, why, attempt, start),
                 Unusable::Unreachable(why) => failure(
                     FailureCode::ToolError,
-                    format!("cannot reach MCP upstream `{}`: {why}", upstream.server().id),
+                    format!(
+                        "cannot reach MCP upstream `{}`: {why}",
+                        upstream.server().id
+                    ),
                     attempt,
                     start,
                 ),

@@ -43,7 +43,10 @@ pub fn pin_of(tool: &rmcp::model::Tool) -> String {
         "outputSchema": pick("outputSchema"),
     });
     let canonical = serde_json_canonicalizer::to_string(&def).unwrap_or_default();
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    )
 }
 
 /// Why an upstream tool cannot be used now.
@@ -253,7 +256,14 @@ impl Upstream {
             stale: Arc::clone(&stale),
         };
         let limit = self.server.connect_timeout;
-        let client = open(&self.server.transport, &self.root, limit, &self.server.id, handler).await?;
+        let client = open(
+            &self.server.transport,
+            &self.root,
+            limit,
+            &self.server.id,
+            handler,
+        )
+        .await?;
         let tools = list(&client, limit).await?;
         tracing::info!(upstream = %self.server.id, tools = tools.len(), "MCP upstream connected");
         Ok(Conn {
@@ -381,7 +391,11 @@ fn command_for(
     };
     let mut cmd = tokio::process::Command::new(program_path);
     cmd.args(&command[1..]).current_dir(root).env_clear();
-    for name in ["PATH", "HOME", "LANG"].iter().map(|s| s.to_string()).chain(env.iter().cloned()) {
+    for name in ["PATH", "HOME", "LANG"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(env.iter().cloned())
+    {
         if let Ok(v) = std::env::var(&name) {
             cmd.env(name, v);
         }

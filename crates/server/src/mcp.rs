@@ -18,15 +18,15 @@ use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
-    CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Task,
-    TaskPayload, TaskStatus, ToolAnnotations,
+    CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Task, TaskPayload, TaskStatus,
+    ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
-use warden_model::{ActionStatus, Access, Connector, Pack, Risk, Tool};
+use warden_model::{Access, ActionStatus, Connector, Pack, Risk, Tool};
 use warden_runtime::{ActionView, Mode, Proposal};
 
 use crate::AppState;
@@ -255,7 +255,10 @@ fn pending_text(view: &ActionView) -> String {
 
 /// The `tools/call` result for an action that has ended.
 fn ended(view: &ActionView) -> CallToolResult {
-    let code = view.code.clone().unwrap_or_else(|| view.status.as_str().to_owned());
+    let code = view
+        .code
+        .clone()
+        .unwrap_or_else(|| view.status.as_str().to_owned());
     let result = view.outcome.as_ref().and_then(|o| o.get("result"));
     if view.status == ActionStatus::Succeeded {
         // An upstream MCP tool's own result passes through as it answered.
@@ -273,7 +276,11 @@ fn ended(view: &ActionView) -> CallToolResult {
         }
         return r;
     }
-    let executed = view.outcome.is_some() && matches!(code.as_str(), "tool_error" | "tool_timeout" | "retries_exhausted" | "interrupted");
+    let executed = view.outcome.is_some()
+        && matches!(
+            code.as_str(),
+            "tool_error" | "tool_timeout" | "retries_exhausted" | "interrupted"
+        );
     let detail = view
         .outcome
         .as_ref()
@@ -311,8 +318,13 @@ fn task_of(view: &ActionView) -> Task {
     } else {
         TaskStatus::Working
     };
-    let mut t = Task::new(view.action_id.clone(), status, view.created.clone(), view.updated.clone())
-        .with_poll_interval_ms(POLL_MS);
+    let mut t = Task::new(
+        view.action_id.clone(),
+        status,
+        view.created.clone(),
+        view.updated.clone(),
+    )
+    .with_poll_interval_ms(POLL_MS);
     if !view.is_final() {
         t = t.with_status_message(pending_text(view));
     }
@@ -364,22 +376,24 @@ impl rmcp::ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let p = principal(&ctx)?;
-        let tasks = ctx.client_capabilities().is_some_and(|c| c.supports_tasks());
+        let tasks = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
         let view = match self.propose(&p, request, &ctx.meta).await {
             Ok(v) => v,
             Err(e) => {
-                return Ok(error_result(
-                    format!("{}: not executed. {}", e.code, e.message),
-                    None,
-                )
-                .into());
+                return Ok(
+                    error_result(format!("{}: not executed. {}", e.code, e.message), None).into(),
+                );
             }
         };
         if view.is_final() {
             return Ok(ended(&view).into());
         }
         if tasks {
-            return Ok(CallToolResponse::Task(CreateTaskResult::new(task_of(&view))));
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task_of(
+                &view,
+            ))));
         }
         Ok(error_result(pending_text(&view), Some(&view)).into())
     }
@@ -407,7 +421,10 @@ impl rmcp::ServerHandler for Gateway {
         } else {
             TaskPayload::Working
         };
-        Ok(GetTaskResult::new(DetailedTask::new(task_of(&view), payload)))
+        Ok(GetTaskResult::new(DetailedTask::new(
+            task_of(&view),
+            payload,
+        )))
     }
 
     async fn cancel_task(

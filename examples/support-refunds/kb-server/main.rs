@@ -131,25 +131,32 @@ impl Kb {
                 Ok(text(json!({"articles": hits})))
             }
             "get_article" => {
-                let id = args.get("article_id").and_then(Value::as_str).unwrap_or_default();
+                let id = args
+                    .get("article_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 match ARTICLES.iter().find(|(a, _, _)| *a == id) {
-                    Some((id, title, body)) => {
-                        Ok(text(json!({"article_id": id, "title": title, "body": body})))
-                    }
+                    Some((id, title, body)) => Ok(text(
+                        json!({"article_id": id, "title": title, "body": body}),
+                    )),
                     None => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                         "no article `{id}`"
                     ))])),
                 }
             }
-            other => Err(McpError::invalid_params(format!("unknown tool `{other}`"), None)),
+            other => Err(McpError::invalid_params(
+                format!("unknown tool `{other}`"),
+                None,
+            )),
         }
     }
 }
 
 impl ServerHandler for Kb {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("warden-example-kb", env!("CARGO_PKG_VERSION")))
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
+            Implementation::new("warden-example-kb", env!("CARGO_PKG_VERSION")),
+        )
     }
 
     async fn list_tools(
@@ -235,7 +242,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warden-example-kb: {e}");

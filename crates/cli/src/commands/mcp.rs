@@ -98,10 +98,7 @@ impl ServerHandler for Forward {
         request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        self.warden
-            .list_tools(request)
-            .await
-            .map_err(forward_error)
+        self.warden.list_tools(request).await.map_err(forward_error)
     }
 
     async fn call_tool(
@@ -137,7 +134,10 @@ async fn stdio(server: &str, token: &str) -> anyhow::Result<Exit> {
         .serve(rmcp::transport::stdio())
         .await
         .context("cannot serve MCP on stdin/stdout")?;
-    running.waiting().await.context("the stdio session failed")?;
+    running
+        .waiting()
+        .await
+        .context("the stdio session failed")?;
     let _ = client.cancel().await;
     Ok(Exit::Ok)
 }
@@ -155,7 +155,12 @@ async fn import(
                 url: ValueSource::Literal(upstream.to_owned()),
                 credential: None,
             };
-            (server_id.to_owned(), t, pack.to_path_buf(), Duration::from_secs(10))
+            (
+                server_id.to_owned(),
+                t,
+                pack.to_path_buf(),
+                Duration::from_secs(10),
+            )
         } else {
             let loaded = warden_model::load(pack)
                 .with_context(|| format!("cannot read the pack at {}", pack.display()))?;
@@ -164,10 +169,19 @@ async fn import(
                 bail!(
                     "the pack at {} declares no MCP server `{upstream}` (declared: {})",
                     pack.display(),
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 );
             };
-            (s.id.clone(), s.transport.clone(), loaded.pack.root.clone(), s.connect_timeout)
+            (
+                s.id.clone(),
+                s.transport.clone(),
+                loaded.pack.root.clone(),
+                s.connect_timeout,
+            )
         };
     eprintln!("listing the tools of `{id}` ...");
     let tools = warden_runtime::upstream::list_once(&transport, &root, limit)
@@ -197,7 +211,11 @@ async fn import(
 }
 
 /// One `[[tools]]` entry as TOML.
-fn entry(l: &warden_runtime::upstream::Listed, server: &str, system: &str) -> anyhow::Result<String> {
+fn entry(
+    l: &warden_runtime::upstream::Listed,
+    server: &str,
+    system: &str,
+) -> anyhow::Result<String> {
     let name = l.tool.name.to_string();
     let read_only = l
         .tool

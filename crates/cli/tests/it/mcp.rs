@@ -89,7 +89,10 @@ fn agents_list_and_call_governed_tools_over_mcp() {
     let manifest = pack.join("warden.toml");
     let text = std::fs::read_to_string(&manifest).unwrap().replace(
         "command = [\"warden-example-kb\"]",
-        &format!("command = [\"warden-example-kb\", \"--call-log\", \"{}\"]", kb_log.display()),
+        &format!(
+            "command = [\"warden-example-kb\", \"--call-log\", \"{}\"]",
+            kb_log.display()
+        ),
     );
     std::fs::write(&manifest, text).unwrap();
     let server = Server::start_with(&tmp.path().join("data"), &pack);
@@ -102,27 +105,46 @@ fn agents_list_and_call_governed_tools_over_mcp() {
         assert_eq!(
             names(&bot).await,
             [
-                "crm_lookup_customer", "crm_update_notes", "email_send_customer",
-                "kb_get_article", "kb_search_articles", "lab_broken", "lab_echo", "lab_slow",
+                "crm_lookup_customer",
+                "crm_update_notes",
+                "email_send_customer",
+                "kb_get_article",
+                "kb_search_articles",
+                "lab_broken",
+                "lab_echo",
+                "lab_slow",
                 "stripe_refund"
             ]
         );
         let intern = agent(&base, "demo-intern-bot", false).await;
         assert_eq!(
             names(&intern).await,
-            ["crm_lookup_customer", "kb_get_article", "kb_search_articles"]
+            [
+                "crm_lookup_customer",
+                "kb_get_article",
+                "kb_search_articles"
+            ]
         );
         let listed = bot.list_all_tools().await.unwrap();
         let refund = listed.iter().find(|t| t.name == "stripe_refund").unwrap();
-        assert_eq!(refund.input_schema["required"], json!(["order_id", "customer_id", "amount_cents", "reason"]));
-        assert_eq!(refund.annotations.as_ref().unwrap().destructive_hint, Some(true));
+        assert_eq!(
+            refund.input_schema["required"],
+            json!(["order_id", "customer_id", "amount_cents", "reason"])
+        );
+        assert_eq!(
+            refund.annotations.as_ref().unwrap().destructive_hint,
+            Some(true)
+        );
 
         // Allowed: the stdio upstream (the example's knowledge base) answers;
         // its result passes through, text included.
         let (r, t) = call(&bot, "kb_search_articles", json!({"query": "damaged"})).await;
         assert_ne!(r.is_error, Some(true), "{t}");
         assert!(t.contains("kb_101"), "{t}");
-        assert_eq!(r.structured_content.as_ref().unwrap()["articles"][0]["article_id"], "kb_101");
+        assert_eq!(
+            r.structured_content.as_ref().unwrap()["articles"][0]["article_id"],
+            "kb_101"
+        );
         // The HTTP upstream, by the canonical id too.
         let (r, t) = call(&bot, "lab.echo", json!({"text": "hello"})).await;
         assert_ne!(r.is_error, Some(true), "{t}");
@@ -135,7 +157,12 @@ fn agents_list_and_call_governed_tools_over_mcp() {
 
         // Denied, invalid, unknown: a normal result with isError and text
         // that says it all; nothing reaches an upstream.
-        let (r, t) = call(&bot, "db_delete_rows", json!({"table": "orders", "where": "1=1"})).await;
+        let (r, t) = call(
+            &bot,
+            "db_delete_rows",
+            json!({"table": "orders", "where": "1=1"}),
+        )
+        .await;
         assert_eq!(r.is_error, Some(true));
         assert!(t.starts_with("policy_denied: not executed."), "{t}");
         assert!(t.contains("no agent may delete warehouse data"), "{t}");
@@ -153,7 +180,10 @@ fn agents_list_and_call_governed_tools_over_mcp() {
         // Upstream failure and timeout.
         let (r, t) = call(&bot, "lab_broken", json!({})).await;
         assert_eq!(r.is_error, Some(true));
-        assert!(t.starts_with("tool_error: the tool was called and failed"), "{t}");
+        assert!(
+            t.starts_with("tool_error: the tool was called and failed"),
+            "{t}"
+        );
         assert!(t.contains("lab database unavailable"), "{t}");
         let (r, t) = call(&bot, "lab_slow", json!({})).await;
         assert_eq!(r.is_error, Some(true));
@@ -167,8 +197,19 @@ fn agents_list_and_call_governed_tools_over_mcp() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(kb_calls.len(), 1);
-    assert!(kb_calls[0]["idempotency_key"].as_str().unwrap().starts_with("act_"));
-    assert!(lab.keys.lock().unwrap().iter().all(|k| k.starts_with("act_")));
+    assert!(
+        kb_calls[0]["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("act_")
+    );
+    assert!(
+        lab.keys
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|k| k.starts_with("act_"))
+    );
 
     // Evidence of an MCP call has the same shape as a REST one.
     let (status, _) = server.post(
@@ -187,7 +228,10 @@ fn agents_list_and_call_governed_tools_over_mcp() {
     assert_eq!(keys(lookups[0]), keys(lookups[1]));
     let executed = server.wait_for("action_executed", 5);
     assert!(executed.iter().any(|r| r["tool"] == "lab.echo"));
-    let denied: Vec<&Value> = decided.iter().filter(|r| r["tool"] == "db.delete_rows").collect();
+    let denied: Vec<&Value> = decided
+        .iter()
+        .filter(|r| r["tool"] == "db.delete_rows")
+        .collect();
     assert_eq!(denied[0]["code"], "policy_denied");
     assert!(server.stop().success());
 }
@@ -215,17 +259,29 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
         let (r, t) = call(&bot, "lab_echo", json!({"text": "wire"})).await;
         assert_eq!(r.is_error, Some(true));
         assert!(t.starts_with("approval_required: not executed yet."), "{t}");
-        assert!(t.contains("Call this tool again with the same arguments"), "{t}");
+        assert!(
+            t.contains("Call this tool again with the same arguments"),
+            "{t}"
+        );
         let s = r.structured_content.unwrap();
         // Calling again while pending: the same request, still not executed.
         let (r2, _) = call(&bot, "lab_echo", json!({"text": "wire"})).await;
-        assert_eq!(r2.structured_content.unwrap()["approval_id"], s["approval_id"]);
-        (s["approval_id"].as_str().unwrap().to_owned(), s["action_id"].as_str().unwrap().to_owned())
+        assert_eq!(
+            r2.structured_content.unwrap()["approval_id"],
+            s["approval_id"]
+        );
+        (
+            s["approval_id"].as_str().unwrap().to_owned(),
+            s["action_id"].as_str().unwrap().to_owned(),
+        )
     });
     assert!(approval.starts_with("apr_"));
     assert_eq!(lab.calls.load(Ordering::Acquire), 0);
     approve(&approval);
-    let (_, v) = server.get(&format!("/v1/actions/{action}?wait=10s"), Some("demo-support-bot"));
+    let (_, v) = server.get(
+        &format!("/v1/actions/{action}?wait=10s"),
+        Some("demo-support-bot"),
+    );
     assert_eq!(v["status"], "succeeded");
     assert_eq!(lab.calls.load(Ordering::Acquire), 1);
     rt.block_on(async {
@@ -239,7 +295,10 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
         let (r, t) = call(&bot, "lab_echo", json!({"text": "wire"})).await;
         assert_eq!(r.is_error, Some(true));
         assert!(t.starts_with("approval_required"), "{t}");
-        assert_ne!(r.structured_content.unwrap()["approval_id"], approval.as_str());
+        assert_ne!(
+            r.structured_content.unwrap()["approval_id"],
+            approval.as_str()
+        );
     });
 
     // A client that declared MCP Tasks gets a task that completes with the
@@ -268,7 +327,10 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
         let bot = agent(&base, "demo-support-bot", true).await;
         let mut done = None;
         for _ in 0..100 {
-            let got = bot.get_task(GetTaskParams::new(task.clone())).await.unwrap();
+            let got = bot
+                .get_task(GetTaskParams::new(task.clone()))
+                .await
+                .unwrap();
             if got.task.status() == TaskStatus::Completed {
                 done = Some(got);
                 break;
@@ -276,11 +338,20 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let done = serde_json::to_value(done.expect("the task completes")).unwrap();
-        let text = done["task"]["result"]["content"][0]["text"].as_str().or_else(|| done["result"]["content"][0]["text"].as_str()).unwrap_or_default().to_owned();
+        let text = done["task"]["result"]["content"][0]["text"]
+            .as_str()
+            .or_else(|| done["result"]["content"][0]["text"].as_str())
+            .unwrap_or_default()
+            .to_owned();
         assert!(text.contains("re_mock_1"), "{done}");
         // Another agent cannot read the task.
         let other = agent(&base, "demo-billing-bot", true).await;
-        assert!(other.get_task(GetTaskParams::new(task.clone())).await.is_err());
+        assert!(
+            other
+                .get_task(GetTaskParams::new(task.clone()))
+                .await
+                .is_err()
+        );
     });
     // A plain client never gets a task: the same call answers as text.
     rt.block_on(async {
@@ -349,15 +420,24 @@ fn mcp_refuses_people_missing_tokens_and_bad_bodies() {
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let (s, b) = post(None, init);
     assert_eq!(s, 401);
-    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["code"], "unauthenticated");
+    assert_eq!(
+        serde_json::from_str::<Value>(&b).unwrap()["error"]["code"],
+        "unauthenticated"
+    );
     let (s, b) = post(Some("demo-dave"), init);
     assert_eq!(s, 403);
-    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["code"], "forbidden");
+    assert_eq!(
+        serde_json::from_str::<Value>(&b).unwrap()["error"]["code"],
+        "forbidden"
+    );
     let (s, _) = post(Some("demo-support-bot"), init);
     assert_eq!(s, 200);
     let (s, _) = post(Some("demo-support-bot"), "{not json");
     assert!((400..500).contains(&s), "{s}");
-    let (s, _) = post(Some("demo-support-bot"), r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":7}}"#);
+    let (s, _) = post(
+        Some("demo-support-bot"),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":7}}"#,
+    );
     assert!((200..500).contains(&s), "{s}");
     // Nothing was proposed.
     let (_, v) = server.get("/v1/audit?kind=action_decided", Some("demo-erin"));
@@ -372,7 +452,9 @@ fn mcp_refuses_people_missing_tokens_and_bad_bodies() {
 #[test]
 fn the_python_mcp_sdk_lists_and_calls_tools_through_warden() {
     let Ok(python) = std::env::var("WARDEN_TEST_PYTHON") else {
-        eprintln!("skipped: WARDEN_TEST_PYTHON is not set (.ci/run installs the `mcp` package into a venv and sets it)");
+        eprintln!(
+            "skipped: WARDEN_TEST_PYTHON is not set (.ci/run installs the `mcp` package into a venv and sets it)"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -383,31 +465,62 @@ fn the_python_mcp_sdk_lists_and_calls_tools_through_warden() {
             .args([&server.base, token])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     let bot = run("demo-support-bot");
     assert_eq!(
         bot["tools"],
-        json!(["crm_lookup_customer", "crm_update_notes", "email_send_customer", "kb_get_article", "kb_search_articles", "stripe_refund"])
+        json!([
+            "crm_lookup_customer",
+            "crm_update_notes",
+            "email_send_customer",
+            "kb_get_article",
+            "kb_search_articles",
+            "stripe_refund"
+        ])
     );
     let calls = &bot["calls"];
     assert_eq!(calls["kb_search_articles"]["is_error"], false);
-    assert!(calls["kb_search_articles"]["text"].as_str().unwrap().contains("kb_101"));
+    assert!(
+        calls["kb_search_articles"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("kb_101")
+    );
     assert_eq!(calls["db_delete_rows"]["is_error"], true);
-    assert!(calls["db_delete_rows"]["text"].as_str().unwrap().starts_with("policy_denied: not executed."));
+    assert!(
+        calls["db_delete_rows"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy_denied: not executed.")
+    );
     assert_eq!(calls["stripe_refund"]["is_error"], true);
     let pending = calls["stripe_refund"]["text"].as_str().unwrap();
-    assert!(pending.starts_with("approval_required: not executed yet."), "{pending}");
+    assert!(
+        pending.starts_with("approval_required: not executed yet."),
+        "{pending}"
+    );
     // The approval it names is real and pending in the inbox.
-    let apr = pending.split_whitespace().find(|w| w.starts_with("apr_")).unwrap();
+    let apr = pending
+        .split_whitespace()
+        .find(|w| w.starts_with("apr_"))
+        .unwrap();
     let (status, v) = server.get(&format!("/v1/approvals/{apr}"), Some("demo-dave"));
     assert_eq!(status, 200);
     assert_eq!(v["state"], "pending");
     let intern = run("demo-intern-bot");
     assert_eq!(
         intern["tools"],
-        json!(["crm_lookup_customer", "kb_get_article", "kb_search_articles"])
+        json!([
+            "crm_lookup_customer",
+            "kb_get_article",
+            "kb_search_articles"
+        ])
     );
     assert!(server.stop().success());
 }

@@ -49,9 +49,17 @@ impl Lab {
         };
         vec![
             Tool::new("echo", "Repeat the text", obj(echo)),
-            Tool::new("slow", "Answer after 3 seconds", obj(json!({"type": "object"}))),
+            Tool::new(
+                "slow",
+                "Answer after 3 seconds",
+                obj(json!({"type": "object"})),
+            ),
             Tool::new("broken", "Always fails", obj(json!({"type": "object"}))),
-            Tool::new("unadopted", "Not in the pack", obj(json!({"type": "object"}))),
+            Tool::new(
+                "unadopted",
+                "Not in the pack",
+                obj(json!({"type": "object"})),
+            ),
         ]
     }
 }
@@ -123,7 +131,11 @@ pub fn start_lab(rt: &tokio::runtime::Runtime) -> (String, Arc<LabState>) {
 
 /// An MCP client of Warden's `/mcp` with an agent's token; `tasks` declares
 /// the MCP Tasks extension.
-pub async fn agent(base: &str, token: &str, tasks: bool) -> RunningService<RoleClient, ClientConfig> {
+pub async fn agent(
+    base: &str,
+    token: &str,
+    tasks: bool,
+) -> RunningService<RoleClient, ClientConfig> {
     let caps = if tasks {
         ClientCapabilities::builder().enable_tasks().build()
     } else {

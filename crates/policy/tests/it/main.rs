@@ -11,3 +11,4 @@ mod properties;
 mod reload;
 mod semantics;
 mod validation;
+mod visibility;

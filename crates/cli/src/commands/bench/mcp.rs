@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use rmcp::ServiceExt;
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
-};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -67,7 +65,9 @@ fn start_kb() -> anyhow::Result<(std::process::Child, String)> {
         .parent()
         .map(|d| d.join("warden-example-kb"))
         .filter(|p| p.is_file())
-        .context("warden-example-kb is not next to this binary: run `cargo build --release` first")?;
+        .context(
+            "warden-example-kb is not next to this binary: run `cargo build --release` first",
+        )?;
     let mut child = std::process::Command::new(kb)
         .args(["--http", "127.0.0.1:0"])
         .stderr(std::process::Stdio::piped())
@@ -122,7 +122,11 @@ pub(super) async fn run(a: &BenchArgs, n: usize) -> anyhow::Result<Exit> {
     let pack = dir.join("pack");
     pack_copy(&a.pack, &kb_url, &pack)?;
     let (base, _tmp) = super::start_server(a, &pack).await?;
-    let token = a.tokens.first().map(String::as_str).unwrap_or("demo-support-bot");
+    let token = a
+        .tokens
+        .first()
+        .map(String::as_str)
+        .unwrap_or("demo-support-bot");
     let direct = connect(&kb_url, None).await?;
     let gateway = connect(&format!("{base}/mcp"), Some(token)).await?;
     eprintln!("bench mcp: {n} calls direct to {kb_url} and {n} through {base}/mcp, one at a time");
@@ -138,9 +142,8 @@ pub(super) async fn run(a: &BenchArgs, n: usize) -> anyhow::Result<Exit> {
     }
     let direct_ms = pcts(&mut d);
     let gateway_ms = pcts(&mut g);
-    let added = |k: &str| {
-        gateway_ms[k].as_f64().unwrap_or(0.0) - direct_ms[k].as_f64().unwrap_or(0.0)
-    };
+    let added =
+        |k: &str| gateway_ms[k].as_f64().unwrap_or(0.0) - direct_ms[k].as_f64().unwrap_or(0.0);
     // Throughput: concurrent agents through the gateway.
     let workers = a.concurrency.clamp(1, 256);
     let span: Duration = a.duration.into();

@@ -265,38 +265,32 @@ async fn start_server(
     a: &BenchArgs,
     pack: &std::path::Path,
 ) -> anyhow::Result<(String, Option<TempDir>)> {
-    let mut tmp = None;
-    let base = {
-        {
-            let dir = tempdir()?;
-            let config = ServeConfig {
-                pack: pack.to_path_buf(),
-                data: dir.clone(),
-                database_url: a.database_url.clone(),
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                durability: a.durability,
-                checkpoint_every: Duration::from_secs(60),
-                body_limit: 1 << 20,
-                rate_limit: None,
-                sync_wait: Duration::from_secs(10),
-                watch_pack: false,
-            };
-            tmp = Some(TempDir(dir));
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            tokio::spawn(async move {
-                if let Err(e) = serve(config, move |addr| {
-                    let _ = tx.send(addr);
-                })
-                .await
-                {
-                    eprintln!("error: the bench server stopped: {e}");
-                }
-            });
-            let addr = rx.await.context("the bench server did not start")?;
-            format!("http://{addr}")
-        }
+    let dir = tempdir()?;
+    let config = ServeConfig {
+        pack: pack.to_path_buf(),
+        data: dir.clone(),
+        database_url: a.database_url.clone(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        durability: a.durability,
+        checkpoint_every: Duration::from_secs(60),
+        body_limit: 1 << 20,
+        rate_limit: None,
+        sync_wait: Duration::from_secs(10),
+        watch_pack: false,
     };
-    Ok((base, tmp))
+    let tmp = TempDir(dir);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Err(e) = serve(config, move |addr| {
+            let _ = tx.send(addr);
+        })
+        .await
+        {
+            eprintln!("error: the bench server stopped: {e}");
+        }
+    });
+    let addr = rx.await.context("the bench server did not start")?;
+    Ok((format!("http://{addr}"), Some(tmp)))
 }
 
 /// The `q` quantile (0..=1) of sorted µs latencies, in ms (0 when empty).
