@@ -524,3 +524,59 @@ fn the_python_mcp_sdk_lists_and_calls_tools_through_warden() {
     );
     assert!(server.stop().success());
 }
+
+/// `warden mcp stdio`, launched by an MCP client as a child process, lists
+/// and calls governed tools through a running server.
+#[test]
+fn warden_mcp_stdio_bridges_a_launching_client_to_the_server() {
+    use rmcp::ServiceExt;
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let base = server.base.clone();
+    rt.block_on(async {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["mcp", "stdio", "--server", &base])
+            .env("WARDEN_TOKEN", "demo-intern-bot");
+        let child = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
+        let client = rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::default(),
+            rmcp::model::Implementation::new("launcher", "1"),
+        )
+        .serve(child)
+        .await
+        .unwrap();
+        let mut listed: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["crm_lookup_customer", "kb_get_article", "kb_search_articles"]);
+        let r = client
+            .call_tool(
+                CallToolRequestParams::new("crm_update_notes").with_arguments(
+                    json!({"customer_id": "cus_1", "note": "hi"}).as_object().cloned().unwrap(),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        assert!(texts(&r).starts_with("policy_denied: not executed."), "{}", texts(&r));
+        let r = client
+            .call_tool(
+                CallToolRequestParams::new("kb_get_article").with_arguments(
+                    json!({"article_id": "kb_103"}).as_object().cloned().unwrap(),
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(texts(&r).contains("Duplicate charges"), "{}", texts(&r));
+        let _ = client.cancel().await;
+    });
+    let decided = server.wait_for("action_decided", 2);
+    assert!(decided.iter().all(|r| r["agent"] == "intern-bot"));
+    assert!(server.stop().success());
+}
