@@ -554,21 +554,38 @@ fn warden_mcp_stdio_bridges_a_launching_client_to_the_server() {
             .map(|t| t.name.to_string())
             .collect();
         listed.sort();
-        assert_eq!(listed, ["crm_lookup_customer", "kb_get_article", "kb_search_articles"]);
+        assert_eq!(
+            listed,
+            [
+                "crm_lookup_customer",
+                "kb_get_article",
+                "kb_search_articles"
+            ]
+        );
         let r = client
             .call_tool(
                 CallToolRequestParams::new("crm_update_notes").with_arguments(
-                    json!({"customer_id": "cus_1", "note": "hi"}).as_object().cloned().unwrap(),
+                    json!({"customer_id": "cus_1", "note": "hi"})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
                 ),
             )
             .await
             .unwrap();
         assert_eq!(r.is_error, Some(true));
-        assert!(texts(&r).starts_with("policy_denied: not executed."), "{}", texts(&r));
+        assert!(
+            texts(&r).starts_with("policy_denied: not executed."),
+            "{}",
+            texts(&r)
+        );
         let r = client
             .call_tool(
                 CallToolRequestParams::new("kb_get_article").with_arguments(
-                    json!({"article_id": "kb_103"}).as_object().cloned().unwrap(),
+                    json!({"article_id": "kb_103"})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
                 ),
             )
             .await
