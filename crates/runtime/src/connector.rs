@@ -265,11 +265,7 @@ async fn http(
     args: &Value,
     start: Instant,
 ) -> ExecOutcome {
-    let max_attempts = if exec.safe_to_retry {
-        exec.retries.saturating_add(1)
-    } else {
-        1
-    };
+    let max_attempts = max_attempts(exec);
     let mut backoff = exec.backoff;
     let mut attempt = 0u32;
     loop {
@@ -335,16 +331,7 @@ async fn http(
             ),
         };
         if !retryable || attempt >= max_attempts {
-            let mut o = outcome;
-            if retryable && max_attempts > 1 {
-                o.code = Some(FailureCode::RetriesExhausted);
-                o.error = Some(format!(
-                    "{} attempts failed; last: {}",
-                    attempt,
-                    o.error.unwrap_or_default()
-                ));
-            }
-            return o;
+            return last_attempt(outcome, retryable && max_attempts > 1);
         }
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
@@ -366,11 +353,7 @@ async fn mcp(
     start: Instant,
 ) -> ExecOutcome {
     use crate::upstream::{CallError, Unusable};
-    let max_attempts = if exec.safe_to_retry {
-        exec.retries.saturating_add(1)
-    } else {
-        1
-    };
+    let max_attempts = max_attempts(exec);
     let mut backoff = exec.backoff;
     let mut attempt = 0u32;
     loop {
@@ -427,20 +410,34 @@ async fn mcp(
             ),
         };
         if attempt >= max_attempts {
-            let mut o = outcome;
-            if max_attempts > 1 {
-                o.code = Some(FailureCode::RetriesExhausted);
-                o.error = Some(format!(
-                    "{} attempts failed; last: {}",
-                    attempt,
-                    o.error.unwrap_or_default()
-                ));
-            }
-            return o;
+            return last_attempt(outcome, max_attempts > 1);
         }
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
     }
+}
+
+/// Attempts allowed: retries only for tools safe to re-send.
+fn max_attempts(exec: &Execution) -> u32 {
+    if exec.safe_to_retry {
+        exec.retries.saturating_add(1)
+    } else {
+        1
+    }
+}
+
+/// The outcome of the last failed attempt; `retried`: it ends a series of
+/// retries, so the code is `retries_exhausted`.
+fn last_attempt(mut o: ExecOutcome, retried: bool) -> ExecOutcome {
+    if retried {
+        o.code = Some(FailureCode::RetriesExhausted);
+        o.error = Some(format!(
+            "{} attempts failed; last: {}",
+            o.attempts,
+            o.error.unwrap_or_default()
+        ));
+    }
+    o
 }
 
 fn failure(code: FailureCode, error: String, attempts: u32, start: Instant) -> ExecOutcome {

@@ -70,6 +70,28 @@ unless { context.approvals.contains("finance") };
     pack
 }
 
+/// A runtime running the lab upstream, and Warden on the lab pack.
+struct Lab {
+    rt: tokio::runtime::Runtime,
+    lab: std::sync::Arc<crate::mcp_peers::LabState>,
+    _tmp: tempfile::TempDir,
+    server: Server,
+}
+
+fn lab_server() -> Lab {
+    let rt = rt();
+    let (lab_url, lab) = start_lab(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = lab_pack(tmp.path(), &lab_url);
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    Lab {
+        rt,
+        lab,
+        _tmp: tmp,
+        server,
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tokio::runtime::Builder::new_multi_thread()
@@ -238,11 +260,12 @@ fn agents_list_and_call_governed_tools_over_mcp() {
 
 #[test]
 fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
-    let rt = rt();
-    let (lab_url, lab) = start_lab(&rt);
-    let tmp = tempfile::tempdir().unwrap();
-    let pack = lab_pack(tmp.path(), &lab_url);
-    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let Lab {
+        rt,
+        lab,
+        _tmp,
+        server,
+    } = lab_server();
     let base = server.base.clone();
     let approve = |id: &str| {
         let (status, v) = server.post(
@@ -373,11 +396,12 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
 
 #[test]
 fn a_changed_upstream_tool_is_hidden_and_refused() {
-    let rt = rt();
-    let (lab_url, lab) = start_lab(&rt);
-    let tmp = tempfile::tempdir().unwrap();
-    let pack = lab_pack(tmp.path(), &lab_url);
-    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let Lab {
+        rt,
+        lab,
+        _tmp,
+        server,
+    } = lab_server();
     let base = server.base.clone();
     rt.block_on(async {
         let bot = agent(&base, "demo-support-bot", false).await;
@@ -546,51 +570,24 @@ fn warden_mcp_stdio_bridges_a_launching_client_to_the_server() {
         .serve(child)
         .await
         .unwrap();
-        let mut listed: Vec<String> = client
-            .list_all_tools()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect();
-        listed.sort();
         assert_eq!(
-            listed,
+            names(&client).await,
             [
                 "crm_lookup_customer",
                 "kb_get_article",
                 "kb_search_articles"
             ]
         );
-        let r = client
-            .call_tool(
-                CallToolRequestParams::new("crm_update_notes").with_arguments(
-                    json!({"customer_id": "cus_1", "note": "hi"})
-                        .as_object()
-                        .cloned()
-                        .unwrap(),
-                ),
-            )
-            .await
-            .unwrap();
+        let (r, t) = call(
+            &client,
+            "crm_update_notes",
+            json!({"customer_id": "cus_1", "note": "hi"}),
+        )
+        .await;
         assert_eq!(r.is_error, Some(true));
-        assert!(
-            texts(&r).starts_with("policy_denied: not executed."),
-            "{}",
-            texts(&r)
-        );
-        let r = client
-            .call_tool(
-                CallToolRequestParams::new("kb_get_article").with_arguments(
-                    json!({"article_id": "kb_103"})
-                        .as_object()
-                        .cloned()
-                        .unwrap(),
-                ),
-            )
-            .await
-            .unwrap();
-        assert!(texts(&r).contains("Duplicate charges"), "{}", texts(&r));
+        assert!(t.starts_with("policy_denied: not executed."), "{t}");
+        let (_, t) = call(&client, "kb_get_article", json!({"article_id": "kb_103"})).await;
+        assert!(t.contains("Duplicate charges"), "{t}");
         let _ = client.cancel().await;
     });
     let decided = server.wait_for("action_decided", 2);
