@@ -100,7 +100,14 @@ pub struct Upstream {
     server: McpServer,
     root: PathBuf,
     conn: Mutex<Option<Conn>>,
+    /// The last failed connect: calls and listings within
+    /// [`RETRY_CONNECT_AFTER`] of it fail at once instead of waiting for
+    /// another handshake timeout.
+    failed: std::sync::Mutex<Option<(Instant, String)>>,
 }
+
+/// How long after a failed connect Warden tries again.
+const RETRY_CONNECT_AFTER: Duration = Duration::from_secs(5);
 
 /// Every upstream of a pack.
 #[derive(Clone, Default)]
@@ -127,6 +134,7 @@ impl Upstreams {
                         server: s.clone(),
                         root: pack.root.clone(),
                         conn: Mutex::new(None),
+                        failed: std::sync::Mutex::new(None),
                     }),
                 )
             })
@@ -194,10 +202,28 @@ impl Upstream {
                 }
             }
         }
-        let conn = self.connect().await?;
-        let tools = conn.tools.clone();
-        *guard = Some(conn);
-        Ok(tools)
+        if let Ok(f) = self.failed.lock()
+            && let Some((at, why)) = f.as_ref()
+            && at.elapsed() < RETRY_CONNECT_AFTER
+        {
+            return Err(why.clone());
+        }
+        match self.connect().await {
+            Ok(conn) => {
+                let tools = conn.tools.clone();
+                *guard = Some(conn);
+                if let Ok(mut f) = self.failed.lock() {
+                    *f = None;
+                }
+                Ok(tools)
+            }
+            Err(why) => {
+                if let Ok(mut f) = self.failed.lock() {
+                    *f = Some((Instant::now(), why.clone()));
+                }
+                Err(why)
+            }
+        }
     }
 
     /// Checks that `tool` still has the definition pinned by the pack.

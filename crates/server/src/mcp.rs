@@ -276,11 +276,14 @@ fn ended(view: &ActionView) -> CallToolResult {
         }
         return r;
     }
-    let executed = view.outcome.is_some()
-        && matches!(
-            code.as_str(),
-            "tool_error" | "tool_timeout" | "retries_exhausted" | "interrupted"
-        );
+    // Called at least once (a refused, unreachable or changed upstream tool
+    // was not).
+    let executed = view
+        .outcome
+        .as_ref()
+        .and_then(|o| o.get("attempts"))
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 0);
     let detail = view
         .outcome
         .as_ref()
@@ -294,6 +297,16 @@ fn ended(view: &ActionView) -> CallToolResult {
         )
     } else if let Some(d) = detail {
         format!("{code}: not executed. {d}")
+    } else if code == "approval_denied" {
+        format!(
+            "approval_denied: not executed. An approver denied approval {}.",
+            view.approval_id.as_deref().unwrap_or("-")
+        )
+    } else if code == "approval_expired" {
+        format!(
+            "approval_expired: not executed. No approval of {} arrived in time.",
+            view.approval_id.as_deref().unwrap_or("-")
+        )
     } else {
         format!("{code}: not executed. {}", why(view))
     };
@@ -362,7 +375,7 @@ impl rmcp::ServerHandler for Gateway {
                 continue;
             }
             if let Err(why) = connectors.usable(&t.id).await {
-                tracing::warn!(tool = %t.id, reason = ?why, "not listed on /mcp");
+                tracing::debug!(tool = %t.id, reason = ?why, "not listed on /mcp");
                 continue;
             }
             tools.push(listed(t));

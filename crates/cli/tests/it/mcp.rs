@@ -307,7 +307,7 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
     );
     assert_eq!(v["status"], "succeeded");
     assert_eq!(lab.calls.load(Ordering::Acquire), 1);
-    rt.block_on(async {
+    let second = rt.block_on(async {
         let bot = agent(&base, "demo-support-bot", false).await;
         // Calling again after approval returns the result of the one execution.
         let (r, t) = call(&bot, "lab_echo", json!({"text": "wire"})).await;
@@ -318,10 +318,26 @@ fn approvals_over_mcp_as_text_and_as_tasks_execute_once() {
         let (r, t) = call(&bot, "lab_echo", json!({"text": "wire"})).await;
         assert_eq!(r.is_error, Some(true));
         assert!(t.starts_with("approval_required"), "{t}");
-        assert_ne!(
-            r.structured_content.unwrap()["approval_id"],
-            approval.as_str()
-        );
+        let second = r.structured_content.unwrap()["approval_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(second, approval);
+        second
+    });
+    // Denied: calling again says so, and nothing was sent.
+    let (status, _) = server.post(
+        &format!("/v1/approvals/{second}/decision"),
+        "demo-dave",
+        r#"{"decision":"deny","comment":"no"}"#,
+    );
+    assert_eq!(status, 200);
+    rt.block_on(async {
+        let bot = agent(&base, "demo-support-bot", false).await;
+        let (r, t) = call(&bot, "lab_echo", json!({"text": "wire"})).await;
+        assert_eq!(r.is_error, Some(true));
+        assert!(t.starts_with("approval_denied: not executed."), "{t}");
+        assert_eq!(lab.calls.load(Ordering::Acquire), 1);
     });
 
     // A client that declared MCP Tasks gets a task that completes with the
@@ -592,5 +608,37 @@ fn warden_mcp_stdio_bridges_a_launching_client_to_the_server() {
     });
     let decided = server.wait_for("action_decided", 2);
     assert!(decided.iter().all(|r| r["agent"] == "intern-bot"));
+    assert!(server.stop().success());
+}
+
+/// An upstream that is down: its tools are not listed, and a call fails
+/// with `tool_error` saying which upstream cannot be reached.
+#[test]
+fn an_unreachable_upstream_is_hidden_and_its_calls_fail_clearly() {
+    let rt = rt();
+    let (lab_url, _lab) = start_lab(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = lab_pack(tmp.path(), &lab_url);
+    // Point the pack at a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/mcp", closed.local_addr().unwrap());
+    drop(closed);
+    let manifest = pack.join("warden.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(&lab_url, &dead);
+    std::fs::write(&manifest, text).unwrap();
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let base = server.base.clone();
+    rt.block_on(async {
+        let bot = agent(&base, "demo-support-bot", false).await;
+        let listed = names(&bot).await;
+        assert!(!listed.iter().any(|n| n.starts_with("lab_")), "{listed:?}");
+        assert!(listed.contains(&"stripe_refund".to_owned()));
+        let (r, t) = call(&bot, "lab_echo", json!({"text": "hi"})).await;
+        assert_eq!(r.is_error, Some(true));
+        assert!(t.starts_with("tool_error"), "{t}");
+        assert!(t.contains("cannot reach MCP upstream `lab`"), "{t}");
+    });
     assert!(server.stop().success());
 }
