@@ -642,3 +642,65 @@ fn an_unreachable_upstream_is_hidden_and_its_calls_fail_clearly() {
     });
     assert!(server.stop().success());
 }
+
+/// A call names its workflow run in `_meta`; step order is enforced as on
+/// REST, whatever MCP session the call comes from.
+#[test]
+fn calls_join_a_run_named_in_meta_and_keep_its_step_order() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let base = server.base.clone();
+    let run = crate::gateway::start_run(&server, "demo-support-bot");
+    let in_run = |name: &str, args: Value| {
+        let mut p = CallToolRequestParams::new(name.to_owned())
+            .with_arguments(args.as_object().cloned().unwrap());
+        let mut meta = rmcp::model::RequestMetaObject::new();
+        meta.insert("io.warden/run_id".to_owned(), json!(run));
+        meta.insert("io.warden/reason".to_owned(), json!("ticket T-1042"));
+        p.meta = Some(meta);
+        p
+    };
+    let refund = json!({"order_id": "ord_1", "customer_id": "cus_1", "amount_cents": 2500, "reason": "damaged"});
+    rt.block_on(async {
+        // Each call on a fresh session, as frameworks do.
+        let bot = agent(&base, "demo-support-bot", false).await;
+        let r = bot
+            .call_tool(in_run("stripe_refund", refund.clone()))
+            .await
+            .unwrap();
+        assert!(
+            texts(&r).starts_with("step_out_of_order: not executed."),
+            "{}",
+            texts(&r)
+        );
+        let bot = agent(&base, "demo-support-bot", false).await;
+        let r = bot
+            .call_tool(in_run(
+                "crm_lookup_customer",
+                json!({"customer_id": "cus_1"}),
+            ))
+            .await
+            .unwrap();
+        assert_ne!(r.is_error, Some(true), "{}", texts(&r));
+        let bot = agent(&base, "demo-support-bot", false).await;
+        let r = bot
+            .call_tool(in_run("stripe_refund", refund.clone()))
+            .await
+            .unwrap();
+        assert!(texts(&r).contains("re_mock_1"), "{}", texts(&r));
+    });
+    let (_, v) = server.get(&format!("/v1/runs/{run}"), Some("demo-support-bot"));
+    assert_eq!(v["next_steps"], json!(["email.send_customer"]), "{v}");
+    let decided = server.wait_for("action_decided", 3);
+    let refunds: Vec<&Value> = decided
+        .iter()
+        .filter(|r| r["tool"] == "stripe.refund")
+        .collect();
+    assert_eq!(refunds.len(), 2);
+    assert!(
+        refunds.iter().all(|r| r["run"] == run.as_str()),
+        "{refunds:?}"
+    );
+    assert!(server.stop().success());
+}
