@@ -9,6 +9,7 @@ mod decide;
 mod gateway;
 mod kill9;
 mod mcp;
+mod mcp_clients;
 mod mcp_peers;
 mod postgres;
 mod schema;
