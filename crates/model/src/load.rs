@@ -81,6 +81,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         systems: BTreeMap::new(),
         tools: BTreeMap::new(),
         mcp_servers: BTreeMap::new(),
+        mcp_names: BTreeMap::new(),
         approver_groups: BTreeMap::new(),
         workflows: BTreeMap::new(),
         policy_files,
@@ -484,7 +485,7 @@ impl Cx {
 
     /// Every tool's `/mcp` name is model-safe and answers for one tool only
     /// (names and canonical ids together: `tools/call` accepts both).
-    fn check_mcp_names(&mut self, pack: &Pack) {
+    fn check_mcp_names(&mut self, pack: &mut Pack) {
         let mut taken: BTreeMap<&str, &str> = pack
             .tools
             .keys()
@@ -516,6 +517,12 @@ impl Cx {
                 }
             }
         }
+        let names = taken
+            .into_iter()
+            .filter(|(name, id)| name != id)
+            .map(|(name, id)| (name.to_owned(), id.to_owned()))
+            .collect();
+        pack.mcp_names = names;
     }
 
     fn resolve_tool(&mut self, t: RawTool, span: Range<usize>) -> Option<Tool> {

@@ -33,6 +33,8 @@ pub struct Pack {
     pub tools: BTreeMap<String, Tool>,
     /// Upstream MCP servers that execute tools.
     pub mcp_servers: BTreeMap<String, crate::mcp::McpServer>,
+    /// Tool ids by their `/mcp` name (names that differ from the id).
+    pub mcp_names: BTreeMap<String, String>,
     /// Groups whose approval lifts approval gates.
     pub approver_groups: BTreeMap<String, ApproverGroup>,
     /// Business processes, as graphs of steps.

@@ -81,6 +81,21 @@ pub(crate) fn resolve(source: &ValueSource, root: &std::path::Path) -> Result<St
     }
 }
 
+/// The header a credential adds, its secret read now (marked sensitive so
+/// it is never logged).
+pub(crate) fn credential_header(
+    c: &warden_model::Credential,
+    root: &std::path::Path,
+) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), String> {
+    let secret = resolve(&c.source, root)?;
+    let name = reqwest::header::HeaderName::from_bytes(c.header.as_bytes())
+        .map_err(|_| format!("`{}` is not a header name", c.header))?;
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("{}{secret}", c.prefix))
+        .map_err(|_| "the credential is not a valid header value".to_owned())?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
 impl Connectors {
     /// Builds the connectors of `pack`'s tools. A tool whose endpoint or
     /// credential cannot be read is kept, unavailable: its executions fail
@@ -121,18 +136,7 @@ impl Connectors {
                     let credential = h
                         .credential
                         .as_ref()
-                        .map(|c| {
-                            let secret = resolve(&c.source, &pack.root)?;
-                            let name = reqwest::header::HeaderName::from_bytes(c.header.as_bytes())
-                                .map_err(|_| format!("`{}` is not a header name", c.header))?;
-                            let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                                "{}{secret}",
-                                c.prefix
-                            ))
-                            .map_err(|_| "the credential is not a valid header value".to_owned())?;
-                            value.set_sensitive(true);
-                            Ok::<_, String>((name, value))
-                        })
+                        .map(|c| credential_header(c, &pack.root))
                         .transpose();
                     match (url, credential, client.clone()) {
                         (Ok(url), Ok(credential), Ok(client)) => Ready::Http {

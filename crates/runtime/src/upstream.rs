@@ -89,7 +89,8 @@ impl ClientHandler for Handler {
 #[derive(Debug)]
 struct Conn {
     client: RunningService<RoleClient, Handler>,
-    tools: BTreeMap<String, Listed>,
+    /// Shared with callers: a check before each call reads it without a copy.
+    tools: Arc<BTreeMap<String, Listed>>,
     listed_at: Instant,
     stale: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -178,7 +179,7 @@ impl Upstream {
     /// The upstream's tools, connecting first when needed; refreshed when
     /// `refresh`, when the upstream said its list changed, or when older
     /// than the server's `recheck`.
-    pub async fn listing(&self, refresh: bool) -> Result<BTreeMap<String, Listed>, String> {
+    pub async fn listing(&self, refresh: bool) -> Result<Arc<BTreeMap<String, Listed>>, String> {
         let mut guard = self.conn.lock().await;
         if let Some(conn) = guard.as_mut() {
             if conn.client.is_closed() {
@@ -188,7 +189,7 @@ impl Upstream {
                 if refresh || stale || conn.listed_at.elapsed() >= self.server.recheck {
                     match list(&conn.client, self.server.connect_timeout).await {
                         Ok(tools) => {
-                            conn.tools = tools;
+                            conn.tools = Arc::new(tools);
                             conn.listed_at = Instant::now();
                         }
                         Err(e) => {
@@ -198,7 +199,7 @@ impl Upstream {
                     }
                 }
                 if let Some(conn) = guard.as_ref() {
-                    return Ok(conn.tools.clone());
+                    return Ok(Arc::clone(&conn.tools));
                 }
             }
         }
@@ -210,7 +211,7 @@ impl Upstream {
         }
         match self.connect().await {
             Ok(conn) => {
-                let tools = conn.tools.clone();
+                let tools = Arc::clone(&conn.tools);
                 *guard = Some(conn);
                 if let Ok(mut f) = self.failed.lock() {
                     *f = None;
@@ -227,10 +228,10 @@ impl Upstream {
     }
 
     /// Checks that `tool` still has the definition pinned by the pack.
-    pub async fn check(&self, tool: &str, pin: &str) -> Result<Listed, Unusable> {
+    pub async fn check(&self, tool: &str, pin: &str) -> Result<(), Unusable> {
         let tools = self.listing(false).await.map_err(Unusable::Unreachable)?;
         match tools.get(tool) {
-            Some(l) if l.pin == pin => Ok(l.clone()),
+            Some(l) if l.pin == pin => Ok(()),
             Some(l) => Err(Unusable::Changed(format!(
                 "upstream `{}` changed tool `{tool}`: its definition is now {}, the pack adopted {pin}; review it with `warden mcp import {}` and update the pack",
                 self.server.id, l.pin, self.server.id
@@ -294,7 +295,7 @@ impl Upstream {
         tracing::info!(upstream = %self.server.id, tools = tools.len(), "MCP upstream connected");
         Ok(Conn {
             client,
-            tools,
+            tools: Arc::new(tools),
             listed_at: Instant::now(),
             stale,
         })
@@ -343,13 +344,7 @@ async fn open(
             let url = crate::connector::resolve(url, root)?;
             let mut headers = HashMap::new();
             if let Some(c) = credential {
-                let secret = crate::connector::resolve(&c.source, root)?;
-                let name = reqwest::header::HeaderName::from_bytes(c.header.as_bytes())
-                    .map_err(|_| format!("`{}` is not a header name", c.header))?;
-                let mut value =
-                    reqwest::header::HeaderValue::from_str(&format!("{}{secret}", c.prefix))
-                        .map_err(|_| "the credential is not a valid header value".to_owned())?;
-                value.set_sensitive(true);
+                let (name, value) = crate::connector::credential_header(c, root)?;
                 headers.insert(name, value);
             }
             let config =

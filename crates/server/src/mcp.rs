@@ -109,10 +109,7 @@ fn resolve<'a>(pack: &'a Pack, name: &'a str) -> &'a str {
     if pack.tools.contains_key(name) {
         return name;
     }
-    pack.tools
-        .values()
-        .find(|t| t.mcp_name == name)
-        .map_or(name, |t| t.id.as_str())
+    pack.mcp_names.get(name).map_or(name, String::as_str)
 }
 
 /// A pack tool as `tools/list` shows it.
