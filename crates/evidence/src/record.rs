@@ -64,6 +64,29 @@ pub enum RecordKind {
     /// On start, an action a crash left `executing` was re-sent or ended
     /// `interrupted`.
     ActionRecovered,
+    /// An agent was quarantined: its write actions need approval.
+    AgentQuarantined,
+    /// A quarantined agent was released.
+    AgentReleased,
+    /// A tool's circuit was opened: its proposals are refused for a while.
+    CircuitOpened,
+    /// A tool's circuit was closed early.
+    CircuitClosed,
+    /// A playbook's detector fired and opened an incident; carries the
+    /// first triggering event, the owner and the actions taken.
+    IncidentOpened,
+    /// An owner acknowledged an incident.
+    IncidentAcknowledged,
+    /// An incident's response window was missed: it was paged to the next
+    /// route (or the chain was exhausted).
+    IncidentEscalated,
+    /// An incident was resolved.
+    IncidentResolved,
+    /// A notification of an incident reached its route.
+    NotificationDelivered,
+    /// A notification of an incident could not be delivered after every
+    /// attempt.
+    NotificationFailed,
 }
 
 impl RecordKind {
@@ -87,6 +110,16 @@ impl RecordKind {
             Self::AgentPaused => "agent_paused",
             Self::AgentResumed => "agent_resumed",
             Self::ActionRecovered => "action_recovered",
+            Self::AgentQuarantined => "agent_quarantined",
+            Self::AgentReleased => "agent_released",
+            Self::CircuitOpened => "circuit_opened",
+            Self::CircuitClosed => "circuit_closed",
+            Self::IncidentOpened => "incident_opened",
+            Self::IncidentAcknowledged => "incident_acknowledged",
+            Self::IncidentEscalated => "incident_escalated",
+            Self::IncidentResolved => "incident_resolved",
+            Self::NotificationDelivered => "notification_delivered",
+            Self::NotificationFailed => "notification_failed",
         }
     }
 }

@@ -191,6 +191,26 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in a `[[routes]]` entry or a team's rotation.
+    #[error("{message}")]
+    Route {
+        /// What is wrong.
+        message: String,
+    },
+    /// A problem in a `[[playbooks]]` entry.
+    #[error("{message}")]
+    Playbook {
+        /// What is wrong.
+        message: String,
+    },
+    /// An owner whose incidents would reach nobody.
+    #[error("owner `{owner}` of playbook `{playbook}` has no on-call route: its incidents page nobody")]
+    NoRoute {
+        /// The playbook.
+        playbook: String,
+        /// Its owner.
+        owner: String,
+    },
     /// Two tools answer to the same name on `/mcp`.
     #[error("MCP tool name `{name}` of tool `{tool}` is already used by tool `{other}`")]
     McpNameCollision {
@@ -247,13 +267,16 @@ impl Problem for ModelProblem {
             Self::Execute { .. } => "invalid_execute",
             Self::McpServer { .. } => "invalid_mcp_server",
             Self::McpNameCollision { .. } => "mcp_name_collision",
+            Self::Route { .. } => "invalid_route",
+            Self::Playbook { .. } => "invalid_playbook",
+            Self::NoRoute { .. } => "playbook_without_route",
             Self::InvalidMcpName { .. } => "invalid_mcp_name",
         }
     }
 
     fn severity(&self) -> Severity {
         match self {
-            Self::WorkflowWithoutOwner { .. } => Severity::Warning,
+            Self::WorkflowWithoutOwner { .. } | Self::NoRoute { .. } => Severity::Warning,
             _ => Severity::Error,
         }
     }

@@ -24,6 +24,7 @@ mod group;
 mod load;
 mod manifest;
 mod mcp;
+mod oversight;
 mod pack;
 mod source;
 mod testcase;
@@ -38,9 +39,13 @@ pub use execute::{
 pub use group::{DEFAULT_EXPIRES_AFTER, Webhook};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};
+pub use oversight::{
+    Detector, IncidentSeverity, OUTPUT_DATA_KINDS, PAGERDUTY_EVENTS_URL, Playbook, PlaybookAction,
+    Rotation, Route, RouteKind,
+};
 pub use pack::{
-    Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Person, Step, System, Team,
-    Tool, Workflow,
+    Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Paging, Person, Step, System,
+    Team, Tool, Workflow,
 };
 pub use source::{Location, SourceFile};
 pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};

@@ -84,6 +84,8 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         mcp_names: BTreeMap::new(),
         approver_groups: BTreeMap::new(),
         workflows: BTreeMap::new(),
+        routes: BTreeMap::new(),
+        playbooks: BTreeMap::new(),
         policy_files,
         test_files,
         version,
@@ -91,6 +93,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
     };
     cx.resolve(raw, &mut pack);
     cx.check_references(&pack);
+    cx.check_paging(&pack);
     Ok(Loaded {
         pack,
         diagnostics: cx.diags,
@@ -108,9 +111,11 @@ struct RawManifest {
     mcp_servers: Vec<(crate::mcp::RawMcpServer, Range<usize>)>,
     groups: Vec<RawApproverGroup>,
     workflows: Vec<RawWorkflow>,
+    routes: Vec<(crate::oversight::RawRoute, Range<usize>)>,
+    playbooks: Vec<(crate::oversight::RawPlaybook, Range<usize>)>,
 }
 
-struct Cx {
+pub(crate) struct Cx {
     file: Arc<SourceFile>,
     diags: Vec<Diagnostic>,
     /// References between top-level entries, checked once all are known.
@@ -120,11 +125,11 @@ struct Cx {
 }
 
 impl Cx {
-    fn loc(&self, span: Range<usize>) -> Location {
+    pub(crate) fn loc(&self, span: Range<usize>) -> Location {
         Location::new(&self.file, span)
     }
 
-    fn push(&mut self, problem: ModelProblem, span: Range<usize>) {
+    pub(crate) fn push(&mut self, problem: ModelProblem, span: Range<usize>) {
         let d = Diagnostic::new(&problem).at(self.loc(span));
         self.diags.push(d);
     }
@@ -171,7 +176,7 @@ impl Cx {
         out
     }
 
-    fn report(&mut self, d: Diagnostic) {
+    pub(crate) fn report(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
 
@@ -204,6 +209,8 @@ impl Cx {
                 "mcp_servers" => raw.mcp_servers = self.many_spanned(key, value),
                 "approver_groups" => raw.groups = self.many(key, value),
                 "workflows" => raw.workflows = self.many(key, value),
+                "routes" => raw.routes = self.many_spanned(key, value),
+                "playbooks" => raw.playbooks = self.many_spanned(key, value),
                 other => {
                     let help = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).map_or_else(
                         || format!("known keys: {}", TOP_LEVEL_KEYS.join(", ")),
@@ -284,7 +291,7 @@ impl Cx {
     }
 
     /// Checks an id's spelling and that it is new in `seen`; true when usable.
-    fn check_id<V>(
+    pub(crate) fn check_id<V>(
         &mut self,
         kind: &'static str,
         id: &Spanned<String>,
@@ -330,6 +337,9 @@ impl Cx {
         let mut token_owners: BTreeMap<String, String> = BTreeMap::new();
         for p in raw.people {
             self.reference(RefKind::Team, p.team.as_ref());
+            for r in &p.routes {
+                self.reference(RefKind::Route, Some(r));
+            }
             let credentials =
                 self.credentials(p.id.get_ref(), p.tokens, p.token_env, &mut token_owners);
             let mut roles = Vec::new();
@@ -356,6 +366,7 @@ impl Cx {
                         team: p.team.map(Spanned::into_inner),
                         credentials,
                         roles,
+                        routes: p.routes.into_iter().map(Spanned::into_inner).collect(),
                         at,
                     },
                 );
@@ -363,6 +374,10 @@ impl Cx {
         }
         for t in raw.teams {
             self.reference(RefKind::Person, t.owner.as_ref());
+            for r in &t.routes {
+                self.reference(RefKind::Route, Some(r));
+            }
+            let rotation = t.rotation.and_then(|r| self.rotation(r));
             if self.check_id("team", &t.id, &pack.teams, |v| &v.at) {
                 let at = self.loc(t.id.span());
                 let id = t.id.into_inner();
@@ -373,6 +388,8 @@ impl Cx {
                         name: t.name,
                         owner: t.owner.map(Spanned::into_inner),
                         description: t.description,
+                        routes: t.routes.into_iter().map(Spanned::into_inner).collect(),
+                        rotation,
                         at,
                     },
                 );
@@ -472,9 +489,10 @@ impl Cx {
                 pack.workflows.insert(wf.id.clone(), wf);
             }
         }
+        self.resolve_oversight(raw.routes, raw.playbooks, pack);
     }
 
-    fn reference(&mut self, kind: RefKind, id: Option<&Spanned<String>>) {
+    pub(crate) fn reference(&mut self, kind: RefKind, id: Option<&Spanned<String>>) {
         if let Some(id) = id {
             self.refs.push(Ref {
                 kind,
@@ -571,7 +589,25 @@ impl Cx {
                 );
             }
         }
+        let mut output_may_contain = Vec::new();
+        for k in t.output_may_contain {
+            if crate::oversight::OUTPUT_DATA_KINDS.contains(&k.get_ref().as_str()) {
+                output_may_contain.push(k.into_inner());
+            } else {
+                self.push(
+                    ModelProblem::Shape {
+                        message: format!(
+                            "unknown kind of output data `{}`; expected one of: {}",
+                            k.get_ref(),
+                            crate::oversight::OUTPUT_DATA_KINDS.join(", ")
+                        ),
+                    },
+                    k.span(),
+                );
+            }
+        }
         Some(Tool {
+            output_may_contain,
             at: self.loc(t.id.span()),
             id,
             system: t.system.into_inner(),
@@ -809,6 +845,12 @@ impl Cx {
                 RefKind::System => pack.systems.contains_key(r.id.get_ref()),
                 RefKind::Group => pack.approver_groups.contains_key(r.id.get_ref()),
                 RefKind::McpServer => pack.mcp_servers.contains_key(r.id.get_ref()),
+                RefKind::Route => pack.routes.contains_key(r.id.get_ref()),
+                RefKind::Agent => pack.agents.contains_key(r.id.get_ref()),
+                RefKind::Tool => {
+                    pack.tools.contains_key(r.id.get_ref())
+                        || pack.unloaded_tools.contains(r.id.get_ref())
+                }
             };
             if known {
                 continue;
@@ -826,6 +868,9 @@ impl Cx {
                     self.unknown("approver group", &r.id, pack.approver_groups.keys())
                 }
                 RefKind::McpServer => self.unknown("MCP server", &r.id, pack.mcp_servers.keys()),
+                RefKind::Route => self.unknown("route", &r.id, pack.routes.keys()),
+                RefKind::Agent => self.unknown("agent", &r.id, pack.agents.keys()),
+                RefKind::Tool => self.unknown("tool", &r.id, pack.tools.keys()),
             }
         }
         if let Some(chain) = escalation_cycle(pack) {
@@ -841,13 +886,16 @@ impl Cx {
 }
 
 #[derive(Clone, Copy)]
-enum RefKind {
+pub(crate) enum RefKind {
     Team,
     Person,
     Owner,
     System,
     Group,
     McpServer,
+    Route,
+    Agent,
+    Tool,
 }
 
 struct Ref {

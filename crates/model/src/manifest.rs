@@ -37,6 +37,9 @@ pub(crate) struct RawPerson {
     /// `operator`, `auditor`.
     #[serde(default)]
     pub roles: Vec<Spanned<String>>,
+    /// On-call routes, first one paged first.
+    #[serde(default)]
+    pub routes: Vec<Spanned<String>>,
 }
 
 /// `[[teams]]`
@@ -50,6 +53,12 @@ pub(crate) struct RawTeam {
     pub owner: Option<Spanned<String>>,
     #[serde(default)]
     pub description: Option<String>,
+    /// On-call routes, paged after the person on call's.
+    #[serde(default)]
+    pub routes: Vec<Spanned<String>>,
+    /// Who of the team is on call when.
+    #[serde(default)]
+    pub rotation: Option<Spanned<crate::oversight::RawRotation>>,
 }
 
 /// `[[agents]]`
@@ -106,6 +115,9 @@ pub(crate) struct RawTool {
     /// The name `/mcp` lists it under (default: the id with `.` → `_`).
     #[serde(default)]
     pub mcp_name: Option<Spanned<String>>,
+    /// Kinds of personal or secret data its results may contain.
+    #[serde(default)]
+    pub output_may_contain: Vec<Spanned<String>>,
 }
 
 /// `[[approver_groups]]`
@@ -182,4 +194,6 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "mcp_servers",
     "approver_groups",
     "workflows",
+    "routes",
+    "playbooks",
 ];

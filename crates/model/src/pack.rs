@@ -39,6 +39,10 @@ pub struct Pack {
     pub approver_groups: BTreeMap<String, ApproverGroup>,
     /// Business processes, as graphs of steps.
     pub workflows: BTreeMap<String, Workflow>,
+    /// Where owners are paged.
+    pub routes: BTreeMap<String, crate::oversight::Route>,
+    /// Detectors mapped to owners, response windows and actions.
+    pub playbooks: BTreeMap<String, crate::oversight::Playbook>,
     /// `policies/**/*.cedar`, sorted by name.
     pub policy_files: Vec<Arc<SourceFile>>,
     /// `tests/**/*.toml`, sorted by name.
@@ -94,6 +98,8 @@ pub struct Person {
     pub credentials: Credentials,
     /// What the person may do besides approving for their groups.
     pub roles: Vec<Role>,
+    /// On-call routes, first one paged first.
+    pub routes: Vec<String>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -134,6 +140,10 @@ pub struct Team {
     pub owner: Option<String>,
     /// What the team does.
     pub description: Option<String>,
+    /// On-call routes, paged after those of the person on call.
+    pub routes: Vec<String>,
+    /// Who of the team is on call when.
+    pub rotation: Option<crate::oversight::Rotation>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -196,6 +206,9 @@ pub struct Tool {
     pub execute: Option<crate::execute::Execution>,
     /// The name `/mcp` lists it under: model-safe, unique in the pack.
     pub mcp_name: String,
+    /// Kinds of personal or secret data its results may contain
+    /// (`email`, `card_number`, ...): the output scan does not flag them.
+    pub output_may_contain: Vec<String>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -269,7 +282,58 @@ pub struct Step {
     pub at: Location,
 }
 
+/// Who is paged for an owner at a moment, and through which routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paging {
+    /// The person paged: the owner, or the team's person on call.
+    pub person: Option<String>,
+    /// Routes in escalation order: the person's, then the team's, then the
+    /// team owner's.
+    pub routes: Vec<String>,
+}
+
 impl Pack {
+    /// Who `owner` (a person or a team) pages at `unix` seconds: a team
+    /// pages its person on call (by rotation, else its owner), then its
+    /// own routes.
+    pub fn paging(&self, owner: &str, unix: i64) -> Paging {
+        let mut routes: Vec<String> = Vec::new();
+        let mut add = |rs: &[String]| {
+            for r in rs {
+                if !routes.contains(r) {
+                    routes.push(r.clone());
+                }
+            }
+        };
+        if let Some(p) = self.people.get(owner) {
+            add(&p.routes);
+            return Paging {
+                person: Some(p.id.clone()),
+                routes,
+            };
+        }
+        let Some(team) = self.teams.get(owner) else {
+            return Paging {
+                person: None,
+                routes,
+            };
+        };
+        let person = team
+            .rotation
+            .as_ref()
+            .and_then(|r| r.on_call(unix))
+            .map(str::to_owned)
+            .or_else(|| team.owner.clone());
+        if let Some(p) = person.as_deref().and_then(|p| self.people.get(p)) {
+            add(&p.routes);
+        }
+        add(&team.routes);
+        if let Some(o) = team.owner.as_deref().and_then(|o| self.people.get(o)) {
+            add(&o.routes);
+        }
+        Paging { person, routes }
+    }
+
     /// Whether `id` names a person or a team (the two kinds of owner).
     pub fn is_owner(&self, id: &str) -> bool {
         self.people.contains_key(id) || self.teams.contains_key(id)

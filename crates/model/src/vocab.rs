@@ -139,6 +139,9 @@ pub enum FailureCode {
     /// The upstream MCP server's definition of the tool no longer matches
     /// the one the pack adopted (or the tool is gone): not executed.
     ToolChanged,
+    /// Oversight opened the tool's circuit: proposals are refused until it
+    /// closes.
+    ToolCircuitOpen,
 }
 
 impl From<DenyCode> for FailureCode {
@@ -227,6 +230,7 @@ words!(FailureCode {
     AgentPaused => "agent_paused",
     Interrupted => "interrupted",
     ToolChanged => "tool_changed",
+    ToolCircuitOpen => "tool_circuit_open",
 });
 
 /// A word that is not one of the expected ones.

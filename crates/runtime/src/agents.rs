@@ -1,13 +1,38 @@
-//! The kill switch: pausing and resuming agents.
+//! The kill switch and its milder forms: pausing and resuming agents,
+//! quarantining them (every write action needs approval), and opening a
+//! circuit on a tool (every proposal of it refused for a while).
+
+use std::time::Duration;
 
 use serde_json::json;
 use warden_evidence::{Record, RecordKind};
-use warden_store::{AgentStateRow, StateWrite};
+use warden_store::{AgentStateRow, CircuitRow, StateWrite};
 
 use crate::error::RuntimeError;
 use crate::runtime::{Runtime, now_us};
 
 impl Runtime {
+    fn agent_row(&self, agent: &str) -> Result<AgentStateRow, RuntimeError> {
+        if !self.0.engine.current().pack().agents.contains_key(agent) {
+            return Err(RuntimeError::UnknownAgent(agent.to_owned()));
+        }
+        let paused = self.0.paused.read().ok().and_then(|m| m.get(agent).cloned());
+        let quarantine = self
+            .0
+            .quarantined
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned());
+        Ok(AgentStateRow {
+            agent: agent.to_owned(),
+            paused: paused.is_some(),
+            quarantine,
+            reason: paused.and_then(|p| p.reason),
+            changed_by: None,
+            updated_us: now_us(),
+        })
+    }
+
     /// Pauses (`paused = true`) or resumes `agent`, by `by` for `reason`.
     /// While paused, every proposal of the agent is denied `agent_paused`.
     pub async fn set_paused(
@@ -17,16 +42,10 @@ impl Runtime {
         by: &str,
         reason: Option<String>,
     ) -> Result<AgentStateRow, RuntimeError> {
-        if !self.0.engine.current().pack().agents.contains_key(agent) {
-            return Err(RuntimeError::UnknownAgent(agent.to_owned()));
-        }
-        let row = AgentStateRow {
-            agent: agent.to_owned(),
-            paused,
-            reason: reason.clone(),
-            changed_by: Some(by.to_owned()),
-            updated_us: now_us(),
-        };
+        let mut row = self.agent_row(agent)?;
+        row.paused = paused;
+        row.reason = reason.clone();
+        row.changed_by = Some(by.to_owned());
         let mut r = Record::new(if paused {
             RecordKind::AgentPaused
         } else {
@@ -54,6 +73,134 @@ impl Runtime {
         Ok(row)
     }
 
+    /// Quarantines `agent` (every write action it proposes needs the
+    /// approval of `group`, besides what policy asks) or, with `None`,
+    /// releases it.
+    pub async fn set_quarantine(
+        &self,
+        agent: &str,
+        group: Option<String>,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<AgentStateRow, RuntimeError> {
+        if let Some(g) = &group
+            && !self
+                .0
+                .engine
+                .current()
+                .pack()
+                .approver_groups
+                .contains_key(g)
+        {
+            return Err(RuntimeError::UnknownGroup(g.clone()));
+        }
+        let mut row = self.agent_row(agent)?;
+        row.quarantine = group.clone();
+        row.changed_by = Some(by.to_owned());
+        let mut r = Record::new(if group.is_some() {
+            RecordKind::AgentQuarantined
+        } else {
+            RecordKind::AgentReleased
+        });
+        r.agent = Some(agent.to_owned());
+        r.message = Some(match &group {
+            Some(g) => format!(
+                "quarantined by `{by}`: its write actions need `{g}` approval{}",
+                reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            None => format!("released from quarantine by `{by}`"),
+        });
+        r.detail = Some(json!({ "by": by, "reason": reason, "group": group }));
+        self.0
+            .log
+            .commit(vec![r], vec![StateWrite::Agent(row.clone())])
+            .await?;
+        if let Ok(mut m) = self.0.quarantined.write() {
+            match group {
+                Some(g) => m.insert(agent.to_owned(), g),
+                None => m.remove(agent),
+            };
+        }
+        Ok(row)
+    }
+
+    /// Opens `tool`'s circuit for `open_for` (every proposal of it is
+    /// denied `tool_circuit_open` until then), or closes it (`None`).
+    pub async fn set_circuit(
+        &self,
+        tool: &str,
+        open_for: Option<Duration>,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<CircuitRow, RuntimeError> {
+        if !self.0.engine.current().pack().tools.contains_key(tool) {
+            return Err(RuntimeError::UnknownTool(tool.to_owned()));
+        }
+        let now = now_us();
+        let until = open_for.map_or(now, |d| {
+            now.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        });
+        let row = CircuitRow {
+            tool: tool.to_owned(),
+            open_until_us: until,
+            reason: reason.clone(),
+            opened_by: Some(by.to_owned()),
+            updated_us: now,
+        };
+        let mut r = Record::new(if open_for.is_some() {
+            RecordKind::CircuitOpened
+        } else {
+            RecordKind::CircuitClosed
+        });
+        r.tool = Some(tool.to_owned());
+        r.message = Some(match open_for {
+            Some(d) => format!(
+                "circuit of `{tool}` opened by `{by}` for {}s{}",
+                d.as_secs(),
+                reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+            None => format!("circuit of `{tool}` closed by `{by}`"),
+        });
+        r.detail = Some(json!({
+            "by": by,
+            "reason": reason,
+            "open_until": open_for.map(|_| warden_evidence::time_from_micros(until)),
+        }));
+        self.0
+            .log
+            .commit(vec![r], vec![StateWrite::Circuit(row.clone())])
+            .await?;
+        if let Ok(mut m) = self.0.circuits.write() {
+            m.insert(tool.to_owned(), row.clone());
+        }
+        Ok(row)
+    }
+
+    /// The circuit of `tool` when it is open now.
+    pub(crate) fn open_circuit(&self, tool: &str) -> Option<CircuitRow> {
+        let now = now_us();
+        self.0
+            .circuits
+            .read()
+            .ok()
+            .and_then(|m| m.get(tool).filter(|c| c.open_until_us > now).cloned())
+    }
+
+    /// The open circuits.
+    pub fn open_circuits(&self) -> Vec<CircuitRow> {
+        let now = now_us();
+        self.0
+            .circuits
+            .read()
+            .map(|m| {
+                m.values()
+                    .filter(|c| c.open_until_us > now)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The paused agents.
     pub fn paused_agents(&self) -> Vec<AgentStateRow> {
         self.0
@@ -61,5 +208,23 @@ impl Runtime {
             .read()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Quarantined agents and the group their writes need.
+    pub fn quarantined_agents(&self) -> Vec<(String, String)> {
+        self.0
+            .quarantined
+            .read()
+            .map(|m| m.iter().map(|(a, g)| (a.clone(), g.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The group a quarantined `agent`'s writes need.
+    pub(crate) fn quarantine_of(&self, agent: &str) -> Option<String> {
+        self.0
+            .quarantined
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned())
     }
 }

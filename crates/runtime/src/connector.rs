@@ -65,7 +65,7 @@ pub struct Connectors {
 }
 
 /// Reads an environment variable or a file (relative to `root`).
-pub(crate) fn resolve(source: &ValueSource, root: &std::path::Path) -> Result<String, String> {
+pub fn resolve(source: &ValueSource, root: &std::path::Path) -> Result<String, String> {
     match source {
         ValueSource::Literal(v) => Ok(v.clone()),
         ValueSource::Env(name) => match std::env::var(name) {

@@ -21,6 +21,9 @@ pub enum RuntimeError {
     /// No agent with this id.
     #[error("unknown agent `{0}`")]
     UnknownAgent(String),
+    /// No approver group with this id.
+    #[error("unknown approver group `{0}`")]
+    UnknownGroup(String),
     /// The run belongs to another agent.
     #[error("run `{run}` was started by another agent")]
     RunNotYours {
@@ -119,6 +122,7 @@ impl RuntimeError {
             Self::UnknownWorkflow(_) => "unknown_workflow",
             Self::UnknownAction(_) => "unknown_action",
             Self::UnknownAgent(_) => "unknown_agent",
+            Self::UnknownGroup(_) => "unknown_group",
             Self::RunNotYours { .. } => "run_forbidden",
             Self::RunClosed { .. } => "run_closed",
             Self::NotExecutable(_) => "not_executable",

@@ -55,11 +55,20 @@ impl Runtime {
             Some(v) => Some(cap_value(self.0.redactor.redact(v, sensitive)?, cap)),
             None => None,
         };
+        // The result's size before redaction and capping, for the output
+        // detectors.
+        let result_bytes = outcome
+            .result
+            .as_ref()
+            .map(|v| serde_json::to_vec(v).map_or(0, |b| b.len()));
         let summary = |result: Option<Value>| {
             let mut o = json!({
                 "attempts": outcome.attempts,
                 "elapsed_ms": outcome.elapsed.as_millis() as u64,
             });
+            if let Some(n) = result_bytes {
+                o["result_bytes"] = json!(n);
+            }
             if let Some(r) = result {
                 o["result"] = r;
             }

@@ -25,7 +25,8 @@ pub mod upstream;
 mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
-pub use connector::{Connectors, ExecOutcome};
+pub use connector::{Connectors, ExecOutcome, resolve as resolve_value};
+pub use notify::signature as webhook_signature;
 pub use error::RuntimeError;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};

@@ -36,8 +36,9 @@ pub(crate) struct Notifier {
     hooks: BTreeMap<String, Hook>,
 }
 
-/// `sha256=<hex>` of `<timestamp>.<body>` under `key`.
-fn signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
+/// `sha256=<hex>` of `<timestamp>.<body>` under `key`: the
+/// `X-Warden-Signature` header of every signed webhook Warden sends.
+pub fn signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
         return String::new();
     };

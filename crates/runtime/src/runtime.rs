@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use warden_evidence::{Record, Redactor, decision_status, micros, now};
 use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext};
-use warden_policy::{EngineHandle, Request};
+use warden_policy::{ApprovalRequirement, EngineHandle, Request};
 use warden_store::ApprovalRow;
 use warden_store::{ActionRow, AgentStateRow, AuditLog, StateWrite, Store};
 
@@ -59,6 +59,10 @@ pub(crate) struct Inner {
     pub(crate) watchers: Mutex<HashMap<String, watch::Sender<Option<ActionView>>>>,
     /// Paused agents.
     pub(crate) paused: RwLock<HashMap<String, AgentStateRow>>,
+    /// Quarantined agents → the approver group their writes need.
+    pub(crate) quarantined: RwLock<HashMap<String, String>>,
+    /// Tool circuits (open until a time).
+    pub(crate) circuits: RwLock<HashMap<String, warden_store::CircuitRow>>,
     /// Actions per lifecycle state, kept with each transition.
     pub(crate) counts: Mutex<BTreeMap<&'static str, i64>>,
     pub(crate) config: RuntimeConfig,
@@ -105,12 +109,21 @@ impl Runtime {
         let connectors = Connectors::build(engine.current().pack());
         let notifier = Notifier::build(engine.current().pack());
         let store = log.store().clone();
-        let paused = store
-            .agent_states()
-            .await?
+        let states = store.agent_states().await?;
+        let quarantined = states
+            .iter()
+            .filter_map(|a| a.quarantine.clone().map(|g| (a.agent.clone(), g)))
+            .collect();
+        let paused = states
             .into_iter()
             .filter(|a| a.paused)
             .map(|a| (a.agent.clone(), a))
+            .collect();
+        let circuits = store
+            .circuits()
+            .await?
+            .into_iter()
+            .map(|c| (c.tool.clone(), c))
             .collect();
         let mut counts = BTreeMap::new();
         for (state, n) in store.action_counts().await? {
@@ -127,12 +140,19 @@ impl Runtime {
             keys: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             paused: RwLock::new(paused),
+            quarantined: RwLock::new(quarantined),
+            circuits: RwLock::new(circuits),
             counts: Mutex::new(counts),
             config,
             notifier: RwLock::new(Arc::new(notifier)),
             approvals_lock: tokio::sync::Mutex::new(()),
             timer_wake: tokio::sync::Notify::new(),
         })))
+    }
+
+    /// The audit log (to subscribe to committed records).
+    pub fn log(&self) -> &AuditLog {
+        &self.0.log
     }
 
     /// The store.
@@ -368,8 +388,47 @@ impl Runtime {
                 ),
             ));
         }
+        if gates.failure.is_none()
+            && let Some(c) = self.open_circuit(&p.tool)
+        {
+            gates.failure = Some((
+                FailureCode::ToolCircuitOpen,
+                format!(
+                    "the circuit of `{}` is open until {}{}",
+                    p.tool,
+                    warden_evidence::time_from_micros(c.open_until_us),
+                    c.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+            ));
+        }
+        // Quarantine: a write the policy lets through (or gates) also
+        // needs the quarantine group's approval.
+        let quarantine = self.quarantine_of(agent).filter(|_| {
+            gates.failure.is_none()
+                && decision.outcome != Outcome::Deny
+                && pack
+                    .tools
+                    .get(&p.tool)
+                    .is_some_and(|t| t.access == warden_model::Access::Write)
+        });
+        let decision = match &quarantine {
+            Some(group) => {
+                let mut d = decision;
+                let mut req = d.approval.take().unwrap_or(ApprovalRequirement { groups: Vec::new() });
+                if !req.groups.iter().any(|(g, _)| g == group) {
+                    req.groups.push((group.clone(), 1));
+                }
+                d.outcome = Outcome::ApprovalRequired;
+                d.approval = Some(req);
+                d
+            }
+            None => decision,
+        };
         let (mut status, mut code) = decision_status(&decision);
         let mut message = decision.message();
+        if let Some(g) = &quarantine {
+            message = format!("agent `{agent}` is quarantined: its writes need `{g}` approval. {message}");
+        }
         if let Some((c, why)) = &gates.failure {
             status = ActionStatus::Denied;
             code = Some(*c);
@@ -383,7 +442,13 @@ impl Runtime {
                 .and_then(|r| pack.workflows.get(&r.row.workflow))
                 .is_some_and(|w| w.shadow);
         let mut would_be = None;
-        if shadow && status != ActionStatus::Approved && code != Some(FailureCode::AgentPaused) {
+        if shadow
+            && status != ActionStatus::Approved
+            && !matches!(
+                code,
+                Some(FailureCode::AgentPaused | FailureCode::ToolCircuitOpen)
+            )
+        {
             would_be = Some(json!({
                 "status": status,
                 "code": code,
@@ -457,6 +522,9 @@ impl Runtime {
             }
             if let Some((a, _)) = &approval {
                 m.insert("approval_id".into(), json!(a.id));
+            }
+            if let Some(g) = &quarantine {
+                m.insert("quarantine".into(), json!({ "group": g }));
             }
         }
         let state = if executing {

@@ -72,6 +72,7 @@ impl From<warden_runtime::RuntimeError> for ApiError {
             | E::UnknownWorkflow(_)
             | E::UnknownAction(_)
             | E::UnknownAgent(_)
+            | E::UnknownGroup(_)
             | E::UnknownApproval(_) => StatusCode::NOT_FOUND,
             E::InvalidArguments(_) | E::NotExecutable(_) | E::InvalidReport(_) => {
                 StatusCode::BAD_REQUEST
@@ -90,6 +91,26 @@ impl From<warden_runtime::RuntimeError> for ApiError {
             status,
             code: e.code(),
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<warden_oversight::OversightError> for ApiError {
+    fn from(e: warden_oversight::OversightError) -> Self {
+        use warden_oversight::OversightError as E;
+        match e {
+            E::Runtime(r) => r.into(),
+            e => Self {
+                status: match &e {
+                    E::UnknownIncident(_) => StatusCode::NOT_FOUND,
+                    E::IncidentState { .. } => StatusCode::CONFLICT,
+                    E::NotResponder { .. } => StatusCode::FORBIDDEN,
+                    E::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                },
+                code: e.code(),
+                message: e.to_string(),
+            },
         }
     }
 }

@@ -26,6 +26,7 @@ mod error;
 mod mcp;
 mod metrics;
 mod openapi;
+mod oversight;
 mod reload;
 mod routes;
 mod runs;
@@ -83,6 +84,8 @@ pub enum ServerError {
     /// The runtime could not start (loading state, recovering actions).
     #[error(transparent)]
     Runtime(#[from] warden_runtime::RuntimeError),
+    #[error(transparent)]
+    Oversight(#[from] warden_oversight::OversightError),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -105,6 +108,8 @@ pub struct AppState {
     pub trusted: Vec<warden_evidence::VerifierKey>,
     /// The action lifecycle.
     pub runtime: Runtime,
+    /// Detectors, incidents, routes and views.
+    pub oversight: warden_oversight::Oversight,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Per-agent proposal rate limit.
@@ -175,6 +180,11 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     }
     // Approval deadlines: steps missed while the server was down fire now.
     let timers = runtime.start_timers();
+    // Detectors, escalation and the notification outbox; notifications
+    // queued before a restart are delivered now.
+    let oversight =
+        warden_oversight::Oversight::start(runtime.clone(), warden_oversight::OversightConfig::default())
+            .await?;
     let limiter = config
         .rate_limit
         .and_then(std::num::NonZeroU32::new)
@@ -187,6 +197,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         redactor: data.redactor().clone(),
         trusted,
         runtime,
+        oversight: oversight.clone(),
         metrics: Arc::new(Metrics::default()),
         limiter,
     };
@@ -201,6 +212,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     timers.abort();
+    oversight.stop();
     log.close().await?;
     Ok(())
 }

@@ -35,6 +35,53 @@ struct CodeLabels {
     code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PairLabels {
+    a: String,
+    b: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Oversight figures read from the store at scrape time.
+#[derive(Debug, Default)]
+pub struct OversightSnapshot {
+    /// Incidents per state.
+    pub incidents: Vec<(String, i64)>,
+    /// Pending approvals per group.
+    pub approvals: Vec<warden_oversight::GroupAges>,
+}
+
+/// Oversight metric families.
+#[derive(Debug)]
+struct OversightMetrics {
+    incidents: Family<StateLabels, Gauge>,
+    opened: Family<PairLabels, Counter>,
+    fires: Family<PairLabels, Counter>,
+    notifications: Family<PairLabels, Counter>,
+    events: Counter,
+    missed: Counter,
+    detect_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    ttd: Histogram,
+    tta: Histogram,
+    approvals_pending: Family<GroupLabels, Gauge>,
+    approval_age_p95: Family<GroupLabels, FloatGauge>,
+    approval_oldest: Family<GroupLabels, FloatGauge>,
+}
+
+/// Brings a counter up to `total`.
+fn catch_up(c: &Counter, total: u64) {
+    let now = c.get();
+    if total > now {
+        c.inc_by(total - now);
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to ~1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -49,6 +96,7 @@ pub struct Metrics {
     requests: Family<RouteLabels, Histogram, fn() -> Histogram>,
     actions: Family<StateLabels, Gauge>,
     rejected: Family<CodeLabels, Counter>,
+    oversight: OversightMetrics,
 }
 
 impl Default for Metrics {
@@ -82,6 +130,74 @@ impl Default for Metrics {
             "Requests refused before a decision, by code",
             rejected.clone(),
         );
+        let oversight = OversightMetrics {
+            incidents: Family::default(),
+            opened: Family::default(),
+            fires: Family::default(),
+            notifications: Family::default(),
+            events: Counter::default(),
+            missed: Counter::default(),
+            detect_seconds: Counter::default(),
+            // 1 ms to ~35 min; 1 s to ~36 h.
+            ttd: Histogram::new(exponential_buckets(0.001, 2.0, 22)),
+            tta: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
+            approvals_pending: Family::default(),
+            approval_age_p95: Family::default(),
+            approval_oldest: Family::default(),
+        };
+        let o = &oversight;
+        registry.register("incidents", "Incidents by state", o.incidents.clone());
+        registry.register(
+            "incidents_opened",
+            "Incidents opened, by playbook (a) and severity (b)",
+            o.opened.clone(),
+        );
+        registry.register(
+            "detector_fires",
+            "Detector fires (opening or grouping into an incident), by playbook (a) and detector (b)",
+            o.fires.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Incident notification attempts, by route (a) and result (b): delivered, retry, failed",
+            o.notifications.clone(),
+        );
+        registry.register("oversight_events", "Records fed to the detectors", o.events.clone());
+        registry.register(
+            "oversight_events_missed",
+            "Records the detectors fell too far behind to see",
+            o.missed.clone(),
+        );
+        registry.register(
+            "oversight_detect_seconds",
+            "Time spent in the detectors",
+            o.detect_seconds.clone(),
+        );
+        registry.register(
+            "incident_time_to_detect_seconds",
+            "First triggering event to incident",
+            o.ttd.clone(),
+        );
+        registry.register(
+            "incident_time_to_acknowledge_seconds",
+            "Incident to acknowledgement",
+            o.tta.clone(),
+        );
+        registry.register(
+            "approvals_pending",
+            "Pending approval requests by group",
+            o.approvals_pending.clone(),
+        );
+        registry.register(
+            "approval_age_p95_seconds",
+            "95th percentile age of pending approval requests by group",
+            o.approval_age_p95.clone(),
+        );
+        registry.register(
+            "approval_oldest_age_seconds",
+            "Age of the oldest pending approval request by group",
+            o.approval_oldest.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -89,6 +205,7 @@ impl Default for Metrics {
             requests,
             actions,
             rejected,
+            oversight,
         }
     }
 }
@@ -128,6 +245,52 @@ impl Metrics {
     }
 
     /// The text exposition, with the action gauges read from `runtime`.
+    /// Takes in oversight's counters and the store figures in `snap`.
+    pub fn oversight(&self, stats: &warden_oversight::Stats, snap: &OversightSnapshot) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let o = &self.oversight;
+        let pairs = |f: &Family<PairLabels, Counter>, v: Vec<(String, String, u64)>| {
+            for (a, b, n) in v {
+                catch_up(&f.get_or_create(&PairLabels { a, b }), n);
+            }
+        };
+        pairs(&o.opened, stats.opened_incidents());
+        pairs(&o.fires, stats.fires());
+        pairs(&o.notifications, stats.notifications());
+        catch_up(&o.events, stats.events.load(Relaxed));
+        catch_up(&o.missed, stats.events_missed.load(Relaxed));
+        let secs = stats.detect_ns.load(Relaxed) as f64 / 1e9;
+        let before = o.detect_seconds.get();
+        if secs > before {
+            o.detect_seconds.inc_by(secs - before);
+        }
+        for s in stats.take_ttd() {
+            o.ttd.observe(s);
+        }
+        for s in stats.take_tta() {
+            o.tta.observe(s);
+        }
+        o.incidents.clear();
+        for (state, n) in &snap.incidents {
+            o.incidents
+                .get_or_create(&StateLabels {
+                    state: state.clone(),
+                })
+                .set(*n);
+        }
+        o.approvals_pending.clear();
+        o.approval_age_p95.clear();
+        o.approval_oldest.clear();
+        for g in &snap.approvals {
+            let l = GroupLabels {
+                group: g.group.clone(),
+            };
+            o.approvals_pending.get_or_create(&l).set(g.pending);
+            o.approval_age_p95.get_or_create(&l).set(g.age_p95_s);
+            o.approval_oldest.get_or_create(&l).set(g.oldest_age_s);
+        }
+    }
+
     pub fn render(&self, runtime: &Runtime) -> String {
         for (state, n) in runtime.action_counts() {
             self.actions

@@ -34,6 +34,7 @@ async fn reload_inner(state: &AppState, dir: &std::path::Path, skip_unchanged: b
             state.engine.replace(compiled.engine);
             state.principals.store(Arc::new(principals));
             state.runtime.reload_connectors();
+            state.oversight.reload();
             r.message = Some(format!("pack reloaded: {old} -> {version}"));
             r.detail = Some(json!({ "old_version": old, "new_version": version }));
             tracing::info!(%version, "pack reloaded");

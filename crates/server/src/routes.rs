@@ -36,6 +36,16 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/runs/{id}", get(crate::runs::get_run))
         .route("/v1/agents/{id}/pause", post(crate::runs::pause))
         .route("/v1/agents/{id}/resume", post(crate::runs::resume))
+        .route("/v1/agents/{id}/quarantine", post(crate::oversight::quarantine))
+        .route("/v1/agents/{id}/release", post(crate::oversight::release))
+        .route("/v1/tools/{id}/circuit", post(crate::oversight::circuit))
+        .route("/v1/incidents", get(crate::oversight::list))
+        .route("/v1/incidents/{id}", get(crate::oversight::show))
+        .route("/v1/incidents/{id}/ack", post(crate::oversight::ack))
+        .route("/v1/incidents/{id}/resolve", post(crate::oversight::resolve))
+        .route("/v1/views/runs", get(crate::oversight::runs_view))
+        .route("/v1/views/approvals", get(crate::oversight::approvals_view))
+        .route("/v1/views/hotspots", get(crate::oversight::hotspots_view))
         .route("/v1/audit", get(audit_query))
         .route("/v1/audit/verify", get(audit_verify))
         .merge(crate::mcp::service(state.clone(), body_limit))
@@ -88,6 +98,16 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    let snap = crate::metrics::OversightSnapshot {
+        incidents: s.store.incident_counts().await.unwrap_or_default(),
+        approvals: s
+            .oversight
+            .approvals_view()
+            .await
+            .map(|v| v.groups)
+            .unwrap_or_default(),
+    };
+    s.metrics.oversight(s.oversight.stats(), &snap);
     (
         [(
             axum::http::header::CONTENT_TYPE,

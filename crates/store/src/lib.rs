@@ -14,6 +14,7 @@ mod approvals;
 mod datadir;
 mod error;
 mod log;
+mod oversight;
 mod read;
 mod sql;
 mod state;
@@ -29,6 +30,9 @@ pub use approvals::{ApprovalFilter, ApprovalRow};
 pub use datadir::{CHECKPOINT_KEY_FILE, DB_FILE, DataDir, REDACTION_KEY_FILE};
 pub use error::StoreError;
 pub use log::{AuditLog, LogOptions, Receipt};
+pub use oversight::{
+    ApprovalAges, CircuitRow, HotspotRow, IncidentFilter, IncidentRow, NotificationRow, RunCounts,
+};
 pub use read::{Filter, StoredRecord};
 pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use warden_evidence::{
     Checkpoint, Frontier, Hash, Record, RecordKind, SignedCheckpoint, SigningKeyPair, now,
@@ -32,6 +32,9 @@ pub struct LogOptions {
     pub max_batch: usize,
     /// Appends that may wait for the writer before `append` waits too.
     pub queue: usize,
+    /// Committed records a slow subscriber may fall behind by before it
+    /// misses some (see [`AuditLog::subscribe`]).
+    pub events: usize,
 }
 
 impl Default for LogOptions {
@@ -40,6 +43,7 @@ impl Default for LogOptions {
             checkpoint_interval: Some(Duration::from_secs(60)),
             max_batch: 2048,
             queue: 16_384,
+            events: 65_536,
         }
     }
 }
@@ -75,6 +79,7 @@ enum Msg {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
+    events: broadcast::Sender<Arc<Record>>,
     tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     store: Store,
 }
@@ -100,7 +105,9 @@ impl AuditLog {
         let frontier = load_frontier(&store).await?;
         register_key(&store, &signer).await?;
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let (events, _) = broadcast::channel(opts.events.max(1));
         let writer = Writer {
+            events: events.clone(),
             store: store.clone(),
             signer,
             frontier,
@@ -126,6 +133,7 @@ impl AuditLog {
         }
         Ok(Self {
             tx,
+            events,
             tasks: Arc::new(std::sync::Mutex::new(tasks)),
             store,
         })
@@ -134,6 +142,13 @@ impl AuditLog {
     /// The store the log writes to.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Every record committed from now on, in log order, once durable.
+    /// A subscriber more than [`LogOptions::events`] records behind misses
+    /// the oldest (its receiver reports how many); the log never waits.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
+        self.events.subscribe()
     }
 
     /// Appends `record` (its `seq` is assigned here) and returns once it is
@@ -248,6 +263,7 @@ async fn register_key(store: &Store, signer: &SigningKeyPair) -> Result<(), Stor
 }
 
 struct Writer {
+    events: broadcast::Sender<Arc<Record>>,
     store: Store,
     signer: SigningKeyPair,
     frontier: Frontier,
@@ -353,6 +369,11 @@ impl Writer {
                         })
                         .collect();
                     let _ = ack.send(Ok(receipts));
+                }
+                if self.events.receiver_count() > 0 {
+                    for p in prepared {
+                        let _ = self.events.send(Arc::from(p.record));
+                    }
                 }
             }
             Err(e) => {

@@ -17,6 +17,7 @@ const PLACEHOLDER: char = '\u{1}';
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
     Int(i64),
+    OptInt(Option<i64>),
     Text(Option<String>),
     Bytes(Vec<u8>),
 }
@@ -58,6 +59,10 @@ impl Sql {
         self.bind(Bind::Text(Some(v.into())))
     }
 
+    pub(crate) fn opt_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.bind(Bind::OptInt(v))
+    }
+
     pub(crate) fn opt_text(&mut self, v: Option<String>) -> &mut Self {
         self.bind(Bind::Text(v))
     }
@@ -89,6 +94,7 @@ impl Sql {
             // Adding a supported type to AnyArguments does not fail.
             let _ = match b {
                 Bind::Int(v) => args.add(v),
+                Bind::OptInt(v) => args.add(v),
                 Bind::Text(v) => args.add(v),
                 Bind::Bytes(v) => args.add(v),
             };

@@ -76,6 +76,8 @@ pub struct AgentStateRow {
     pub agent: String,
     /// Paused: every proposal is denied with `agent_paused`.
     pub paused: bool,
+    /// Quarantined: every write action needs this approver group's approval.
+    pub quarantine: Option<String>,
     /// Why.
     pub reason: Option<String>,
     /// Who changed it.
@@ -96,13 +98,19 @@ pub enum StateWrite {
     Agent(AgentStateRow),
     /// An approval request.
     Approval(crate::approvals::ApprovalRow),
+    /// An incident.
+    Incident(crate::oversight::IncidentRow),
+    /// A notification in the outbox.
+    Notification(crate::oversight::NotificationRow),
+    /// A tool's circuit.
+    Circuit(crate::oversight::CircuitRow),
 }
 
-const RUN_COLS: &str =
+pub(crate) const RUN_COLS: &str =
     "id, workflow, agent, state, trigger_ctx, done_steps, created_us, updated_us";
 const ACTION_COLS: &str = "id, agent, tool, run_id, step, mode, shadow, state, code, \
      idempotency_key, request_hash, arguments, decision, result, attempts, created_us, updated_us";
-const AGENT_COLS: &str = "agent, paused, reason, changed_by, updated_us";
+const AGENT_COLS: &str = "agent, paused, reason, changed_by, updated_us, quarantine";
 
 /// Rows per upsert statement (17 values each at most).
 const ROWS_PER_UPSERT: usize = 100;
@@ -122,12 +130,16 @@ pub(crate) async fn write_state(
     let mut actions: Vec<ActionRow> = Vec::new();
     let mut agents: Vec<AgentStateRow> = Vec::new();
     let mut approvals: Vec<crate::approvals::ApprovalRow> = Vec::new();
+    let mut oversight = crate::oversight::Writes::default();
     for w in writes.into_iter().rev() {
         match w {
             StateWrite::Run(r) if !runs.iter().any(|x| x.id == r.id) => runs.push(r),
             StateWrite::Action(a) if !actions.iter().any(|x| x.id == a.id) => actions.push(a),
             StateWrite::Agent(a) if !agents.iter().any(|x| x.agent == a.agent) => agents.push(a),
             StateWrite::Approval(a) if !approvals.iter().any(|x| x.id == a.id) => approvals.push(a),
+            StateWrite::Incident(i) => oversight.incident(i),
+            StateWrite::Notification(n) => oversight.notification(n),
+            StateWrite::Circuit(c) => oversight.circuit(c),
             _ => {}
         }
     }
@@ -220,20 +232,24 @@ pub(crate) async fn write_state(
                 .opt_text(a.changed_by.clone())
                 .push(", ")
                 .int(a.updated_us)
+                .push(", ")
+                .opt_text(a.quarantine.clone())
                 .push(")");
         }
         q.push(
             " ON CONFLICT (agent) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, \
-             changed_by = excluded.changed_by, updated_us = excluded.updated_us",
+             changed_by = excluded.changed_by, updated_us = excluded.updated_us, \
+             quarantine = excluded.quarantine",
         );
         q.build(backend).execute(&mut **tx).await?;
     }
     // After the actions: an approval row refers to its action.
     crate::approvals::write(backend, tx, &approvals).await?;
+    oversight.write(backend, tx).await?;
     Ok(())
 }
 
-fn run_row(row: &AnyRow) -> Result<RunRow, StoreError> {
+pub(crate) fn run_row(row: &AnyRow) -> Result<RunRow, StoreError> {
     Ok(RunRow {
         id: row.try_get("id")?,
         workflow: row.try_get("workflow")?,
@@ -339,6 +355,7 @@ impl Store {
                     reason: row.try_get("reason")?,
                     changed_by: row.try_get("changed_by")?,
                     updated_us: row.try_get("updated_us")?,
+                    quarantine: row.try_get("quarantine")?,
                 })
             })
             .collect()

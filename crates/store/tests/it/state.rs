@@ -89,6 +89,7 @@ async fn state_rows_commit_with_their_records(db: &TestDb) {
             StateWrite::Action(action("act_2", "executing", 9)),
             StateWrite::Run(run2.clone()),
             StateWrite::Agent(AgentStateRow {
+                quarantine: None,
                 agent: "support-bot".into(),
                 paused: true,
                 reason: Some("storm".into()),

@@ -168,7 +168,17 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
             | RecordKind::AgentResumed
             | RecordKind::AccessDenied
             | RecordKind::PackReloaded
-            | RecordKind::RequestRejected => {
+            | RecordKind::RequestRejected
+            | RecordKind::AgentQuarantined
+            | RecordKind::AgentReleased
+            | RecordKind::CircuitOpened
+            | RecordKind::CircuitClosed
+            | RecordKind::IncidentOpened
+            | RecordKind::IncidentAcknowledged
+            | RecordKind::IncidentEscalated
+            | RecordKind::IncidentResolved
+            | RecordKind::NotificationDelivered
+            | RecordKind::NotificationFailed => {
                 println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
             }
         }

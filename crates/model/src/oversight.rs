@@ -1,0 +1,773 @@
+//! Oversight sections of the pack: on-call routes, rotations and playbooks.
+//!
+//! A playbook maps a detector (a misbehaviour pattern with its parameters)
+//! to an owner, a response window and ordered actions. The owner's routes
+//! are where its incidents are paged: the first route first, the next one
+//! each time the response window is missed.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::execute::{ValueSource, parse_duration, url_source};
+use crate::mcp::Problem;
+use crate::source::Location;
+
+/// The PagerDuty Events API v2 endpoint, used when a `pagerduty` route
+/// gives no `url`.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub id: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    url: Option<Spanned<String>>,
+    #[serde(default)]
+    url_env: Option<Spanned<String>>,
+    #[serde(default)]
+    secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    secret_file: Option<Spanned<std::path::PathBuf>>,
+    #[serde(default)]
+    routing_key_env: Option<Spanned<String>>,
+    #[serde(default)]
+    routing_key_file: Option<Spanned<std::path::PathBuf>>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// How a route delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// JSON POSTed to a URL, signed with HMAC-SHA256 when it has a secret.
+    Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// PagerDuty Events API v2 with a routing key.
+    PagerDuty,
+}
+
+impl RouteKind {
+    /// The word written in packs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::PagerDuty => "pagerduty",
+        }
+    }
+}
+
+/// Where an owner is paged.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Id, e.g. `ops-pager`.
+    pub id: String,
+    /// How it delivers.
+    pub kind: RouteKind,
+    /// Where to POST.
+    pub url: ValueSource,
+    /// The webhook's HMAC key.
+    pub secret: Option<ValueSource>,
+    /// The PagerDuty routing (integration) key.
+    pub routing_key: Option<ValueSource>,
+    /// What it is.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+fn secret_source(
+    env: Option<Spanned<String>>,
+    file: Option<Spanned<std::path::PathBuf>>,
+    what: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<ValueSource> {
+    match (env, file) {
+        (None, None) => None,
+        (Some(e), None) if crate::load::valid_env_name(e.get_ref()) => {
+            Some(ValueSource::Env(e.into_inner()))
+        }
+        (Some(e), None) => {
+            problems.push((
+                format!("`{}` is not an environment variable name", e.get_ref()),
+                e.span(),
+            ));
+            None
+        }
+        (None, Some(f)) => Some(ValueSource::File(f.into_inner())),
+        (Some(e), Some(_)) => {
+            problems.push((
+                format!("give `{what}_env` or `{what}_file`, not both"),
+                e.span(),
+            ));
+            None
+        }
+    }
+}
+
+impl RawRoute {
+    pub(crate) fn resolve(self, at: Location) -> Result<Route, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let span = self.id.span();
+        let kind = match self.kind.get_ref().as_str() {
+            "webhook" => RouteKind::Webhook,
+            "slack" => RouteKind::Slack,
+            "pagerduty" => RouteKind::PagerDuty,
+            other => {
+                problems.push((
+                    format!("unknown route kind `{other}`; expected webhook, slack or pagerduty"),
+                    self.kind.span(),
+                ));
+                RouteKind::Webhook
+            }
+        };
+        let url = if kind == RouteKind::PagerDuty && self.url.is_none() && self.url_env.is_none() {
+            Some(ValueSource::Literal(PAGERDUTY_EVENTS_URL.to_owned()))
+        } else {
+            url_source(self.url, self.url_env, "a route", &span, &mut problems)
+        };
+        let secret = secret_source(self.secret_env, self.secret_file, "secret", &mut problems);
+        let routing_key = secret_source(
+            self.routing_key_env,
+            self.routing_key_file,
+            "routing_key",
+            &mut problems,
+        );
+        match kind {
+            RouteKind::PagerDuty if routing_key.is_none() => problems.push((
+                "a pagerduty route needs `routing_key_env` or `routing_key_file`".to_owned(),
+                span.clone(),
+            )),
+            RouteKind::Webhook | RouteKind::Slack if routing_key.is_some() => problems.push((
+                "`routing_key_*` applies to pagerduty routes only".to_owned(),
+                span.clone(),
+            )),
+            _ => {}
+        }
+        if kind != RouteKind::Webhook && secret.is_some() {
+            problems.push((
+                "`secret_*` signs webhook routes only (Slack and PagerDuty authenticate by URL and routing key)".to_owned(),
+                span.clone(),
+            ));
+        }
+        match (url, problems.is_empty()) {
+            (Some(url), true) => Ok(Route {
+                id: self.id.into_inner(),
+                kind,
+                url,
+                secret,
+                routing_key,
+                description: self.description,
+                at,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// `rotation = { people = [...], every = "7d", start = "..." }` on a team.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRotation {
+    pub people: Vec<Spanned<String>>,
+    every: Spanned<String>,
+    start: Spanned<String>,
+}
+
+/// Who of a team is on call when: `people` take turns of `every`, the
+/// first one's turn beginning at `start`.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// In turn order.
+    pub people: Vec<String>,
+    /// Length of a turn.
+    pub every: Duration,
+    /// Seconds since the Unix epoch when the first turn began.
+    pub start_unix: i64,
+}
+
+impl Rotation {
+    /// Who is on call at `unix` seconds (the first person before `start`).
+    pub fn on_call(&self, unix: i64) -> Option<&str> {
+        let turn = self.every.as_secs().max(1) as i64;
+        let n = self.people.len() as i64;
+        if n == 0 {
+            return None;
+        }
+        let idx = (unix - self.start_unix).max(0) / turn % n;
+        self.people.get(idx as usize).map(String::as_str)
+    }
+}
+
+impl RawRotation {
+    pub(crate) fn resolve(self, problems: &mut Vec<Problem>) -> Option<Rotation> {
+        if self.people.is_empty() {
+            problems.push((
+                "a rotation needs at least one person".to_owned(),
+                self.every.span(),
+            ));
+        }
+        let every = parse_duration(Some(&self.every), Duration::ZERO, problems);
+        if every.is_zero() {
+            problems.push((
+                "`every` must be a positive duration, e.g. `7d`".to_owned(),
+                self.every.span(),
+            ));
+        }
+        let start = match humantime::parse_rfc3339_weak(self.start.get_ref()) {
+            Ok(t) => t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            Err(_) => {
+                problems.push((
+                    format!(
+                        "invalid time `{}`; write e.g. `2026-11-30T09:00:00Z`",
+                        self.start.get_ref()
+                    ),
+                    self.start.span(),
+                ));
+                0
+            }
+        };
+        Some(Rotation {
+            people: self.people.into_iter().map(Spanned::into_inner).collect(),
+            every,
+            start_unix: start,
+        })
+    }
+}
+
+/// `[[playbooks]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlaybook {
+    pub id: Spanned<String>,
+    detector: Spanned<String>,
+    pub owner: Spanned<String>,
+    respond_within: Spanned<String>,
+    #[serde(default)]
+    severity: Option<Spanned<String>>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    actions: Vec<Spanned<String>>,
+    #[serde(default)]
+    circuit_for: Option<Spanned<String>>,
+    #[serde(default)]
+    pub quarantine_group: Option<Spanned<String>>,
+    #[serde(default)]
+    pub agents: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub tools: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub systems: Vec<Spanned<String>>,
+    #[serde(default)]
+    params: Option<Spanned<RawParams>>,
+}
+
+/// `[playbooks.params]`: every detector's parameters; each detector
+/// accepts only its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    denials: Option<u32>,
+    retries: Option<u32>,
+    window: Option<Spanned<String>>,
+    run_idle: Option<Spanned<String>>,
+    approval_pending: Option<Spanned<String>>,
+    error_rate: Option<f64>,
+    min_calls: Option<u32>,
+    tools_failing: Option<u32>,
+    sigma: Option<f64>,
+    min_samples: Option<u32>,
+    scan: Option<bool>,
+}
+
+/// A misbehaviour pattern and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detector {
+    /// `denials` or more denied proposals of one agent within `window`; a
+    /// denial by a policy annotated `@severity("critical")` at once.
+    PolicyViolation {
+        /// Threshold.
+        denials: u32,
+        /// Sliding window.
+        window: Duration,
+    },
+    /// `retries` or more retries of one run or one tool within `window`:
+    /// connector retries, and identical proposals re-sent after a failure
+    /// or a denial.
+    RetryStorm {
+        /// Threshold.
+        retries: u32,
+        /// Sliding window.
+        window: Duration,
+    },
+    /// A run without progress for `run_idle`; an approval pending longer
+    /// than `approval_pending`.
+    Stuck {
+        /// Longest a running run may go without an event.
+        run_idle: Duration,
+        /// Longest an approval may stay pending.
+        approval_pending: Duration,
+    },
+    /// A tool's or a system's error rate at or above `error_rate` percent
+    /// over at least `min_calls` calls within `window`, or `tools_failing`
+    /// distinct tools of one system failing within `window`.
+    FailureCascade {
+        /// Percent, 0–100.
+        error_rate: f64,
+        /// Calls needed before a rate counts.
+        min_calls: u32,
+        /// Distinct failing tools of one system.
+        tools_failing: u32,
+        /// Sliding window.
+        window: Duration,
+    },
+    /// A result whose size or latency is outside the tool's learned band
+    /// (EWMA mean ± `sigma`·σ once `min_samples` were seen), or that
+    /// contains secrets or personal data the tool does not declare.
+    UnusualOutput {
+        /// Width of the band in standard deviations.
+        sigma: f64,
+        /// Samples before the band is used.
+        min_samples: u32,
+        /// Whether results are scanned for secrets and personal data.
+        scan: bool,
+    },
+}
+
+impl Detector {
+    /// The detector's name, as written in packs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PolicyViolation { .. } => "policy_violation",
+            Self::RetryStorm { .. } => "retry_storm",
+            Self::Stuck { .. } => "stuck",
+            Self::FailureCascade { .. } => "failure_cascade",
+            Self::UnusualOutput { .. } => "unusual_output",
+        }
+    }
+
+    /// Every detector name.
+    pub const KINDS: &'static [&'static str] = &[
+        "policy_violation",
+        "retry_storm",
+        "stuck",
+        "failure_cascade",
+        "unusual_output",
+    ];
+}
+
+/// What a playbook does when its detector fires, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlaybookAction {
+    /// Page the owner's first route (later ones on a missed window).
+    Notify,
+    /// Pause the agent (kill switch) until an operator resumes it.
+    Pause,
+    /// Every write action of the agent needs approval from `group`.
+    Quarantine {
+        /// The approver group.
+        group: String,
+    },
+    /// Refuse every proposal of the tool (`tool_circuit_open`) for a while.
+    Circuit {
+        /// How long the circuit stays open.
+        open_for: Duration,
+    },
+}
+
+impl PlaybookAction {
+    /// The word written in packs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::Pause => "pause",
+            Self::Quarantine { .. } => "quarantine",
+            Self::Circuit { .. } => "circuit",
+        }
+    }
+}
+
+/// How urgent an incident is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IncidentSeverity {
+    /// For the record.
+    Info,
+    /// Look soon.
+    Warning,
+    /// Look now (the default).
+    High,
+    /// Everything stops.
+    Critical,
+}
+
+impl IncidentSeverity {
+    /// The word written in packs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// Parses the word.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "info" => Self::Info,
+            "warning" => Self::Warning,
+            "high" => Self::High,
+            "critical" => Self::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// A detector mapped to an owner, a response window and actions.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    /// Id, e.g. `refund-denials`.
+    pub id: String,
+    /// What it detects.
+    pub detector: Detector,
+    /// Person or team paged.
+    pub owner: String,
+    /// Acknowledge within this, or the incident escalates to the next route.
+    pub respond_within: Duration,
+    /// Severity of its incidents.
+    pub severity: IncidentSeverity,
+    /// What it is for.
+    pub description: Option<String>,
+    /// In order.
+    pub actions: Vec<PlaybookAction>,
+    /// Only events of these agents (all when empty).
+    pub agents: Vec<String>,
+    /// Only events of these tools (all when empty).
+    pub tools: Vec<String>,
+    /// Only events of tools of these systems (all when empty).
+    pub systems: Vec<String>,
+    /// Where it is declared.
+    pub at: Location,
+}
+
+fn threshold(v: Option<u32>, default: u32, name: &str, span: &Range<usize>, p: &mut Vec<Problem>) -> u32 {
+    match v {
+        Some(0) => {
+            p.push((format!("`{name}` must be at least 1"), span.clone()));
+            1
+        }
+        Some(n) => n,
+        None => default,
+    }
+}
+
+fn positive(d: Duration, name: &str, span: &Range<usize>, p: &mut Vec<Problem>) -> Duration {
+    if d.is_zero() {
+        p.push((format!("`{name}` must be a positive duration"), span.clone()));
+    }
+    d
+}
+
+impl RawPlaybook {
+    pub(crate) fn resolve(self, at: Location) -> Result<Playbook, Vec<Problem>> {
+        let mut p = Vec::new();
+        let (params, pspan) = match self.params {
+            Some(s) => {
+                let span = s.span();
+                (s.into_inner(), span)
+            }
+            None => (RawParams::default(), self.detector.span()),
+        };
+        let kind = self.detector.get_ref().as_str();
+        let allowed: &[&str] = match kind {
+            "policy_violation" => &["denials", "window"],
+            "retry_storm" => &["retries", "window"],
+            "stuck" => &["run_idle", "approval_pending"],
+            "failure_cascade" => &["error_rate", "min_calls", "tools_failing", "window"],
+            "unusual_output" => &["sigma", "min_samples", "scan"],
+            other => {
+                p.push((
+                    format!(
+                        "unknown detector `{other}`; expected one of: {}",
+                        Detector::KINDS.join(", ")
+                    ),
+                    self.detector.span(),
+                ));
+                &[]
+            }
+        };
+        let given = [
+            ("denials", params.denials.is_some()),
+            ("retries", params.retries.is_some()),
+            ("window", params.window.is_some()),
+            ("run_idle", params.run_idle.is_some()),
+            ("approval_pending", params.approval_pending.is_some()),
+            ("error_rate", params.error_rate.is_some()),
+            ("min_calls", params.min_calls.is_some()),
+            ("tools_failing", params.tools_failing.is_some()),
+            ("sigma", params.sigma.is_some()),
+            ("min_samples", params.min_samples.is_some()),
+            ("scan", params.scan.is_some()),
+        ];
+        if !allowed.is_empty() {
+            for (name, _) in given.iter().filter(|(n, g)| *g && !allowed.contains(n)) {
+                p.push((
+                    format!(
+                        "`{name}` is not a parameter of `{kind}`; it takes: {}",
+                        allowed.join(", ")
+                    ),
+                    pspan.clone(),
+                ));
+            }
+        }
+        let window = positive(
+            parse_duration(params.window.as_ref(), Duration::from_secs(300), &mut p),
+            "window",
+            &pspan,
+            &mut p,
+        );
+        let detector = match kind {
+            "retry_storm" => Detector::RetryStorm {
+                retries: threshold(params.retries, 5, "retries", &pspan, &mut p),
+                window,
+            },
+            "stuck" => Detector::Stuck {
+                run_idle: positive(
+                    parse_duration(params.run_idle.as_ref(), Duration::from_secs(900), &mut p),
+                    "run_idle",
+                    &pspan,
+                    &mut p,
+                ),
+                approval_pending: positive(
+                    parse_duration(
+                        params.approval_pending.as_ref(),
+                        Duration::from_secs(3600),
+                        &mut p,
+                    ),
+                    "approval_pending",
+                    &pspan,
+                    &mut p,
+                ),
+            },
+            "failure_cascade" => {
+                let rate = params.error_rate.unwrap_or(50.0);
+                if !(rate > 0.0 && rate <= 100.0) {
+                    p.push((
+                        "`error_rate` is a percentage above 0 and at most 100".to_owned(),
+                        pspan.clone(),
+                    ));
+                }
+                Detector::FailureCascade {
+                    error_rate: rate,
+                    min_calls: threshold(params.min_calls, 10, "min_calls", &pspan, &mut p),
+                    tools_failing: threshold(
+                        params.tools_failing,
+                        3,
+                        "tools_failing",
+                        &pspan,
+                        &mut p,
+                    ),
+                    window,
+                }
+            }
+            "unusual_output" => {
+                let sigma = params.sigma.unwrap_or(4.0);
+                if !(sigma > 0.0 && sigma.is_finite()) {
+                    p.push(("`sigma` must be above 0".to_owned(), pspan.clone()));
+                }
+                Detector::UnusualOutput {
+                    sigma,
+                    min_samples: threshold(params.min_samples, 30, "min_samples", &pspan, &mut p),
+                    scan: params.scan.unwrap_or(true),
+                }
+            }
+            _ => Detector::PolicyViolation {
+                denials: threshold(params.denials, 5, "denials", &pspan, &mut p),
+                window,
+            },
+        };
+        let respond_within = positive(
+            parse_duration(Some(&self.respond_within), Duration::ZERO, &mut p),
+            "respond_within",
+            &self.respond_within.span(),
+            &mut p,
+        );
+        let severity = match &self.severity {
+            None => IncidentSeverity::High,
+            Some(s) => IncidentSeverity::parse(s.get_ref()).unwrap_or_else(|| {
+                p.push((
+                    format!(
+                        "unknown severity `{}`; expected info, warning, high or critical",
+                        s.get_ref()
+                    ),
+                    s.span(),
+                ));
+                IncidentSeverity::High
+            }),
+        };
+        let mut actions = Vec::new();
+        for a in &self.actions {
+            let action = match a.get_ref().as_str() {
+                "notify" => PlaybookAction::Notify,
+                "pause" => PlaybookAction::Pause,
+                "quarantine" => match &self.quarantine_group {
+                    Some(g) => PlaybookAction::Quarantine {
+                        group: g.get_ref().clone(),
+                    },
+                    None => {
+                        p.push((
+                            "`quarantine` needs `quarantine_group`: the approver group whose approval the agent's write actions will need".to_owned(),
+                            a.span(),
+                        ));
+                        continue;
+                    }
+                },
+                "circuit" => PlaybookAction::Circuit {
+                    open_for: positive(
+                        parse_duration(self.circuit_for.as_ref(), Duration::from_secs(600), &mut p),
+                        "circuit_for",
+                        &a.span(),
+                        &mut p,
+                    ),
+                },
+                other => {
+                    p.push((
+                        format!(
+                            "unknown action `{other}`; expected notify, pause, quarantine or circuit"
+                        ),
+                        a.span(),
+                    ));
+                    continue;
+                }
+            };
+            if actions.iter().any(|x: &PlaybookAction| x.as_str() == action.as_str()) {
+                p.push((format!("action `{}` is listed twice", action.as_str()), a.span()));
+                continue;
+            }
+            actions.push(action);
+        }
+        if actions.is_empty() {
+            p.push((
+                "a playbook needs `actions`, e.g. `[\"notify\"]`".to_owned(),
+                self.id.span(),
+            ));
+        }
+        if p.is_empty() {
+            Ok(Playbook {
+                id: self.id.into_inner(),
+                detector,
+                owner: self.owner.into_inner(),
+                respond_within,
+                severity,
+                description: self.description,
+                actions,
+                agents: self.agents.into_iter().map(Spanned::into_inner).collect(),
+                tools: self.tools.into_iter().map(Spanned::into_inner).collect(),
+                systems: self.systems.into_iter().map(Spanned::into_inner).collect(),
+                at,
+            })
+        } else {
+            Err(p)
+        }
+    }
+}
+
+/// Kinds of data a tool may declare its results contain
+/// (`output_may_contain`), so the `unusual_output` scan does not flag them.
+pub const OUTPUT_DATA_KINDS: &[&str] = &["email", "card_number", "private_key", "api_key"];
+
+use crate::diagnostic::Diagnostic;
+use crate::error::ModelProblem;
+use crate::load::{Cx, RefKind};
+use crate::pack::Pack;
+
+impl Cx {
+    pub(crate) fn rotation(&mut self, r: Spanned<RawRotation>) -> Option<Rotation> {
+        let raw = r.into_inner();
+        for p in &raw.people {
+            self.reference(RefKind::Person, Some(p));
+        }
+        let mut problems = Vec::new();
+        let rotation = raw.resolve(&mut problems);
+        let ok = problems.is_empty();
+        for (message, span) in problems {
+            self.push(ModelProblem::Route { message }, span);
+        }
+        rotation.filter(|_| ok)
+    }
+
+    pub(crate) fn resolve_oversight(
+        &mut self,
+        routes: Vec<(RawRoute, Range<usize>)>,
+        playbooks: Vec<(RawPlaybook, Range<usize>)>,
+        pack: &mut Pack,
+    ) {
+        for (r, span) in routes {
+            if self.check_id("route", &r.id, &pack.routes, |v| &v.at) {
+                match r.resolve(self.loc(span)) {
+                    Ok(route) => {
+                        pack.routes.insert(route.id.clone(), route);
+                    }
+                    Err(problems) => {
+                        for (message, span) in problems {
+                            self.push(ModelProblem::Route { message }, span);
+                        }
+                    }
+                }
+            }
+        }
+        for (p, span) in playbooks {
+            self.reference(RefKind::Owner, Some(&p.owner));
+            self.reference(RefKind::Group, p.quarantine_group.as_ref());
+            for a in &p.agents {
+                self.reference(RefKind::Agent, Some(a));
+            }
+            for t in &p.tools {
+                self.reference(RefKind::Tool, Some(t));
+            }
+            for s in &p.systems {
+                self.reference(RefKind::System, Some(s));
+            }
+            if self.check_id("playbook", &p.id, &pack.playbooks, |v| &v.at) {
+                match p.resolve(self.loc(span)) {
+                    Ok(pb) => {
+                        pack.playbooks.insert(pb.id.clone(), pb);
+                    }
+                    Err(problems) => {
+                        for (message, span) in problems {
+                            self.push(ModelProblem::Playbook { message }, span);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Warns of playbooks whose owner has no route (after references are
+    /// checked, so an unknown owner is reported once).
+    pub(crate) fn check_paging(&mut self, pack: &Pack) {
+        for pb in pack.playbooks.values() {
+            if pack.is_owner(&pb.owner)
+                && pb.actions.contains(&PlaybookAction::Notify)
+                && pack.paging(&pb.owner, 0).routes.is_empty()
+            {
+                let d = Diagnostic::new(&ModelProblem::NoRoute {
+                    playbook: pb.id.clone(),
+                    owner: pb.owner.clone(),
+                })
+                .at(pb.at.clone())
+                .help("give the owner `routes = [\"...\"]` naming a `[[routes]]` entry");
+                self.report(d);
+            }
+        }
+    }
+}
