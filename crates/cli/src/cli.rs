@@ -46,6 +46,18 @@ enum Command {
     /// Approval requests: list, show, approve, deny (against a server).
     #[command(subcommand)]
     Approvals(crate::commands::approvals::ApprovalsCommand),
+    /// Incidents opened by playbooks: list, show, ack, resolve (against a server).
+    #[command(subcommand)]
+    Incidents(crate::commands::incidents::IncidentsCommand),
+    /// Kill switches on agents: pause, resume, quarantine, release.
+    #[command(subcommand)]
+    Agents(crate::commands::agents::AgentsCommand),
+    /// Circuit breakers on tools.
+    #[command(subcommand)]
+    Tools(crate::commands::agents::ToolsCommand),
+    /// The operational views: runs, stuck runs, approval bottleneck,
+    /// hotspots, active incidents.
+    Status(crate::commands::status::StatusArgs),
     /// The MCP gateway's helpers: a stdio bridge, importing upstream tools.
     #[command(subcommand)]
     Mcp(crate::commands::mcp::McpCommand),
@@ -153,6 +165,10 @@ pub fn run() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a),
         Command::Approvals(a) => commands::approvals::run(a),
         Command::Mcp(a) => commands::mcp::run(a),
+        Command::Incidents(a) => commands::incidents::run(a),
+        Command::Agents(a) => commands::agents::run(a),
+        Command::Tools(a) => commands::agents::run_tools(a),
+        Command::Status(a) => commands::status::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -204,7 +204,9 @@ pub enum ModelProblem {
         message: String,
     },
     /// An owner whose incidents would reach nobody.
-    #[error("owner `{owner}` of playbook `{playbook}` has no on-call route: its incidents page nobody")]
+    #[error(
+        "owner `{owner}` of playbook `{playbook}` has no on-call route: its incidents page nobody"
+    )]
     NoRoute {
         /// The playbook.
         playbook: String,

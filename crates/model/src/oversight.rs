@@ -459,7 +459,13 @@ pub struct Playbook {
     pub at: Location,
 }
 
-fn threshold(v: Option<u32>, default: u32, name: &str, span: &Range<usize>, p: &mut Vec<Problem>) -> u32 {
+fn threshold(
+    v: Option<u32>,
+    default: u32,
+    name: &str,
+    span: &Range<usize>,
+    p: &mut Vec<Problem>,
+) -> u32 {
     match v {
         Some(0) => {
             p.push((format!("`{name}` must be at least 1"), span.clone()));
@@ -472,7 +478,10 @@ fn threshold(v: Option<u32>, default: u32, name: &str, span: &Range<usize>, p: &
 
 fn positive(d: Duration, name: &str, span: &Range<usize>, p: &mut Vec<Problem>) -> Duration {
     if d.is_zero() {
-        p.push((format!("`{name}` must be a positive duration"), span.clone()));
+        p.push((
+            format!("`{name}` must be a positive duration"),
+            span.clone(),
+        ));
     }
     d
 }
@@ -649,8 +658,14 @@ impl RawPlaybook {
                     continue;
                 }
             };
-            if actions.iter().any(|x: &PlaybookAction| x.as_str() == action.as_str()) {
-                p.push((format!("action `{}` is listed twice", action.as_str()), a.span()));
+            if actions
+                .iter()
+                .any(|x: &PlaybookAction| x.as_str() == action.as_str())
+            {
+                p.push((
+                    format!("action `{}` is listed twice", action.as_str()),
+                    a.span(),
+                ));
                 continue;
             }
             actions.push(action);

@@ -293,9 +293,10 @@ pub struct Paging {
 }
 
 impl Pack {
-    /// Who `owner` (a person or a team) pages at `unix` seconds: a team
-    /// pages its person on call (by rotation, else its owner), then its
-    /// own routes.
+    /// Who `owner` (a person or a team) pages at `unix` seconds, and the
+    /// escalation chain: a person's own routes, then their team's, then
+    /// the team owner's; a team pages its person on call (by rotation,
+    /// else its owner) first, then its own routes, then its owner's.
     pub fn paging(&self, owner: &str, unix: i64) -> Paging {
         let mut routes: Vec<String> = Vec::new();
         let mut add = |rs: &[String]| {
@@ -305,31 +306,29 @@ impl Pack {
                 }
             }
         };
-        if let Some(p) = self.people.get(owner) {
-            add(&p.routes);
-            return Paging {
-                person: Some(p.id.clone()),
-                routes,
-            };
-        }
-        let Some(team) = self.teams.get(owner) else {
-            return Paging {
-                person: None,
-                routes,
-            };
+        let (person, team) = match (self.people.get(owner), self.teams.get(owner)) {
+            (Some(p), _) => (
+                Some(p.id.clone()),
+                p.team.as_deref().and_then(|t| self.teams.get(t)),
+            ),
+            (None, Some(t)) => (
+                t.rotation
+                    .as_ref()
+                    .and_then(|r| r.on_call(unix))
+                    .map(str::to_owned)
+                    .or_else(|| t.owner.clone()),
+                Some(t),
+            ),
+            (None, None) => (None, None),
         };
-        let person = team
-            .rotation
-            .as_ref()
-            .and_then(|r| r.on_call(unix))
-            .map(str::to_owned)
-            .or_else(|| team.owner.clone());
         if let Some(p) = person.as_deref().and_then(|p| self.people.get(p)) {
             add(&p.routes);
         }
-        add(&team.routes);
-        if let Some(o) = team.owner.as_deref().and_then(|o| self.people.get(o)) {
-            add(&o.routes);
+        if let Some(team) = team {
+            add(&team.routes);
+            if let Some(o) = team.owner.as_deref().and_then(|o| self.people.get(o)) {
+                add(&o.routes);
+            }
         }
         Paging { person, routes }
     }

@@ -31,7 +31,10 @@ pub(crate) async fn detector_loop(o: Oversight, mut rx: broadcast::Receiver<Arc<
                 o.0.stats
                     .events_missed
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(missed = n, "oversight fell behind the event stream: some events were not seen by the detectors");
+                tracing::warn!(
+                    missed = n,
+                    "oversight fell behind the event stream: some events were not seen by the detectors"
+                );
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => break,
@@ -113,7 +116,9 @@ impl Oversight {
         let by = format!("playbook:{}", pb.id);
         let why = Some(format!("incident {id}: {}", t.summary));
         for a in &pb.actions {
-            let done = self.act(a, &t.subject, &by, why.clone(), !routes.is_empty()).await;
+            let done = self
+                .act(a, &t.subject, &by, why.clone(), !routes.is_empty())
+                .await;
             actions.push(done);
         }
         let severity = t.severity.unwrap_or(pb.severity);
@@ -153,7 +158,11 @@ impl Oversight {
         };
         let ttd_ms = (row.detected_us - row.first_event_us) / 1000;
         let mut writes = vec![StateWrite::Incident(row.clone())];
-        if notify && let Some(n) = routes.first().and_then(|r| queue(self, pack, &row, "opened", r)) {
+        if notify
+            && let Some(n) = routes
+                .first()
+                .and_then(|r| queue(self, pack, &row, "opened", r))
+        {
             writes.push(StateWrite::Notification(n));
         }
         let message = format!(
@@ -163,7 +172,8 @@ impl Oversight {
             pb.owner,
             match routes.first() {
                 Some(r) if notify => format!(", paged via `{r}`"),
-                _ if pb.actions.contains(&PlaybookAction::Notify) => ", no usable route: nobody paged".to_owned(),
+                _ if pb.actions.contains(&PlaybookAction::Notify) =>
+                    ", no usable route: nobody paged".to_owned(),
                 _ => String::new(),
             }
         );
@@ -182,7 +192,9 @@ impl Oversight {
             }),
         );
         self.0.runtime.log().commit(vec![rec], writes).await?;
-        self.0.stats.opened(&pb.id, severity.as_str(), ttd_ms as f64 / 1000.0);
+        self.0
+            .stats
+            .opened(&pb.id, severity.as_str(), ttd_ms as f64 / 1000.0);
         if let Ok(mut a) = self.0.active.lock() {
             a.insert(
                 key,
@@ -294,7 +306,11 @@ impl Oversight {
             let routes: Vec<String> = detail
                 .get("routes")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             let window = pack
                 .playbooks
@@ -308,7 +324,8 @@ impl Oversight {
                 Some(route) => {
                     r.level += 1;
                     r.due_us = Some(now.saturating_add(window));
-                    if let Some(n) = queue(self, pack, &r, &format!("escalated-{}", r.level), route) {
+                    if let Some(n) = queue(self, pack, &r, &format!("escalated-{}", r.level), route)
+                    {
                         writes.push(StateWrite::Notification(n));
                     }
                     format!(

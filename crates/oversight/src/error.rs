@@ -17,7 +17,9 @@ pub enum OversightError {
         why: &'static str,
     },
     /// The caller may not change this incident.
-    #[error("{person} may not {what} incident `{id}`: only its owner, the owning team, the person on call and operators may")]
+    #[error(
+        "{person} may not {what} incident `{id}`: only its owner, the owning team, the person on call and operators may"
+    )]
     NotResponder {
         /// The person.
         person: String,

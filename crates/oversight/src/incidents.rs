@@ -117,7 +117,10 @@ impl IncidentView {
             detector: r.detector.clone(),
             severity: r.severity.clone(),
             owner: r.owner.clone(),
-            on_call: detail.get("on_call").and_then(Value::as_str).map(str::to_owned),
+            on_call: detail
+                .get("on_call")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             summary: r.summary.clone(),
             dedup_key: r.dedup_key.clone(),
             subject: serde_json::from_str(&r.subject).unwrap_or(Value::Null),
@@ -163,7 +166,11 @@ pub(crate) fn paged_routes(r: &IncidentRow) -> Vec<String> {
     let all: Vec<String> = detail
         .get("routes")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let n = usize::try_from(r.level + 1).unwrap_or(0).min(all.len());
     all.into_iter().take(n).collect()
@@ -201,9 +208,18 @@ pub(crate) fn queue(
 pub(crate) fn record(kind: RecordKind, r: &IncidentRow, message: String, extra: Value) -> Record {
     let subject: Value = serde_json::from_str(&r.subject).unwrap_or(Value::Null);
     let mut rec = Record::new(kind);
-    rec.agent = subject.get("agent").and_then(Value::as_str).map(str::to_owned);
-    rec.tool = subject.get("tool").and_then(Value::as_str).map(str::to_owned);
-    rec.run = subject.get("run").and_then(Value::as_str).map(str::to_owned);
+    rec.agent = subject
+        .get("agent")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    rec.tool = subject
+        .get("tool")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    rec.run = subject
+        .get("run")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     rec.code = Some(r.detector.clone());
     rec.message = Some(message);
     let mut d = json!({
@@ -350,7 +366,10 @@ impl Oversight {
             (
                 RecordKind::IncidentAcknowledged,
                 "acknowledged",
-                format!("incident {id} acknowledged by `{person}` after {}s", tta / 1000),
+                format!(
+                    "incident {id} acknowledged by `{person}` after {}s",
+                    tta / 1000
+                ),
                 json!({ "by": person, "note": note, "tta_ms": tta }),
             )
         };

@@ -43,7 +43,10 @@ impl Oversight {
         let mut tried = 0;
         let mut sends = Vec::new();
         for n in due {
-            if !store.claim_notification(&n.id, now, now + us(LEASE)).await? {
+            if !store
+                .claim_notification(&n.id, now, now + us(LEASE))
+                .await?
+            {
                 continue;
             }
             tried += 1;
@@ -61,7 +64,11 @@ impl Oversight {
         Ok(tried)
     }
 
-    async fn deliver(&self, http: &reqwest::Client, mut n: NotificationRow) -> Result<(), OversightError> {
+    async fn deliver(
+        &self,
+        http: &reqwest::Client,
+        mut n: NotificationRow,
+    ) -> Result<(), OversightError> {
         let router = self.router();
         let result = match router.get(&n.route) {
             Some(route) => crate::routes::send(http, route, &n.id, &n.step, &n.payload).await,

@@ -42,7 +42,12 @@ impl Router {
                 Ok(Resolved {
                     kind: r.kind,
                     url: read(&r.url)?,
-                    secret: r.secret.as_ref().map(read).transpose()?.map(String::into_bytes),
+                    secret: r
+                        .secret
+                        .as_ref()
+                        .map(read)
+                        .transpose()?
+                        .map(String::into_bytes),
                     routing_key: r.routing_key.as_ref().map(read).transpose()?,
                 })
             })();
@@ -145,7 +150,8 @@ pub fn payload_for(kind: RouteKind, i: &IncidentRow, step: &str, pack_name: &str
                 i.playbook,
                 i.owner,
                 match &ack_by {
-                    Some(t) if i.state == "open" => format!("acknowledge by {t}: `warden incidents ack {}`", i.id),
+                    Some(t) if i.state == "open" =>
+                        format!("acknowledge by {t}: `warden incidents ack {}`", i.id),
                     _ => format!("state {}", i.state),
                 }
             );
@@ -239,7 +245,13 @@ pub(crate) async fn send(
         Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
         Ok(r) => {
             let status = r.status();
-            let text: String = r.text().await.unwrap_or_default().chars().take(200).collect();
+            let text: String = r
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
             Err(format!("{status}: {text}"))
         }
         Err(e) => Err(e.to_string()),

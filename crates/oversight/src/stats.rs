@@ -33,7 +33,11 @@ fn bump(m: &Mutex<BTreeMap<(String, String), u64>>, a: &str, b: &str) {
 
 fn snapshot(m: &Mutex<BTreeMap<(String, String), u64>>) -> Vec<(String, String, u64)> {
     m.lock()
-        .map(|m| m.iter().map(|((a, b), n)| (a.clone(), b.clone(), *n)).collect())
+        .map(|m| {
+            m.iter()
+                .map(|((a, b), n)| (a.clone(), b.clone(), *n))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -74,10 +78,16 @@ impl Stats {
     }
     /// Time-to-detect samples since the last call.
     pub fn take_ttd(&self) -> Vec<f64> {
-        self.ttd.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.ttd
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
     /// Time-to-acknowledge samples since the last call.
     pub fn take_tta(&self) -> Vec<f64> {
-        self.tta.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.tta
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }

@@ -93,7 +93,7 @@ pub struct Hotspot {
     pub failed: i64,
     /// Denied.
     pub denied: i64,
-    /// Connector retries.
+    /// Retries: connector re-sends plus repeated identical proposals.
     pub retries: i64,
     /// failed / executed-or-failed, percent.
     pub failure_rate: f64,
@@ -151,7 +151,11 @@ impl Oversight {
     }
 
     /// Tools by failures and retries among actions of the last `window`.
-    pub async fn hotspots_view(&self, window: Duration, limit: u32) -> Result<HotspotsView, OversightError> {
+    pub async fn hotspots_view(
+        &self,
+        window: Duration,
+        limit: u32,
+    ) -> Result<HotspotsView, OversightError> {
         let since = now_us() - us(window);
         let rows = self.0.runtime.store().hotspots(since, limit).await?;
         let engine = self.0.runtime.engine().current();
@@ -164,7 +168,11 @@ impl Oversight {
                     let ran = h.actions - h.denied;
                     Hotspot {
                         system: pack.tools.get(&h.tool).map(|t| t.system.clone()),
-                        failure_rate: if ran > 0 { h.failed as f64 * 100.0 / ran as f64 } else { 0.0 },
+                        failure_rate: if ran > 0 {
+                            h.failed as f64 * 100.0 / ran as f64
+                        } else {
+                            0.0
+                        },
                         tool: h.tool,
                         actions: h.actions,
                         failed: h.failed,

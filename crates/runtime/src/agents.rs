@@ -16,7 +16,12 @@ impl Runtime {
         if !self.0.engine.current().pack().agents.contains_key(agent) {
             return Err(RuntimeError::UnknownAgent(agent.to_owned()));
         }
-        let paused = self.0.paused.read().ok().and_then(|m| m.get(agent).cloned());
+        let paused = self
+            .0
+            .paused
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned());
         let quarantine = self
             .0
             .quarantined
@@ -106,7 +111,10 @@ impl Runtime {
         r.message = Some(match &group {
             Some(g) => format!(
                 "quarantined by `{by}`: its write actions need `{g}` approval{}",
-                reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             ),
             None => format!("released from quarantine by `{by}`"),
         });
@@ -157,7 +165,10 @@ impl Runtime {
             Some(d) => format!(
                 "circuit of `{tool}` opened by `{by}` for {}s{}",
                 d.as_secs(),
-                reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             ),
             None => format!("circuit of `{tool}` closed by `{by}`"),
         });

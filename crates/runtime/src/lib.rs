@@ -26,8 +26,8 @@ mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
 pub use connector::{Connectors, ExecOutcome, resolve as resolve_value};
-pub use notify::signature as webhook_signature;
 pub use error::RuntimeError;
+pub use notify::signature as webhook_signature;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};
 pub use warden_store::ApprovalFilter;

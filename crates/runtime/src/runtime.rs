@@ -397,7 +397,10 @@ impl Runtime {
                     "the circuit of `{}` is open until {}{}",
                     p.tool,
                     warden_evidence::time_from_micros(c.open_until_us),
-                    c.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                    c.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 ),
             ));
         }
@@ -414,7 +417,10 @@ impl Runtime {
         let decision = match &quarantine {
             Some(group) => {
                 let mut d = decision;
-                let mut req = d.approval.take().unwrap_or(ApprovalRequirement { groups: Vec::new() });
+                let mut req = d
+                    .approval
+                    .take()
+                    .unwrap_or(ApprovalRequirement { groups: Vec::new() });
                 if !req.groups.iter().any(|(g, _)| g == group) {
                     req.groups.push((group.clone(), 1));
                 }
@@ -427,7 +433,9 @@ impl Runtime {
         let (mut status, mut code) = decision_status(&decision);
         let mut message = decision.message();
         if let Some(g) = &quarantine {
-            message = format!("agent `{agent}` is quarantined: its writes need `{g}` approval. {message}");
+            message = format!(
+                "agent `{agent}` is quarantined: its writes need `{g}` approval. {message}"
+            );
         }
         if let Some((c, why)) = &gates.failure {
             status = ActionStatus::Denied;

@@ -182,9 +182,11 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     let timers = runtime.start_timers();
     // Detectors, escalation and the notification outbox; notifications
     // queued before a restart are delivered now.
-    let oversight =
-        warden_oversight::Oversight::start(runtime.clone(), warden_oversight::OversightConfig::default())
-            .await?;
+    let oversight = warden_oversight::Oversight::start(
+        runtime.clone(),
+        warden_oversight::OversightConfig::default(),
+    )
+    .await?;
     let limiter = config
         .rate_limit
         .and_then(std::num::NonZeroU32::new)

@@ -36,9 +36,21 @@ struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PairLabels {
-    a: String,
-    b: String,
+struct OpenedLabels {
+    playbook: String,
+    severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FireLabels {
+    playbook: String,
+    detector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    route: String,
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,9 +73,9 @@ pub struct OversightSnapshot {
 #[derive(Debug)]
 struct OversightMetrics {
     incidents: Family<StateLabels, Gauge>,
-    opened: Family<PairLabels, Counter>,
-    fires: Family<PairLabels, Counter>,
-    notifications: Family<PairLabels, Counter>,
+    opened: Family<OpenedLabels, Counter>,
+    fires: Family<FireLabels, Counter>,
+    notifications: Family<DeliveryLabels, Counter>,
     events: Counter,
     missed: Counter,
     detect_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
@@ -149,20 +161,24 @@ impl Default for Metrics {
         registry.register("incidents", "Incidents by state", o.incidents.clone());
         registry.register(
             "incidents_opened",
-            "Incidents opened, by playbook (a) and severity (b)",
+            "Incidents opened, by playbook and severity",
             o.opened.clone(),
         );
         registry.register(
             "detector_fires",
-            "Detector fires (opening or grouping into an incident), by playbook (a) and detector (b)",
+            "Detector fires (opening or grouping into an incident), by playbook and detector",
             o.fires.clone(),
         );
         registry.register(
             "notifications",
-            "Incident notification attempts, by route (a) and result (b): delivered, retry, failed",
+            "Incident notification attempts, by route and result: delivered, retry, failed",
             o.notifications.clone(),
         );
-        registry.register("oversight_events", "Records fed to the detectors", o.events.clone());
+        registry.register(
+            "oversight_events",
+            "Records fed to the detectors",
+            o.events.clone(),
+        );
         registry.register(
             "oversight_events_missed",
             "Records the detectors fell too far behind to see",
@@ -249,14 +265,25 @@ impl Metrics {
     pub fn oversight(&self, stats: &warden_oversight::Stats, snap: &OversightSnapshot) {
         use std::sync::atomic::Ordering::Relaxed;
         let o = &self.oversight;
-        let pairs = |f: &Family<PairLabels, Counter>, v: Vec<(String, String, u64)>| {
-            for (a, b, n) in v {
-                catch_up(&f.get_or_create(&PairLabels { a, b }), n);
-            }
-        };
-        pairs(&o.opened, stats.opened_incidents());
-        pairs(&o.fires, stats.fires());
-        pairs(&o.notifications, stats.notifications());
+        for (playbook, severity, n) in stats.opened_incidents() {
+            catch_up(
+                &o.opened.get_or_create(&OpenedLabels { playbook, severity }),
+                n,
+            );
+        }
+        for (playbook, detector, n) in stats.fires() {
+            catch_up(
+                &o.fires.get_or_create(&FireLabels { playbook, detector }),
+                n,
+            );
+        }
+        for (route, result, n) in stats.notifications() {
+            catch_up(
+                &o.notifications
+                    .get_or_create(&DeliveryLabels { route, result }),
+                n,
+            );
+        }
         catch_up(&o.events, stats.events.load(Relaxed));
         catch_up(&o.missed, stats.events_missed.load(Relaxed));
         let secs = stats.detect_ns.load(Relaxed) as f64 / 1e9;

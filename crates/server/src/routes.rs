@@ -36,13 +36,19 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/runs/{id}", get(crate::runs::get_run))
         .route("/v1/agents/{id}/pause", post(crate::runs::pause))
         .route("/v1/agents/{id}/resume", post(crate::runs::resume))
-        .route("/v1/agents/{id}/quarantine", post(crate::oversight::quarantine))
+        .route(
+            "/v1/agents/{id}/quarantine",
+            post(crate::oversight::quarantine),
+        )
         .route("/v1/agents/{id}/release", post(crate::oversight::release))
         .route("/v1/tools/{id}/circuit", post(crate::oversight::circuit))
         .route("/v1/incidents", get(crate::oversight::list))
         .route("/v1/incidents/{id}", get(crate::oversight::show))
         .route("/v1/incidents/{id}/ack", post(crate::oversight::ack))
-        .route("/v1/incidents/{id}/resolve", post(crate::oversight::resolve))
+        .route(
+            "/v1/incidents/{id}/resolve",
+            post(crate::oversight::resolve),
+        )
         .route("/v1/views/runs", get(crate::oversight::runs_view))
         .route("/v1/views/approvals", get(crate::oversight::approvals_view))
         .route("/v1/views/hotspots", get(crate::oversight::hotspots_view))

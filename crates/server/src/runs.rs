@@ -121,6 +121,7 @@ async fn set_paused(
     Ok(Json(json!({
         "agent": row.agent,
         "paused": row.paused,
+        "quarantine": row.quarantine,
         "reason": row.reason,
         "changed_by": row.changed_by,
     })))

@@ -153,7 +153,9 @@ pub struct HotspotRow {
     pub failed: i64,
     /// Denied.
     pub denied: i64,
-    /// Connector retries (attempts beyond the first).
+    /// Retries: connector re-sends (attempts beyond the first) plus
+    /// proposals repeating an identical earlier one (same agent, same
+    /// canonical request).
     pub retries: i64,
 }
 
@@ -394,7 +396,9 @@ impl Store {
     /// The incident `id`.
     pub async fn incident(&self, id: &str) -> Result<Option<IncidentRow>, StoreError> {
         let mut q = Sql::new("SELECT ");
-        q.push(INCIDENT_COLS).push(" FROM incidents WHERE id = ").text(id);
+        q.push(INCIDENT_COLS)
+            .push(" FROM incidents WHERE id = ")
+            .text(id);
         let row = q.build(self.backend).fetch_optional(&self.pool).await?;
         row.as_ref().map(incident_row).transpose()
     }
@@ -410,7 +414,8 @@ impl Store {
 
     /// Incidents per state.
     pub async fn incident_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let q = Sql::new("SELECT state, COUNT(*) AS n FROM incidents GROUP BY state ORDER BY state");
+        let q =
+            Sql::new("SELECT state, COUNT(*) AS n FROM incidents GROUP BY state ORDER BY state");
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
@@ -475,7 +480,8 @@ impl Store {
     /// Every tool circuit (open or not).
     pub async fn circuits(&self) -> Result<Vec<CircuitRow>, StoreError> {
         let mut q = Sql::new("SELECT ");
-        q.push(CIRCUIT_COLS).push(" FROM tool_circuits ORDER BY tool");
+        q.push(CIRCUIT_COLS)
+            .push(" FROM tool_circuits ORDER BY tool");
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
@@ -558,7 +564,8 @@ impl Store {
             "SELECT tool, COUNT(*) AS n, \
              CAST(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed, \
              CAST(SUM(CASE WHEN state = 'denied' THEN 1 ELSE 0 END) AS BIGINT) AS denied, \
-             CAST(SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END) AS BIGINT) AS retries \
+             CAST(SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END) \
+                  + COUNT(*) - COUNT(DISTINCT agent || ':' || request_hash) AS BIGINT) AS retries \
              FROM actions WHERE created_us >= ",
         );
         q.int(since_us)

@@ -2,26 +2,10 @@
 //! a running server (`--server`, `WARDEN_SERVER`) with the person's token
 //! (`--token`, `WARDEN_TOKEN`).
 
-use std::time::Duration;
-
-use anyhow::Context;
 use serde_json::{Value, json};
 
+use super::remote::{Remote, age, call, text};
 use crate::cli::Exit;
-
-/// Where the server is and who is asking.
-#[derive(Debug, clap::Args)]
-pub struct Remote {
-    /// The Warden server.
-    #[arg(long, env = "WARDEN_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// Your bearer token (a person's: approver, operator or auditor).
-    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// Print the server's JSON.
-    #[arg(long, global = true)]
-    pub json: bool,
-}
 
 /// `warden approvals ...`
 #[derive(Debug, clap::Subcommand)]
@@ -71,7 +55,6 @@ pub enum ApprovalsCommand {
 
 /// Runs `warden approvals ...`.
 pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<Exit> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match cmd {
         ApprovalsCommand::List {
             remote,
@@ -146,72 +129,6 @@ fn answer(
     Ok(Exit::Ok)
 }
 
-/// One API call: `Ok(Ok(json))` on success, `Ok(Err(exit))` after printing
-/// the server's error, `Err` when the server cannot be reached.
-fn call(
-    remote: &Remote,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(&str, String)],
-    body: Option<Value>,
-) -> anyhow::Result<Result<Value, Exit>> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let mut url = format!("{}{path}", remote.server.trim_end_matches('/'));
-    for (i, (k, v)) in query.iter().enumerate() {
-        url.push(if i == 0 { '?' } else { '&' });
-        url.push_str(k);
-        url.push('=');
-        url.push_str(&encode(v));
-    }
-    let mut req = client.request(method, &url).bearer_auth(&remote.token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req
-        .send()
-        .with_context(|| format!("cannot reach the Warden server at {}", remote.server))?;
-    let status = resp.status();
-    let v: Value = resp
-        .json()
-        .with_context(|| format!("the server at {} did not answer JSON", remote.server))?;
-    if status.is_success() {
-        return Ok(Ok(v));
-    }
-    if remote.json {
-        println!("{v:#}");
-    } else {
-        eprintln!(
-            "error: {} ({}): {}",
-            v.pointer("/error/code")
-                .and_then(Value::as_str)
-                .unwrap_or("error"),
-            status.as_u16(),
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        );
-    }
-    Ok(Err(Exit::Failed))
-}
-
-/// Percent-encodes a query value.
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("-")
-}
-
 /// `finance 1/2 (+support-leads)` for each requirement.
 fn needs(v: &Value) -> String {
     v.get("requires")
@@ -240,21 +157,6 @@ fn needs(v: &Value) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
-}
-
-/// How long ago an RFC 3339 time was, for people.
-fn age(rfc3339: &str) -> String {
-    let Some(then) = warden_evidence::micros(rfc3339) else {
-        return "-".into();
-    };
-    let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(then);
-    let s = (now - then).max(0) / 1_000_000;
-    match s {
-        ..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
-        _ => format!("{}d{:02}h", s / 86_400, (s / 3600) % 24),
-    }
 }
 
 fn print_list(v: &Value) {

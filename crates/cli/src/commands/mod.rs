@@ -1,12 +1,16 @@
 //! One file per subcommand: parse, call a library, print, return an [`Exit`].
 
+pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod bench;
 pub mod decide;
+pub mod incidents;
 pub mod mcp;
+pub mod remote;
 pub mod schema;
 pub mod serve;
+pub mod status;
 pub mod test;
 pub mod token;
 pub mod validate;

@@ -101,8 +101,28 @@ pub struct Seen {
 
 impl Receiver {
     pub fn start(delay: std::time::Duration, fail_first: usize) -> Self {
+        Self::listen(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            delay,
+            fail_first,
+        )
+    }
+
+    /// A receiver on `addr` (a port a test reserved earlier).
+    pub fn start_at(addr: &str) -> Self {
+        Self::listen(
+            std::net::TcpListener::bind(addr).unwrap(),
+            std::time::Duration::ZERO,
+            0,
+        )
+    }
+
+    fn listen(
+        listener: std::net::TcpListener,
+        delay: std::time::Duration,
+        fail_first: usize,
+    ) -> Self {
         use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
         let log = std::sync::Arc::clone(&seen);

@@ -11,6 +11,7 @@ mod kill9;
 mod mcp;
 mod mcp_clients;
 mod mcp_peers;
+mod oversight;
 mod postgres;
 mod schema;
 mod serve;

@@ -59,7 +59,12 @@ pub(crate) struct Cascade {
 }
 
 impl Cascade {
-    pub(crate) fn new(error_rate: f64, min_calls: u32, tools_failing: u32, window: Duration) -> Self {
+    pub(crate) fn new(
+        error_rate: f64,
+        min_calls: u32,
+        tools_failing: u32,
+        window: Duration,
+    ) -> Self {
         Self {
             error_rate,
             min_calls,
@@ -124,7 +129,11 @@ impl Cascade {
         let Some(calls) = self.systems.get(system) else {
             return out;
         };
-        let failing: Vec<String> = calls.failing_tools().into_iter().map(str::to_owned).collect();
+        let failing: Vec<String> = calls
+            .failing_tools()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let by_tools = failing.len() >= self.tools_failing as usize && self.tools_failing > 1;
         let by_rate = self.rate_exceeded(calls);
         if by_tools || (by_rate.is_some() && out.is_empty()) {

@@ -45,7 +45,10 @@ impl Retry {
                 if attempts <= 1 {
                     return Vec::new();
                 }
-                (u32::try_from(attempts - 1).unwrap_or(u32::MAX), "re-sent by the connector")
+                (
+                    u32::try_from(attempts - 1).unwrap_or(u32::MAX),
+                    "re-sent by the connector",
+                )
             }
             RecordKind::ActionDecided => {
                 let (Some(agent), Some(tool), Some(args)) =

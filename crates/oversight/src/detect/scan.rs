@@ -86,7 +86,14 @@ pub fn scan_str(s: &str, path: &str, out: &mut Vec<Finding>) {
         }
     };
     if let Some(c) = card_number(s) {
-        let last4: String = c.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let last4: String = c
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         push("card_number", format!("…{last4} ({} digits)", c.len()));
     }
     if s.contains("-----BEGIN") && s.contains("PRIVATE KEY-----") {
@@ -203,9 +210,9 @@ fn email(s: &str) -> Option<&str> {
             end += 1;
         }
         let domain = s.get(at + 1..end).unwrap_or("").trim_end_matches('.');
-        let tld_ok = domain
-            .rsplit_once('.')
-            .is_some_and(|(host, tld)| !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
+        let tld_ok = domain.rsplit_once('.').is_some_and(|(host, tld)| {
+            !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic())
+        });
         if start < at && tld_ok {
             return s.get(start..at + 1 + domain.len());
         }
