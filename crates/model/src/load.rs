@@ -68,6 +68,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         diags: Vec::new(),
         refs: Vec::new(),
         unloaded_tools: Default::default(),
+        unloaded_routes: Default::default(),
     };
     let raw = cx.parse_manifest();
     let mut pack = Pack {
@@ -122,6 +123,9 @@ pub(crate) struct Cx {
     refs: Vec<Ref>,
     /// Ids of tool entries that failed to load.
     unloaded_tools: std::collections::BTreeSet<String>,
+    /// Ids of route entries that failed to load (reported once, where
+    /// they are declared, not again where they are named).
+    pub(crate) unloaded_routes: std::collections::BTreeSet<String>,
 }
 
 impl Cx {
@@ -845,7 +849,10 @@ impl Cx {
                 RefKind::System => pack.systems.contains_key(r.id.get_ref()),
                 RefKind::Group => pack.approver_groups.contains_key(r.id.get_ref()),
                 RefKind::McpServer => pack.mcp_servers.contains_key(r.id.get_ref()),
-                RefKind::Route => pack.routes.contains_key(r.id.get_ref()),
+                RefKind::Route => {
+                    pack.routes.contains_key(r.id.get_ref())
+                        || self.unloaded_routes.contains(r.id.get_ref())
+                }
                 RefKind::Agent => pack.agents.contains_key(r.id.get_ref()),
                 RefKind::Tool => {
                     pack.tools.contains_key(r.id.get_ref())

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::BenchArgs;
+use super::{BenchArgs, call};
 use crate::cli::Exit;
 
 const AGENT: &str = "Bearer demo-support-bot";
@@ -24,20 +24,6 @@ fn refund(order: &str) -> String {
         "arguments": {"order_id": order, "customer_id": "cus_bench", "amount_cents": 50_000, "reason": "damaged"},
     })
     .to_string()
-}
-
-async fn call(req: reqwest::RequestBuilder, auth: &str) -> anyhow::Result<Value> {
-    let resp = req
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .send()
-        .await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    if !status.is_success() {
-        bail!("{status}: {v}");
-    }
-    Ok(v)
 }
 
 /// p50, p99 and max of `us` (sorted in place), in ms.

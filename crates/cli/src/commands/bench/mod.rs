@@ -19,9 +19,10 @@ use crate::cli::Exit;
 
 mod approvals;
 mod mcp;
+mod oversight;
 
 /// `warden bench`
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// A running server to drive (e.g. http://127.0.0.1:8080); without it
     /// one is started here on `--pack` with a temporary data directory.
@@ -78,6 +79,11 @@ pub struct BenchArgs {
     /// `--concurrency` agents through /mcp for `--duration` (calls/s).
     #[arg(long, value_name = "N")]
     pub mcp: Option<usize>,
+    /// Oversight scenario: under the usual load, N critical policy
+    /// violations one after another; reports time to detect and the
+    /// detectors' CPU per event.
+    #[arg(long, value_name = "N")]
+    pub oversight: Option<usize>,
 }
 
 #[derive(Default)]
@@ -105,6 +111,9 @@ async fn bench(a: BenchArgs) -> anyhow::Result<Exit> {
     let (base, _tmp) = server(&a).await?;
     if a.approvals.is_some() {
         return approvals::run(&a, &base).await;
+    }
+    if let Some(n) = a.oversight {
+        return oversight::run(&a, &base, n).await;
     }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
@@ -291,6 +300,21 @@ async fn start_server(
     });
     let addr = rx.await.context("the bench server did not start")?;
     Ok((format!("http://{addr}"), Some(tmp)))
+}
+
+/// One API call with `auth`; an error status is an error with the body.
+pub(crate) async fn call(req: reqwest::RequestBuilder, auth: &str) -> anyhow::Result<Value> {
+    let resp = req
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {v}");
+    }
+    Ok(v)
 }
 
 /// The `q` quantile (0..=1) of sorted µs latencies, in ms (0 when empty).
