@@ -66,7 +66,7 @@ fn stream(n: u64) -> Vec<Record> {
                 1 => rec(i, json!({ "kind": "action_executed", "agent": agent, "tool": tool, "status": if i % 20 == 1 { "failed" } else { "succeeded" },
                                     "detail": { "result": { "ok": true, "id": format!("re_{i}") }, "result_bytes": 30 + i % 7, "elapsed_ms": 2 + i % 3, "attempts": 1 } })),
                 2 if i % 10 == 2 => rec(i, json!({ "agent": agent, "tool": tool, "status": "denied", "code": "policy_denied", "args_sha256": format!("sha256:{i}"),
-                                    "checks": [{ "policy_version": "sha256:x", "decision": "deny", "code": "policy_denied", "policies": [{ "id": "refund-over-100-needs-finance", "effect": "forbid" }] }] })),
+                                    "checks": [{ "policy_version": "sha256:x", "decision": "deny", "code": "forbidden", "policies": [{ "id": "refund-over-100-needs-finance", "effect": "forbid" }] }] })),
                 _ => rec(i, json!({ "kind": "run_started", "agent": agent, "run": format!("run_{i}") })),
             }
         })

@@ -136,12 +136,12 @@ fn print_list(v: &Value) {
         return;
     }
     println!(
-        "{:<28} {:<13} {:<9} {:<18} {:<10} {:<8} {:<8} {:<8} SUMMARY",
+        "{:<28} {:<13} {:<9} {:<22} {:<10} {:<8} {:<8} {:<8} SUMMARY",
         "ID", "STATE", "SEVERITY", "PLAYBOOK", "OWNER", "AGE", "TTD", "TTA"
     );
     for i in &items {
         println!(
-            "{:<28} {:<13} {:<9} {:<18} {:<10} {:<8} {:<8} {:<8} {}",
+            "{:<28} {:<13} {:<9} {:<22} {:<10} {:<8} {:<8} {:<8} {}",
             text(i, "id"),
             text(i, "state"),
             text(i, "severity"),
@@ -224,6 +224,18 @@ fn print_one(v: &Value) {
             } else {
                 r.join(" → ")
             }
+        );
+    }
+    for s in detail
+        .get("skipped_routes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "skipped   {} (disabled: {})",
+            text(s, "route"),
+            text(s, "disabled")
         );
     }
     for a in detail

@@ -175,7 +175,7 @@ fn print_approvals(v: &Value) {
         return;
     }
     println!(
-        "  {:<20} {:>7} {:>9} {:>9} {:>9}  OLDEST",
+        "  {:<20} {:>7} {:>9} {:>9} {:>9}  OLDEST REQUEST",
         "GROUP", "PENDING", "AGE P50", "AGE P95", "OLDEST"
     );
     for g in groups {

@@ -107,13 +107,14 @@ pub fn scan_str(s: &str, path: &str, out: &mut Vec<Finding>) {
     }
 }
 
-/// A run of 13–19 digits (spaces and dashes between digits allowed) that
+/// A run of 13–19 digits (spaces and dashes between digits allowed),
+/// standing alone (not part of a longer word such as a hex digest), that
 /// passes the Luhn check.
 fn card_number(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_digit()) {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
             i += 1;
             continue;
         }
@@ -136,7 +137,8 @@ fn card_number(s: &str) -> Option<String> {
                 break;
             }
         }
-        if (13..=19).contains(&digits.len()) && luhn(&digits) {
+        let alone = b.get(j).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if alone && (13..=19).contains(&digits.len()) && luhn(&digits) {
             return Some(digits);
         }
         i = j.max(i + 1);

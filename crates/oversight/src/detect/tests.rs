@@ -31,7 +31,7 @@ fn denied(seq: u64, t: i64, agent: &str, policy: Value) -> Record {
         json!({
             "agent": agent, "tool": "stripe.refund", "status": "denied", "code": "policy_denied",
             "args_sha256": format!("sha256:{seq}"),
-            "checks": [{ "policy_version": "sha256:x", "decision": "deny", "code": "policy_denied", "policies": [policy] }],
+            "checks": [{ "policy_version": "sha256:x", "decision": "deny", "code": "forbidden", "policies": [policy] }],
         }),
     )
 }
