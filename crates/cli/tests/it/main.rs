@@ -12,6 +12,7 @@ mod mcp;
 mod mcp_clients;
 mod mcp_peers;
 mod oversight;
+mod oversight_paging;
 mod postgres;
 mod schema;
 mod serve;
