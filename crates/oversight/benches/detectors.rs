@@ -38,7 +38,7 @@ fn rec(seq: u64, fields: Value) -> Record {
 }
 
 fn result_1kb() -> Value {
-    let notes: Vec<String> = (0..12)
+    let notes: Vec<String> = (0..14)
         .map(|i| {
             format!(
                 "2026-11-{:02} called about order ord_{i}: parcel damaged, refund requested",
