@@ -6,6 +6,7 @@
 
 mod approvals;
 mod common;
+mod oversight;
 mod state;
 mod suite;
 mod tamper;
