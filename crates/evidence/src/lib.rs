@@ -32,5 +32,5 @@ pub use record::{
     ApprovalOutcome, Check, CheckedPolicy, RECORD_VERSION, Record, RecordKind, decision_status,
     format_time, micros, now, time_from_micros,
 };
-pub use redact::{REDACTED_PREFIX, Redactor, args_hash};
+pub use redact::{REDACTED_PREFIX, Redactor, args_hash, webhook_signature};
 pub use verify::{Finding, FindingKind, LeafRow, Report, Verifier};

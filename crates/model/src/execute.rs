@@ -91,6 +91,26 @@ pub enum ValueSource {
     File(PathBuf),
 }
 
+impl ValueSource {
+    /// The value: as written, from the environment, or from the file
+    /// (relative to `root`, trailing newline dropped). `Err` says why not.
+    pub fn read(&self, root: &std::path::Path) -> Result<String, String> {
+        match self {
+            Self::Literal(v) => Ok(v.clone()),
+            Self::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(v),
+                _ => Err(format!("environment variable `{name}` is not set")),
+            },
+            Self::File(path) => {
+                let p = root.join(path);
+                std::fs::read_to_string(&p)
+                    .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                    .map_err(|e| format!("cannot read `{}`: {e}", p.display()))
+            }
+        }
+    }
+}
+
 /// A secret header added to each HTTP call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {

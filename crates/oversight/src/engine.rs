@@ -14,14 +14,14 @@ use warden_store::{ApprovalFilter, IncidentRow, StateWrite};
 
 use crate::detect::{Detectors, Event, Subject, Trigger};
 use crate::error::OversightError;
-use crate::incidents::{queue, record};
+use crate::incidents::{chain_routes, queue, record};
 use crate::{Active, Oversight, new_id, now_us, us};
 
 /// Grouped triggers are written to the incident at most this often.
 const SAVE_EVERY_US: i64 = 5_000_000;
 
 pub(crate) async fn detector_loop(o: Oversight, mut rx: broadcast::Receiver<Arc<Record>>) {
-    let mut engine = o.0.runtime.engine().current();
+    let mut engine = o.0.engine.current();
     let mut version = engine.pack().version.clone();
     let mut detectors = Detectors::new(engine.pack());
     loop {
@@ -40,7 +40,7 @@ pub(crate) async fn detector_loop(o: Oversight, mut rx: broadcast::Receiver<Arc<
             Err(broadcast::error::RecvError::Closed) => break,
         };
         if rec.kind == RecordKind::PackReloaded || engine.pack().version != version {
-            let current = o.0.runtime.engine().current();
+            let current = o.0.engine.current();
             if current.pack().version != version {
                 engine = current;
                 version = engine.pack().version.clone();
@@ -69,7 +69,7 @@ pub(crate) async fn timer_loop(o: Oversight) {
     let mut seen: HashSet<(String, i64)> = HashSet::new();
     loop {
         tick.tick().await;
-        let engine = o.0.runtime.engine().current();
+        let engine = o.0.engine.current();
         let pack = engine.pack();
         if let Err(e) = o.escalate_due(pack).await {
             tracing::error!(error = %e, "cannot escalate incidents");
@@ -116,6 +116,12 @@ impl Oversight {
         let by = format!("playbook:{}", pb.id);
         let why = Some(format!("incident {id}: {}", t.summary));
         for a in &pb.actions {
+            // Would-be violations of a rollout page people; they do not
+            // throw switches that would block the agent.
+            if t.shadow && *a != PlaybookAction::Notify {
+                actions.push(json!({ "do": a.as_str(), "ok": false, "why": "shadow: not applied" }));
+                continue;
+            }
             let done = self
                 .act(a, &t.subject, &by, why.clone(), !routes.is_empty())
                 .await;
@@ -152,6 +158,7 @@ impl Oversight {
                 "skipped_routes": skipped,
                 "respond_within_s": pb.respond_within.as_secs(),
                 "actions": actions,
+                "shadow": t.shadow,
             })
             .to_string(),
             updated_us: now,
@@ -189,9 +196,10 @@ impl Oversight {
                 "routes": routes,
                 "actions": actions,
                 "findings": t.detail,
+                "shadow": t.shadow,
             }),
         );
-        self.0.runtime.log().commit(vec![rec], writes).await?;
+        self.0.log.commit(vec![rec], writes).await?;
         self.0
             .stats
             .opened(&pb.id, severity.as_str(), ttd_ms as f64 / 1000.0);
@@ -221,7 +229,7 @@ impl Oversight {
         why: Option<String>,
         has_route: bool,
     ) -> Value {
-        let rt = &self.0.runtime;
+        let rt = &self.0.controls;
         let outcome = match a {
             PlaybookAction::Notify => {
                 return json!({ "do": "notify", "ok": has_route });
@@ -295,23 +303,14 @@ impl Oversight {
             .unwrap_or_default();
         for id in due {
             let _g = self.0.ops.lock().await;
-            let Some(mut r) = self.0.runtime.store().incident(&id).await? else {
+            let Some(mut r) = self.store().incident(&id).await? else {
                 continue;
             };
             if r.state != "open" || r.due_us.is_none_or(|d| d > now) {
                 self.sync_active(&r);
                 continue;
             }
-            let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
-            let routes: Vec<String> = detail
-                .get("routes")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let routes = chain_routes(&r);
             let window = pack
                 .playbooks
                 .get(&r.playbook)
@@ -350,7 +349,7 @@ impl Oversight {
                 message,
                 json!({ "breaches": r.breaches, "level": r.level, "route": routes.get(next), "exhausted": routes.get(next).is_none() }),
             );
-            self.0.runtime.log().commit(vec![rec], writes).await?;
+            self.0.log.commit(vec![rec], writes).await?;
             self.sync_active(&r);
             self.0.outbox_wake.notify_one();
         }
@@ -391,15 +390,13 @@ impl Oversight {
             .unwrap_or_default();
         for (id, n, last) in todo {
             let _g = self.0.ops.lock().await;
-            if let Some(mut r) = self.0.runtime.store().incident(&id).await?
+            if let Some(mut r) = self.store().incident(&id).await?
                 && r.state != "resolved"
             {
                 r.triggers += n;
                 r.last_trigger_us = last;
                 r.updated_us = now;
-                self.0
-                    .runtime
-                    .log()
+                self.0.log
                     .commit(Vec::new(), vec![StateWrite::Incident(r)])
                     .await?;
             }
@@ -416,7 +413,7 @@ impl Oversight {
         seen: &mut HashSet<(String, i64)>,
     ) -> Result<(), OversightError> {
         let now = now_us();
-        let store = self.0.runtime.store();
+        let store = self.store();
         for pb in pack.playbooks.values() {
             let Detector::Stuck {
                 run_idle,
@@ -452,6 +449,7 @@ impl Oversight {
                     first_event_us: run.updated_us.saturating_add(us(*run_idle)),
                     first_seq: None,
                     detail: json!({ "check": "run_idle", "workflow": run.workflow, "idle_s": idle, "done_steps": serde_json::from_str::<Value>(&run.done_steps).unwrap_or(Value::Null) }),
+                    shadow: false,
                 };
                 self.on_trigger(pack, t).await?;
             }
@@ -492,6 +490,7 @@ impl Oversight {
                     first_event_us: a.created_us.saturating_add(us(*approval_pending)),
                     first_seq: None,
                     detail: json!({ "check": "approval_pending", "approval": a.id, "pending_s": age, "eligible_groups": a.eligible.trim_matches(',').split(',').collect::<Vec<_>>() }),
+                    shadow: false,
                 };
                 self.on_trigger(pack, t).await?;
             }

@@ -34,9 +34,9 @@ pub enum OversightError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] warden_store::StoreError),
-    /// The runtime refused a playbook action.
+    /// A control (pause, quarantine, circuit) was refused.
     #[error(transparent)]
-    Runtime(#[from] warden_runtime::RuntimeError),
+    Control(#[from] warden_control::ControlError),
     /// No randomness for ids.
     #[error("cannot generate an id: {0}")]
     Random(String),
@@ -50,7 +50,7 @@ impl OversightError {
             Self::IncidentState { .. } => "invalid_transition",
             Self::NotResponder { .. } => "forbidden",
             Self::InvalidQuery(_) => "invalid_query",
-            Self::Runtime(e) => e.code(),
+            Self::Control(e) => e.code(),
             Self::Store(_) | Self::Random(_) => "internal",
         }
     }
@@ -59,7 +59,7 @@ impl OversightError {
     pub fn is_internal(&self) -> bool {
         match self {
             Self::Store(_) | Self::Random(_) => true,
-            Self::Runtime(e) => e.is_internal(),
+            Self::Control(e) => e.is_internal(),
             _ => false,
         }
     }

@@ -160,10 +160,10 @@ impl NotificationView {
     }
 }
 
-/// The routes an incident paged so far (`detail.routes[..=level]`).
-pub(crate) fn paged_routes(r: &IncidentRow) -> Vec<String> {
+/// Every usable route of an incident's chain, in order (`detail.routes`).
+pub(crate) fn chain_routes(r: &IncidentRow) -> Vec<String> {
     let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
-    let all: Vec<String> = detail
+    detail
         .get("routes")
         .and_then(Value::as_array)
         .map(|a| {
@@ -171,7 +171,12 @@ pub(crate) fn paged_routes(r: &IncidentRow) -> Vec<String> {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The routes an incident paged so far (`detail.routes[..=level]`).
+pub(crate) fn paged_routes(r: &IncidentRow) -> Vec<String> {
+    let all = chain_routes(r);
     let n = usize::try_from(r.level + 1).unwrap_or(0).min(all.len());
     all.into_iter().take(n).collect()
 }
@@ -246,10 +251,7 @@ impl Oversight {
                 "unknown state `{s}`; expected open, acknowledged, resolved or active"
             )));
         }
-        Ok(self
-            .0
-            .runtime
-            .store()
+        Ok(self.store()
             .incidents(f)
             .await?
             .iter()
@@ -259,7 +261,7 @@ impl Oversight {
 
     /// Incident `id` with its notifications.
     pub async fn incident(&self, id: &str) -> Result<IncidentView, OversightError> {
-        let store = self.0.runtime.store();
+        let store = self.store();
         let row = store
             .incident(id)
             .await?
@@ -314,9 +316,9 @@ impl Oversight {
         resolve: bool,
     ) -> Result<IncidentView, OversightError> {
         let _g = self.0.ops.lock().await;
-        let engine = self.0.runtime.engine().current();
+        let engine = self.0.engine.current();
         let pack = engine.pack();
-        let store = self.0.runtime.store();
+        let store = self.store();
         let mut r = store
             .incident(id)
             .await?
@@ -399,7 +401,7 @@ impl Oversight {
         }
         let queued = writes.len() > 1;
         let rec = record(kind, &r, message, extra);
-        self.0.runtime.log().commit(vec![rec], writes).await?;
+        self.0.log.commit(vec![rec], writes).await?;
         if queued {
             self.0.outbox_wake.notify_one();
         }

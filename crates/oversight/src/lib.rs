@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use warden_runtime::Runtime;
+use warden_control::Controls;
+use warden_policy::EngineHandle;
+use warden_store::{AuditLog, Store};
 
 pub use error::OversightError;
 pub use incidents::{IncidentView, NotificationView};
@@ -80,12 +82,17 @@ pub(crate) struct Active {
     pub(crate) saved_us: i64,
 }
 
-/// The oversight layer over a runtime. Cheap to clone.
+/// The oversight layer over the audit log's stream. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Oversight(pub(crate) Arc<Inner>);
 
 pub(crate) struct Inner {
-    pub(crate) runtime: Runtime,
+    /// The pack in force.
+    pub(crate) engine: Arc<EngineHandle>,
+    /// Where incidents, notifications and their records are committed.
+    pub(crate) log: AuditLog,
+    /// The switches playbooks throw.
+    pub(crate) controls: Controls,
     pub(crate) config: OversightConfig,
     pub(crate) router: RwLock<Arc<Router>>,
     /// Open and acknowledged incidents by (playbook, dedup key).
@@ -109,10 +116,15 @@ impl Oversight {
     /// Loads the active incidents and starts the detector loop, the timer
     /// and the outbox. Routes whose URL or key cannot be read are disabled
     /// with a warning.
-    pub async fn start(runtime: Runtime, config: OversightConfig) -> Result<Self, OversightError> {
-        let router = Router::build(runtime.engine().current().pack());
+    pub async fn start(
+        engine: Arc<EngineHandle>,
+        log: AuditLog,
+        controls: Controls,
+        config: OversightConfig,
+    ) -> Result<Self, OversightError> {
+        let router = Router::build(engine.current().pack());
         let mut active = HashMap::new();
-        for r in runtime.store().active_incidents().await? {
+        for r in log.store().active_incidents().await? {
             active.insert(
                 (r.playbook.clone(), r.dedup_key.clone()),
                 Active {
@@ -130,9 +142,11 @@ impl Oversight {
             .build()
             .map_err(|e| tracing::warn!(error = %e, "cannot build an HTTP client: notifications will not be delivered"))
             .ok();
-        let events = runtime.log().subscribe();
+        let events = log.subscribe();
         let o = Self(Arc::new(Inner {
-            runtime,
+            engine,
+            log,
+            controls,
             config,
             router: RwLock::new(Arc::new(router)),
             active: Mutex::new(active),
@@ -153,9 +167,9 @@ impl Oversight {
         Ok(o)
     }
 
-    /// The runtime it oversees.
-    pub fn runtime(&self) -> &Runtime {
-        &self.0.runtime
+    /// The store.
+    pub(crate) fn store(&self) -> &Store {
+        self.0.log.store()
     }
 
     /// Counters for the metrics endpoint.
@@ -166,7 +180,7 @@ impl Oversight {
     /// Rebuilds the routes from the pack in force (after a reload); the
     /// detectors follow the pack version by themselves.
     pub fn reload(&self) {
-        let r = Router::build(self.0.runtime.engine().current().pack());
+        let r = Router::build(self.0.engine.current().pack());
         if let Ok(mut w) = self.0.router.write() {
             *w = Arc::new(r);
         }

@@ -37,7 +37,7 @@ impl Oversight {
         let Some(http) = self.0.http.clone() else {
             return Ok(0);
         };
-        let store = self.0.runtime.store();
+        let store = self.store();
         let now = now_us();
         let due = store.due_notifications(now, 32).await?;
         let mut tried = 0;
@@ -135,9 +135,7 @@ impl Oversight {
                 n.last_error = Some(why);
             }
         }
-        self.0
-            .runtime
-            .log()
+        self.0.log
             .commit(records, vec![StateWrite::Notification(n)])
             .await?;
         Ok(())

@@ -37,7 +37,7 @@ impl Router {
     pub fn build(pack: &Pack) -> Self {
         let mut out = Self::default();
         for r in pack.routes.values() {
-            let read = |s: &warden_model::ValueSource| warden_runtime::resolve_value(s, &pack.root);
+            let read = |s: &warden_model::ValueSource| s.read(&pack.root);
             let resolved = (|| -> Result<Resolved, String> {
                 Ok(Resolved {
                     kind: r.kind,
@@ -237,7 +237,7 @@ pub(crate) async fn send(
         if let Some(key) = &route.secret {
             req = req.header(
                 "x-warden-signature",
-                warden_runtime::webhook_signature(key, ts, &body),
+                warden_evidence::webhook_signature(key, ts, &body),
             );
         }
     }

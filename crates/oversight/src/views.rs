@@ -103,9 +103,9 @@ impl Oversight {
     /// Runs by state; running runs idle longer than `idle` are stuck.
     pub async fn runs_view(&self, idle: Duration) -> Result<RunsView, OversightError> {
         let now = now_us();
-        let store = self.0.runtime.store();
+        let store = self.store();
         let counts = store.run_counts(now - us(idle)).await?;
-        let rt = &self.0.runtime;
+        let rt = &self.0.controls;
         Ok(RunsView {
             by_state: counts.by_state.into_iter().collect(),
             idle_after_s: idle.as_secs(),
@@ -133,7 +133,7 @@ impl Oversight {
 
     /// Pending approvals per group with their ages.
     pub async fn approvals_view(&self) -> Result<ApprovalsView, OversightError> {
-        let groups = self.0.runtime.store().approval_ages(now_us()).await?;
+        let groups = self.store().approval_ages(now_us()).await?;
         Ok(ApprovalsView {
             pending: groups.iter().map(|g| g.pending).sum(),
             groups: groups
@@ -157,8 +157,8 @@ impl Oversight {
         limit: u32,
     ) -> Result<HotspotsView, OversightError> {
         let since = now_us() - us(window);
-        let rows = self.0.runtime.store().hotspots(since, limit).await?;
-        let engine = self.0.runtime.engine().current();
+        let rows = self.store().hotspots(since, limit).await?;
+        let engine = self.0.engine.current();
         let pack = engine.pack();
         Ok(HotspotsView {
             since: time_from_micros(since),

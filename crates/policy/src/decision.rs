@@ -71,6 +71,9 @@ pub struct Decision {
     /// Argument or evaluation errors, for `invalid_arguments` and
     /// `evaluation_error`.
     pub errors: Vec<String>,
+    /// What the decision would be with the policies on trial (`@shadow`)
+    /// enforced, when that differs; the decision itself ignores them.
+    pub trial: Option<Box<Decision>>,
 }
 
 impl Decision {
@@ -112,6 +115,11 @@ impl Decision {
         }
     }
 
+    /// Whether `other` answers the same: outcome, code and approvals.
+    pub fn same_outcome(&self, other: &Decision) -> bool {
+        self.outcome == other.outcome && self.code == other.code && self.approval == other.approval
+    }
+
     /// Whether any determining policy is a permit (used by explanations).
     pub fn granted_by_permit(&self) -> bool {
         self.policies.iter().any(|p| p.effect == Effect::Permit)
@@ -120,7 +128,7 @@ impl Decision {
 
 impl Serialize for Decision {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(8))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("decision", &self.outcome)?;
         m.serialize_entry("code", &self.code)?;
         m.serialize_entry("message", &self.message())?;
@@ -129,6 +137,9 @@ impl Serialize for Decision {
         m.serialize_entry("risk", &self.risk)?;
         m.serialize_entry("policy_version", &*self.policy_version)?;
         m.serialize_entry("errors", &self.errors)?;
+        if let Some(t) = &self.trial {
+            m.serialize_entry("trial", t)?;
+        }
         m.end()
     }
 }

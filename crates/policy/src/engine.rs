@@ -44,12 +44,22 @@ pub(crate) struct ToolEntry {
     pub resource: Arc<ast::EntityUID>,
     pub validator: jsonschema::Validator,
     pub fields: Vec<ArgField>,
-    /// The policies whose action scope can match this tool, in pack order.
+    /// The policies whose action scope can match this tool, in pack order,
+    /// without those on trial (`@shadow`).
     pub slice: Vec<SlicePolicy>,
     /// See [`eval::second_pass_follows`].
     pub second_pass_follows: bool,
+    /// When policies on trial can match this tool: the slice with them,
+    /// whose decision is reported as [`Decision::trial`] when it differs.
+    pub trial: Option<Trial>,
     pub risk: Risk,
     pub access: Access,
+}
+
+/// A tool's slice with its policies on trial included.
+pub(crate) struct Trial {
+    pub slice: Vec<SlicePolicy>,
+    pub second_pass_follows: bool,
 }
 
 /// An engine and the warnings found while compiling it.
@@ -320,10 +330,26 @@ fn build(
             .collect();
         members.sort_by_key(|lp| lp.info.ordinal);
         members.dedup_by_key(|lp| lp.info.ordinal);
-        let slice = members
-            .into_iter()
-            .map(|lp| SlicePolicy::new(Arc::clone(&lp.info), lp.policy.clone(), lp.approvals_use))
-            .collect::<Vec<_>>();
+        let to_slice = |lps: &[&LoadedPolicy]| {
+            lps.iter()
+                .map(|lp| {
+                    SlicePolicy::new(Arc::clone(&lp.info), lp.policy.clone(), lp.approvals_use)
+                })
+                .collect::<Vec<_>>()
+        };
+        let enforced: Vec<&LoadedPolicy> = members
+            .iter()
+            .copied()
+            .filter(|lp| !lp.info.is_shadow())
+            .collect();
+        let trial = (enforced.len() < members.len()).then(|| {
+            let slice = to_slice(&members);
+            Trial {
+                second_pass_follows: eval::second_pass_follows(&slice),
+                slice,
+            }
+        });
+        let slice = to_slice(&enforced);
         let Some(validator) = validators.remove(&tool.id) else {
             return Err(format!("tool `{}` has no compiled schema", tool.id));
         };
@@ -336,14 +362,16 @@ fn build(
                 fields: fields.get(&tool.id).cloned().unwrap_or_default(),
                 second_pass_follows: eval::second_pass_follows(&slice),
                 slice,
+                trial,
                 risk: tool.risk,
                 access: tool.access,
             },
         );
     }
     let ordered: Vec<Arc<PolicyInfo>> = policies.iter().map(|p| Arc::clone(&p.info)).collect();
+    // Policies on trial never decide: the unsliced set leaves them out too.
     let mut all = PolicySet::new();
-    for lp in policies {
+    for lp in policies.iter().filter(|lp| !lp.info.is_shadow()) {
         all.add(lp.policy.clone()).map_err(|e| e.to_string())?;
     }
     Ok(Engine(Arc::new(Inner {
@@ -418,6 +446,20 @@ impl Engine {
         self.decide_with_verdict(req, true, false).0
     }
 
+    /// The decision of `req` by the policies on trial too, when the tool
+    /// has any; the caller attaches it as [`Decision::trial`] if it differs.
+    fn decide_trial(&self, req: &Request<'_>, tool: &ToolEntry, shortcut: bool) -> Option<Decision> {
+        let trial = tool.trial.as_ref()?;
+        let agent = self.0.agents.get(req.agent)?;
+        let args = context::args_value(&tool.fields, req.args).ok()?;
+        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let slice = SliceRef {
+            policies: &trial.slice,
+            second_pass_follows: trial.second_pass_follows,
+        };
+        Some(self.decide_slice(req, agent, tool, slice, base, shortcut, false).0)
+    }
+
     /// Decides always evaluating the second pass for real: for the tests that
     /// prove the shortcut of [`eval::second_pass_follows`] changes nothing.
     #[doc(hidden)]
@@ -475,6 +517,32 @@ impl Engine {
             }
         };
         let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let slice = SliceRef {
+            policies: &tool.slice,
+            second_pass_follows: tool.second_pass_follows,
+        };
+        let (mut d, v) = self.decide_slice(req, agent, tool, slice, base, shortcut, keep);
+        if let Some(t) = self.decide_trial(req, tool, shortcut)
+            && !t.same_outcome(&d)
+        {
+            d.trial = Some(Box::new(t));
+        }
+        (d, v)
+    }
+
+    /// Decides `req` over one slice of policies (Cedar's two passes).
+    #[allow(clippy::too_many_arguments)]
+    fn decide_slice(
+        &self,
+        req: &Request<'_>,
+        agent: &Arc<ast::EntityUID>,
+        tool: &ToolEntry,
+        slice: SliceRef<'_>,
+        base: BaseContext,
+        shortcut: bool,
+        keep: bool,
+    ) -> (Decision, Option<Verdict>) {
+        let risk = Some(tool.risk);
         let who = Subject {
             principal: agent,
             action: &tool.action,
@@ -482,14 +550,14 @@ impl Engine {
         };
         let entities = self.0.entities.as_ref();
         // The base is kept for a second pass only when one may be needed.
-        let needs_base = !(shortcut && tool.second_pass_follows);
+        let needs_base = !(shortcut && slice.second_pass_follows);
         let approvals = req.approvals.iter().map(String::as_str);
         let (first_ctx, base) = if needs_base {
             (base.with_approvals(approvals), Some(base))
         } else {
             (base.into_context(approvals), None)
         };
-        let mut first = eval::evaluate(&tool.slice, &who, first_ctx, entities);
+        let mut first = eval::evaluate(slice.policies, &who, first_ctx, entities);
         // The decision takes the reasons; explanations keep a copy.
         let take_reasons = |v: &mut Verdict| {
             if keep {
@@ -540,7 +608,7 @@ impl Engine {
                     .iter()
                     .map(String::as_str)
                     .chain(needed.keys().copied());
-                eval::evaluate(&tool.slice, &who, base.into_context(lifted), entities)
+                eval::evaluate(slice.policies, &who, base.into_context(lifted), entities)
             }
         };
         if let Some(d) = self.evaluation_errors(&second, risk) {
@@ -589,6 +657,7 @@ impl Engine {
             risk,
             policy_version: Arc::clone(&self.0.version),
             errors,
+            trial: None,
         }
     }
 
@@ -607,6 +676,7 @@ impl Engine {
             risk: Some(risk),
             policy_version: Arc::clone(&self.0.version),
             errors: Vec::new(),
+            trial: None,
         }
     }
 
@@ -694,6 +764,13 @@ impl Engine {
     pub fn entities(&self) -> &Entities {
         &self.0.entities
     }
+}
+
+/// The policies one evaluation runs over.
+#[derive(Clone, Copy)]
+struct SliceRef<'a> {
+    policies: &'a [SlicePolicy],
+    second_pass_follows: bool,
 }
 
 /// The Cedar request and policy slice of one Warden request.

@@ -55,6 +55,12 @@ impl PolicyInfo {
     pub fn reason(&self) -> Option<&str> {
         self.annotations.get("reason").map(String::as_str)
     }
+
+    /// Whether the policy is on trial (`@shadow`): decisions are made
+    /// without it, and what it would change is reported beside them.
+    pub fn is_shadow(&self) -> bool {
+        self.annotations.contains_key("shadow")
+    }
 }
 
 /// How a policy reads `context.approvals`.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_model::{Connector, Execution, FailureCode, Pack, ValueSource};
+use warden_model::{Connector, Execution, FailureCode, Pack};
 
 /// What one execution came to.
 #[derive(Debug, Clone)]
@@ -64,30 +64,13 @@ pub struct Connectors {
     upstreams: crate::upstream::Upstreams,
 }
 
-/// Reads an environment variable or a file (relative to `root`).
-pub fn resolve(source: &ValueSource, root: &std::path::Path) -> Result<String, String> {
-    match source {
-        ValueSource::Literal(v) => Ok(v.clone()),
-        ValueSource::Env(name) => match std::env::var(name) {
-            Ok(v) if !v.is_empty() => Ok(v),
-            _ => Err(format!("environment variable `{name}` is not set")),
-        },
-        ValueSource::File(path) => {
-            let p = root.join(path);
-            std::fs::read_to_string(&p)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))
-        }
-    }
-}
-
 /// The header a credential adds, its secret read now (marked sensitive so
 /// it is never logged).
 pub(crate) fn credential_header(
     c: &warden_model::Credential,
     root: &std::path::Path,
 ) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), String> {
-    let secret = resolve(&c.source, root)?;
+    let secret = c.source.read(root)?;
     let name = reqwest::header::HeaderName::from_bytes(c.header.as_bytes())
         .map_err(|_| format!("`{}` is not a header name", c.header))?;
     let mut value = reqwest::header::HeaderValue::from_str(&format!("{}{secret}", c.prefix))
@@ -132,7 +115,7 @@ impl Connectors {
                     latency: m.latency,
                 },
                 Connector::Http(h) => {
-                    let url = resolve(&h.url, &pack.root);
+                    let url = h.url.read(&pack.root);
                     let credential = h
                         .credential
                         .as_ref()

@@ -12,11 +12,11 @@
 //! Depends on `model`, `policy`, `evidence` and `store`; knows nothing of
 //! HTTP routes or wire JSON beyond the views it returns.
 
-mod agents;
 mod approval;
 mod connector;
 mod error;
 mod exec;
+mod gates;
 mod notify;
 mod runs;
 mod runtime;
@@ -25,9 +25,8 @@ pub mod upstream;
 mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
-pub use connector::{Connectors, ExecOutcome, resolve as resolve_value};
+pub use connector::{Connectors, ExecOutcome};
 pub use error::RuntimeError;
-pub use notify::signature as webhook_signature;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};
 pub use warden_store::ApprovalFilter;

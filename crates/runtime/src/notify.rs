@@ -12,12 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+use warden_evidence::webhook_signature as signature;
 use warden_model::Pack;
-
-use crate::connector::resolve;
 
 /// Attempts per notification.
 const ATTEMPTS: u32 = 3;
@@ -36,18 +33,6 @@ pub(crate) struct Notifier {
     hooks: BTreeMap<String, Hook>,
 }
 
-/// `sha256=<hex>` of `<timestamp>.<body>` under `key`: the
-/// `X-Warden-Signature` header of every signed webhook Warden sends.
-pub fn signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
-    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
-        return String::new();
-    };
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 impl Notifier {
     /// The webhooks of `pack`'s groups. A group whose URL or secret cannot
     /// be read gets no notifications; a warning says why.
@@ -55,11 +40,11 @@ impl Notifier {
         let mut hooks = BTreeMap::new();
         for g in pack.approver_groups.values() {
             let Some(n) = &g.notify else { continue };
-            let url = resolve(&n.url, &pack.root);
+            let url = n.url.read(&pack.root);
             let secret = n
                 .secret
                 .as_ref()
-                .map(|s| resolve(s, &pack.root))
+                .map(|s| s.read(&pack.root))
                 .transpose();
             match (url, secret) {
                 (Ok(url), Ok(secret)) => {

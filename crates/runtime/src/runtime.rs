@@ -10,17 +10,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use warden_evidence::{Record, Redactor, decision_status, micros, now};
-use warden_model::{ActionStatus, DenyCode, FailureCode, Outcome, RequestContext};
-use warden_policy::{ApprovalRequirement, EngineHandle, Request};
+use warden_evidence::{Record, Redactor, micros, now};
+use warden_model::{ActionStatus, DenyCode, Outcome, RequestContext};
+use warden_policy::{EngineHandle, Request};
 use warden_store::ApprovalRow;
-use warden_store::{ActionRow, AgentStateRow, AuditLog, StateWrite, Store};
+use warden_control::Controls;
+use warden_store::{ActionRow, AuditLog, StateWrite, Store};
 
 use crate::approval::NewRequest;
 use crate::connector::Connectors;
 use crate::error::RuntimeError;
 use crate::notify::Notifier;
-use crate::runs::{RunState, next_step};
+use crate::gates::GateInput;
+use crate::runs::RunState;
 use crate::types::{ActionView, Mode, Proposal, Submitted};
 
 /// Tuning of the runtime.
@@ -57,12 +59,8 @@ pub(crate) struct Inner {
     keys: Mutex<HashMap<(String, String), KeyLock>>,
     /// Non-final actions someone may wait for.
     pub(crate) watchers: Mutex<HashMap<String, watch::Sender<Option<ActionView>>>>,
-    /// Paused agents.
-    pub(crate) paused: RwLock<HashMap<String, AgentStateRow>>,
-    /// Quarantined agents → the approver group their writes need.
-    pub(crate) quarantined: RwLock<HashMap<String, String>>,
-    /// Tool circuits (open until a time).
-    pub(crate) circuits: RwLock<HashMap<String, warden_store::CircuitRow>>,
+    /// Pause, quarantine and circuits (shared with oversight).
+    pub(crate) controls: Controls,
     /// Actions per lifecycle state, kept with each transition.
     pub(crate) counts: Mutex<BTreeMap<&'static str, i64>>,
     pub(crate) config: RuntimeConfig,
@@ -92,39 +90,18 @@ pub(crate) fn now_us() -> i64 {
     micros(&now()).unwrap_or(0)
 }
 
-/// What the run gate and the pause gate found.
-struct Gates {
-    step: Option<String>,
-    failure: Option<(FailureCode, String)>,
-}
-
 impl Runtime {
-    /// A runtime over `store` and `log`, loading the pause states.
+    /// A runtime over `log` and its store, obeying `controls`.
     pub async fn new(
         engine: Arc<EngineHandle>,
         log: AuditLog,
+        controls: Controls,
         redactor: Redactor,
         config: RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
         let connectors = Connectors::build(engine.current().pack());
         let notifier = Notifier::build(engine.current().pack());
         let store = log.store().clone();
-        let states = store.agent_states().await?;
-        let quarantined = states
-            .iter()
-            .filter_map(|a| a.quarantine.clone().map(|g| (a.agent.clone(), g)))
-            .collect();
-        let paused = states
-            .into_iter()
-            .filter(|a| a.paused)
-            .map(|a| (a.agent.clone(), a))
-            .collect();
-        let circuits = store
-            .circuits()
-            .await?
-            .into_iter()
-            .map(|c| (c.tool.clone(), c))
-            .collect();
         let mut counts = BTreeMap::new();
         for (state, n) in store.action_counts().await? {
             if let Ok(s) = state.parse::<ActionStatus>() {
@@ -139,9 +116,7 @@ impl Runtime {
             runs: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
-            paused: RwLock::new(paused),
-            quarantined: RwLock::new(quarantined),
-            circuits: RwLock::new(circuits),
+            controls,
             counts: Mutex::new(counts),
             config,
             notifier: RwLock::new(Arc::new(notifier)),
@@ -158,6 +133,26 @@ impl Runtime {
     /// The store.
     pub fn store(&self) -> &Store {
         self.0.log.store()
+    }
+
+    /// Pause, quarantine and circuits.
+    pub fn controls(&self) -> &Controls {
+        &self.0.controls
+    }
+
+    /// The paused state of `agent`, when paused.
+    pub(crate) fn paused_state(&self, agent: &str) -> Option<warden_store::AgentStateRow> {
+        self.0.controls.paused(agent)
+    }
+
+    /// The circuit of `tool` when it is open now.
+    pub(crate) fn open_circuit(&self, tool: &str) -> Option<warden_store::CircuitRow> {
+        self.0.controls.open_circuit(tool)
+    }
+
+    /// The group a quarantined `agent`'s writes need.
+    pub(crate) fn quarantine_of(&self, agent: &str) -> Option<String> {
+        self.0.controls.quarantine_of(agent)
     }
 
     /// The policy engine in force.
@@ -314,11 +309,21 @@ impl Runtime {
             approvals: &[],
             context: &context,
         };
-        let decision = engine.decide(&req);
+        let verdict = self.gates(
+            engine,
+            &GateInput {
+                agent,
+                tool: &p.tool,
+                args: &p.arguments,
+                context: &context,
+                run: run_guard.as_deref(),
+                approvals: &[],
+            },
+        );
         let id = new_id("act")?;
-        let mut record = Record::decided(&req, &decision);
+        let mut record = Record::decided(&req, &verdict.decision);
         record.action = Some(id.clone());
-        match decision.code {
+        match verdict.decision.code {
             Some(DenyCode::UnknownTool) | Some(DenyCode::InvalidArguments) => {
                 // Unusable proposals are recorded, then refused.
                 record.detail = Some(json!({
@@ -330,17 +335,17 @@ impl Runtime {
                     .redactor
                     .apply_for_pack(&mut record, pack, &p.arguments)?;
                 self.0.log.append(record).await?;
-                return Err(if decision.code == Some(DenyCode::UnknownTool) {
+                return Err(if verdict.decision.code == Some(DenyCode::UnknownTool) {
                     RuntimeError::UnknownTool(p.tool)
                 } else {
-                    RuntimeError::InvalidArguments(decision.errors.join("; "))
+                    RuntimeError::InvalidArguments(verdict.decision.errors.join("; "))
                 });
             }
             _ => {}
         }
         // The identical request re-proposed while its approval is open (or
         // once after it ended) answers with the same action.
-        if decision.outcome == Outcome::ApprovalRequired
+        if verdict.status == ActionStatus::AwaitingApproval
             && p.idempotency_key.is_none()
             && let Some(found) = self.reproposed(agent, &request_hash).await?
         {
@@ -349,147 +354,21 @@ impl Runtime {
         if p.mode == Mode::Enforce && self.connectors().execution(&p.tool).is_none() {
             return Err(RuntimeError::NotExecutable(p.tool));
         }
-        // Gates after the arguments, in order: step order, then pause.
-        let mut gates = Gates {
-            step: None,
-            failure: None,
-        };
-        if let Some(r) = run_guard.as_deref() {
-            match pack.workflows.get(&r.row.workflow) {
-                Some(wf) => match next_step(wf, &p.tool, &r.done) {
-                    Ok(step) => gates.step = Some(step),
-                    Err(why) => gates.failure = Some((FailureCode::StepOutOfOrder, why)),
-                },
-                None => {
-                    gates.failure = Some((
-                        FailureCode::StepOutOfOrder,
-                        format!("workflow `{}` is no longer in the pack", r.row.workflow),
-                    ));
-                }
-            }
-        }
-        let paused = self
-            .0
-            .paused
-            .read()
-            .ok()
-            .and_then(|m| m.get(agent).cloned());
-        if gates.failure.is_none()
-            && let Some(ps) = &paused
-        {
-            gates.failure = Some((
-                FailureCode::AgentPaused,
-                format!(
-                    "agent `{agent}` is paused{}",
-                    ps.reason
-                        .as_deref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-        if gates.failure.is_none()
-            && let Some(c) = self.open_circuit(&p.tool)
-        {
-            gates.failure = Some((
-                FailureCode::ToolCircuitOpen,
-                format!(
-                    "the circuit of `{}` is open until {}{}",
-                    p.tool,
-                    warden_evidence::time_from_micros(c.open_until_us),
-                    c.reason
-                        .as_deref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-        // Quarantine: a write the policy lets through (or gates) also
-        // needs the quarantine group's approval.
-        let quarantine = self.quarantine_of(agent).filter(|_| {
-            gates.failure.is_none()
-                && decision.outcome != Outcome::Deny
-                && pack
-                    .tools
-                    .get(&p.tool)
-                    .is_some_and(|t| t.access == warden_model::Access::Write)
-        });
-        let decision = match &quarantine {
-            Some(group) => {
-                let mut d = decision;
-                let mut req = d
-                    .approval
-                    .take()
-                    .unwrap_or(ApprovalRequirement { groups: Vec::new() });
-                if !req.groups.iter().any(|(g, _)| g == group) {
-                    req.groups.push((group.clone(), 1));
-                }
-                d.outcome = Outcome::ApprovalRequired;
-                d.approval = Some(req);
-                d
-            }
-            None => decision,
-        };
-        let (mut status, mut code) = decision_status(&decision);
-        let mut message = decision.message();
-        if let Some(g) = &quarantine {
-            message = format!(
-                "agent `{agent}` is quarantined: its writes need `{g}` approval. {message}"
-            );
-        }
-        if let Some((c, why)) = &gates.failure {
-            status = ActionStatus::Denied;
-            code = Some(*c);
-            message = why.clone();
-        }
-        // Shadow mode: record what enforcement would do, never block. The
-        // kill switch still applies.
-        let shadow = pack.agents.get(agent).is_some_and(|a| a.shadow)
-            || run_guard
-                .as_deref()
-                .and_then(|r| pack.workflows.get(&r.row.workflow))
-                .is_some_and(|w| w.shadow);
-        let mut would_be = None;
-        if shadow
-            && status != ActionStatus::Approved
-            && !matches!(
-                code,
-                Some(FailureCode::AgentPaused | FailureCode::ToolCircuitOpen)
-            )
-        {
-            would_be = Some(json!({
-                "status": status,
-                "code": code,
-                "message": message,
-            }));
-            status = ActionStatus::Approved;
-            code = None;
-            message = format!("shadow mode: not blocked; enforcement would answer: {message}");
-        }
-        let step = if gates.failure.is_none() || shadow {
-            gates.step.clone().or_else(|| {
-                run_guard
-                    .as_deref()
-                    .and_then(|r| pack.workflows.get(&r.row.workflow))
-                    .and_then(|wf| wf.steps.iter().find(|s| s.tool == p.tool))
-                    .map(|s| s.id.clone())
-            })
-        } else {
-            None
-        };
+        let status = verdict.status;
+        let step = verdict.step.clone();
         let executing = status == ActionStatus::Approved && p.mode == Mode::Enforce;
         let t = now_us();
         record.status = Some(status);
-        record.code = code.map(|c| c.as_str().to_owned());
-        record.message = Some(message);
+        record.code = verdict.code.map(|c| c.as_str().to_owned());
+        record.message = Some(verdict.message.clone());
         record.detail = Some(json!({
             "mode": p.mode.as_str(),
             "reason": p.reason,
             "claimed_agent": p.claimed_agent,
             "idempotency_key": p.idempotency_key,
             "step": step,
-            "shadow": shadow,
-            "would_be": would_be,
+            "shadow": verdict.shadow,
+            "would_be": verdict.would_be,
             "request_sha256": request_hash,
         }));
         self.0
@@ -506,7 +385,7 @@ impl Runtime {
                     tool: &p.tool,
                     request_hash: &request_hash,
                     context: &context,
-                    decision: &decision,
+                    decision: &verdict.effective(),
                     recorded_args: record.args.clone(),
                     reason: p.reason.clone(),
                     now_us: t,
@@ -519,21 +398,9 @@ impl Runtime {
         } else {
             None
         };
-        let mut decision_json = serde_json::to_value(&decision).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut decision_json {
-            if let Some(w) = &would_be {
-                m.insert("shadow".into(), w.clone());
-            }
-            // A runtime gate that overrode the policy decision.
-            if let Some((c, why)) = &gates.failure {
-                m.insert("gate".into(), json!({ "code": c, "message": why }));
-            }
-            if let Some((a, _)) = &approval {
-                m.insert("approval_id".into(), json!(a.id));
-            }
-            if let Some(g) = &quarantine {
-                m.insert("quarantine".into(), json!({ "group": g }));
-            }
+        let mut decision_json = verdict.decision_json();
+        if let (Value::Object(m), Some((a, _))) = (&mut decision_json, &approval) {
+            m.insert("approval_id".into(), json!(a.id));
         }
         let state = if executing {
             ActionStatus::Executing
@@ -547,9 +414,9 @@ impl Runtime {
             run_id: p.run_id.clone(),
             step,
             mode: p.mode.as_str().to_owned(),
-            shadow,
+            shadow: verdict.shadow,
             state: state.as_str().to_owned(),
-            code: code.map(|c| c.as_str().to_owned()),
+            code: verdict.code.map(|c| c.as_str().to_owned()),
             idempotency_key: p.idempotency_key.clone(),
             request_hash,
             // Kept while the action may still execute (to re-send after a

@@ -341,7 +341,7 @@ async fn open(
                 .map_err(|e| format!("MCP handshake failed: {e}"))
         }
         McpTransport::Http { url, credential } => {
-            let url = crate::connector::resolve(url, root)?;
+            let url = url.read(root)?;
             let mut headers = HashMap::new();
             if let Some(c) = credential {
                 let (name, value) = crate::connector::credential_header(c, root)?;

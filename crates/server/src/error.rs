@@ -95,11 +95,26 @@ impl From<warden_runtime::RuntimeError> for ApiError {
     }
 }
 
+impl From<warden_control::ControlError> for ApiError {
+    fn from(e: warden_control::ControlError) -> Self {
+        use warden_control::ControlError as E;
+        let status = match &e {
+            E::UnknownAgent(_) | E::UnknownTool(_) | E::UnknownGroup(_) => StatusCode::NOT_FOUND,
+            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<warden_oversight::OversightError> for ApiError {
     fn from(e: warden_oversight::OversightError) -> Self {
         use warden_oversight::OversightError as E;
         match e {
-            E::Runtime(r) => r.into(),
+            E::Control(c) => c.into(),
             e => Self {
                 status: match &e {
                     E::UnknownIncident(_) => StatusCode::NOT_FOUND,

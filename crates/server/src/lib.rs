@@ -84,6 +84,9 @@ pub enum ServerError {
     /// The runtime could not start (loading state, recovering actions).
     #[error(transparent)]
     Runtime(#[from] warden_runtime::RuntimeError),
+    /// The controls could not be loaded.
+    #[error(transparent)]
+    Control(#[from] warden_control::ControlError),
     #[error(transparent)]
     Oversight(#[from] warden_oversight::OversightError),
     /// Binding or serving failed.
@@ -161,9 +164,11 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     let mut trusted = store.signing_keys().await?;
     trusted.push(data.signer().verifier());
     let engine = Arc::new(EngineHandle::new(engine));
+    let controls = warden_control::Controls::load(Arc::clone(&engine), log.clone()).await?;
     let runtime = Runtime::new(
         Arc::clone(&engine),
         log.clone(),
+        controls.clone(),
         data.redactor().clone(),
         RuntimeConfig {
             sync_wait: config.sync_wait,
@@ -183,7 +188,9 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     // Detectors, escalation and the notification outbox; notifications
     // queued before a restart are delivered now.
     let oversight = warden_oversight::Oversight::start(
-        runtime.clone(),
+        Arc::clone(&engine),
+        log.clone(),
+        controls,
         warden_oversight::OversightConfig::default(),
     )
     .await?;

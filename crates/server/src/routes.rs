@@ -182,9 +182,9 @@ pub(crate) async fn runtime_refusal(
     s: &AppState,
     p: &Principal,
     path: &str,
-    e: warden_runtime::RuntimeError,
+    e: impl Into<ApiError>,
 ) -> ApiError {
-    let err = ApiError::from(e);
+    let err: ApiError = e.into();
     if err.status.is_server_error() {
         err
     } else {

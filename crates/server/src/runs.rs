@@ -117,7 +117,11 @@ async fn set_paused(
             return Err(record_refusal(s, RecordKind::RequestRejected, p, path, err).await);
         }
     };
-    let row = s.runtime.set_paused(agent, paused, &p.id, reason).await?;
+    let row = s
+        .runtime
+        .controls()
+        .set_paused(agent, paused, &p.id, reason)
+        .await?;
     Ok(Json(json!({
         "agent": row.agent,
         "paused": row.paused,

@@ -251,3 +251,24 @@ pub fn exec_sql(url: &str, sql: &str) -> u64 {
         done.rows_affected()
     })
 }
+
+/// Checks a signed webhook delivery's HMAC-SHA256 (`X-Warden-Signature:
+/// sha256=<hex of HMAC("<timestamp>.<body>")>`) the way a receiver would.
+pub fn signed_with(seen: &Seen, secret: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let (Some(sig), Some(ts)) = (
+        seen.headers.get("x-warden-signature"),
+        seen.headers.get("x-warden-timestamp"),
+    ) else {
+        return false;
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.{}", seen.body).as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    sig == &format!("sha256={hex}")
+}

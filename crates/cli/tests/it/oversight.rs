@@ -92,24 +92,9 @@ pub(crate) fn pages(hook: &Receiver, path: &str, id: &str) -> Vec<(Seen, Value)>
         .collect()
 }
 
-/// Checks a webhook delivery's HMAC the way a receiver would.
-pub(crate) fn signed(seen: &Seen) -> bool {
-    use hmac::{KeyInit, Mac};
-    let (Some(sig), Some(ts)) = (
-        seen.headers.get("x-warden-signature"),
-        seen.headers.get("x-warden-timestamp"),
-    ) else {
-        return false;
-    };
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("{ts}.{}", seen.body).as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    sig == &format!("sha256={hex}")
+/// Checks a webhook delivery's HMAC with the test's secret.
+pub(crate) fn signed(seen: &crate::common::Seen) -> bool {
+    crate::common::signed_with(seen, SECRET)
 }
 
 pub(crate) fn propose(server: &Server, token: &str, body: Value) -> Value {

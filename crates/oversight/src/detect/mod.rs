@@ -64,6 +64,10 @@ pub struct Trigger {
     pub first_seq: Option<u64>,
     /// The detector's findings.
     pub detail: Value,
+    /// Found on would-be outcomes of shadow mode (or policies on trial):
+    /// the incident pages, and its playbook's pause, quarantine and
+    /// circuit actions are recorded as skipped.
+    pub shadow: bool,
 }
 
 /// A sliding window of event times (µs), with a cap so a flood cannot
@@ -295,6 +299,7 @@ pub(crate) fn trigger(
         first_event_us: first.0,
         first_seq: Some(first.1),
         detail,
+        shadow: false,
     }
 }
 

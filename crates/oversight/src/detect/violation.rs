@@ -29,10 +29,19 @@ impl Violation {
 
     pub(crate) fn observe(&mut self, e: &Event<'_>) -> Vec<Trigger> {
         let r = e.record;
-        if r.kind != RecordKind::ActionDecided
-            || r.status != Some(ActionStatus::Denied)
-            || r.code.as_deref() != Some("policy_denied")
-        {
+        if r.kind != RecordKind::ActionDecided {
+            return Vec::new();
+        }
+        let denied =
+            r.status == Some(ActionStatus::Denied) && r.code.as_deref() == Some("policy_denied");
+        // Shadow mode (or a policy on trial) let it through, but enforcement
+        // would have denied it: rollout must see violations too.
+        let shadow = !denied
+            && e.detail("would_be")
+                .and_then(|w| w.get("code"))
+                .and_then(|c| c.as_str())
+                == Some("policy_denied");
+        if !denied && !shadow {
             return Vec::new();
         }
         let Some(agent) = e.agent() else {
@@ -50,7 +59,7 @@ impl Violation {
             .iter()
             .flat_map(|c| c.policies.iter())
             .find(|p| p.annotations.get("severity").map(String::as_str) == Some("critical"));
-        if let Some(p) = critical {
+        if let Some(p) = critical.filter(|_| denied) {
             let mut t = trigger(
                 format!("agent:{agent}"),
                 format!(
@@ -69,20 +78,34 @@ impl Violation {
             t.severity = Some(IncidentSeverity::Critical);
             return vec![t];
         }
-        let w = self.per_agent.entry(agent.to_owned()).or_default();
+        let key = if shadow {
+            format!("shadow:{agent}")
+        } else {
+            agent.to_owned()
+        };
+        let w = self.per_agent.entry(key).or_default();
         let n = w.add(e.t, r.seq, 1, self.window);
         if n < self.denials {
             return Vec::new();
         }
         let first = w.first().unwrap_or((e.t, r.seq));
         w.clear();
-        vec![trigger(
-            format!("agent:{agent}"),
-            format!(
-                "`{agent}` had {n} denied attempts within {}s (threshold {})",
-                self.window.as_secs(),
-                self.denials
-            ),
+        let summary = format!(
+            "`{agent}` had {n} denied attempts within {}s (threshold {})",
+            self.window.as_secs(),
+            self.denials
+        );
+        let mut t = trigger(
+            if shadow {
+                format!("shadow:agent:{agent}")
+            } else {
+                format!("agent:{agent}")
+            },
+            if shadow {
+                format!("shadow: {summary}, would-be denials recorded without blocking")
+            } else {
+                summary
+            },
             e.subject(),
             first,
             json!({
@@ -91,7 +114,10 @@ impl Violation {
                 "last_tool": e.tool(),
                 "last_policies": policies,
                 "last_action": r.action,
+                "shadow": shadow,
             }),
-        )]
+        );
+        t.shadow = shadow;
+        vec![t]
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use warden_evidence::{ApprovalOutcome, Record, RecordKind};
-use warden_model::{ActionStatus, FailureCode, Outcome, RequestContext};
+use warden_model::{ActionStatus, FailureCode, RequestContext};
 use warden_policy::{Engine, Request};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
@@ -13,6 +13,7 @@ use super::{
     parse_slots, parse_votes, record_for,
 };
 use crate::error::RuntimeError;
+use crate::gates::GateInput;
 use crate::runtime::{Runtime, now_us};
 use crate::types::{ActionView, Mode};
 
@@ -225,78 +226,76 @@ impl Runtime {
             .as_deref()
             .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or(Value::Null);
-        let (workflow, trigger) = match &action.run_id {
-            Some(run) => {
-                let state = self.run_state(run).await?;
-                let g = state.lock().await;
-                (Some(g.row.workflow.clone()), g.trigger.clone())
-            }
-            None => (None, None),
+        // The run stays locked while its step order is checked again.
+        let run = match &action.run_id {
+            Some(run) => Some(self.run_state(run).await?),
+            None => None,
+        };
+        let run_guard = match &run {
+            Some(r) => Some(r.lock().await),
+            None => None,
         };
         let context = RequestContext {
-            workflow,
+            workflow: run_guard.as_deref().map(|g| g.row.workflow.clone()),
             run: action.run_id.clone(),
-            trigger,
+            trigger: run_guard.as_deref().and_then(|g| g.trigger.clone()),
         };
+        // Every group whose quorum is met counts as approved.
+        let met: Vec<String> = slots
+            .iter()
+            .filter(|s| s.met(votes))
+            .map(|s| s.group.clone())
+            .collect();
+        // The same gates as a proposal, the same code: an approval never
+        // carries an action past a gate that closed meanwhile.
+        let verdict = self.gates(
+            engine,
+            &GateInput {
+                agent: &action.agent,
+                tool: &action.tool,
+                args: &args,
+                context: &context,
+                run: run_guard.as_deref(),
+                approvals: &met,
+            },
+        );
+        drop(run_guard);
         let base = Request {
             agent: &action.agent,
             tool: &action.tool,
             args: &args,
-            approvals: &[],
+            approvals: &met,
             context: &context,
         };
-        let first = engine.decide(&base);
-        let decision = match (&first.outcome, &first.approval) {
-            (Outcome::ApprovalRequired, Some(req)) => {
-                let met: Vec<String> = req
-                    .groups
-                    .iter()
-                    .filter(|(g, q)| {
-                        let n = votes
-                            .iter()
-                            .filter(|v| v.decision == Verdict::Approve && &v.group == g)
-                            .count();
-                        u32::try_from(n).unwrap_or(u32::MAX) >= *q
-                    })
-                    .map(|(g, _)| g.clone())
-                    .collect();
-                engine.decide(&Request {
-                    approvals: &met,
-                    ..base
-                })
-            }
-            _ => first,
-        };
-        let mut rec = Record::decided(&base, &decision);
+        let decision = verdict.effective().into_owned();
+        let mut rec = Record::decided(&base, &verdict.decision);
         rec.kind = RecordKind::ActionReevaluated;
         rec.action = Some(action.id.clone());
         self.0.redactor.apply_for_pack(&mut rec, pack, &args)?;
-        rec.detail = Some(json!({ "approval_id": row.id }));
-        let paused = self
-            .0
-            .paused
-            .read()
-            .ok()
-            .is_some_and(|m| m.contains_key(&action.agent));
+        rec.detail = Some(json!({
+            "approval_id": row.id,
+            "shadow": verdict.shadow,
+            "would_be": verdict.would_be,
+            "gate": verdict.gate.as_ref().map(|(c, m)| json!({ "code": c, "message": m })),
+        }));
         let mut decision_json: Value =
             serde_json::from_str(&action.decision).unwrap_or_else(|_| json!({}));
         decision_json["reevaluated"] = serde_json::to_value(&decision).unwrap_or(Value::Null);
         action.decision = decision_json.to_string();
         action.updated_us = now;
-        let after = match decision.outcome {
-            _ if paused => {
+        let after = match verdict.status {
+            ActionStatus::Denied if verdict.gate.is_some() => {
+                // A runtime gate closed while the request waited.
                 row.state = "approved".into();
                 row.due_us = None;
-                end_action(action, ActionStatus::Denied, FailureCode::AgentPaused, now);
+                let code = verdict.code.unwrap_or(FailureCode::PolicyDenied);
+                end_action(action, ActionStatus::Denied, code, now);
                 rec.status = Some(ActionStatus::Denied);
-                rec.code = Some(FailureCode::AgentPaused.as_str().into());
-                rec.message = Some(format!(
-                    "approved, but agent `{}` is paused: not executed",
-                    action.agent
-                ));
+                rec.code = Some(code.as_str().into());
+                rec.message = Some(format!("approved, but not executed: {}", verdict.message));
                 After::Final
             }
-            Outcome::Allow => {
+            ActionStatus::Approved => {
                 row.state = "approved".into();
                 row.due_us = None;
                 let enforce = action.mode == Mode::Enforce.as_str();
@@ -310,7 +309,7 @@ impl Runtime {
                 rec.status = Some(next);
                 rec.message = Some(format!(
                     "{}; {}",
-                    decision.message(),
+                    verdict.message,
                     if enforce {
                         "executing once"
                     } else {
@@ -323,23 +322,21 @@ impl Runtime {
                     After::Approved
                 }
             }
-            Outcome::Deny => {
+            ActionStatus::Denied => {
                 row.state = "approved".into();
                 row.due_us = None;
-                let code = decision
-                    .code
-                    .map_or(FailureCode::PolicyDenied, FailureCode::from);
+                let code = verdict.code.unwrap_or(FailureCode::PolicyDenied);
                 end_action(action, ActionStatus::Denied, code, now);
                 rec.status = Some(ActionStatus::Denied);
                 rec.code = Some(code.as_str().into());
                 rec.message = Some(format!(
                     "approved, but the pack in force denies it: {}",
-                    decision.message()
+                    verdict.message
                 ));
                 After::Final
             }
-            Outcome::ApprovalRequired => {
-                // The pack in force asks for more: the request stays open
+            _ => {
+                // The pack in force (or a quarantine) asks for more: the request stays open
                 // with the new requirement; answers given still count.
                 let req = decision
                     .approval
@@ -368,7 +365,7 @@ impl Runtime {
                 rec.status = action.state.parse().ok();
                 rec.message = Some(format!(
                     "the pack in force needs more approvals: {}",
-                    decision.message()
+                    verdict.message
                 ));
                 After::Wait
             }

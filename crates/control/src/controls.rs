@@ -1,37 +1,79 @@
-//! The kill switch and its milder forms: pausing and resuming agents,
-//! quarantining them (every write action needs approval), and opening a
-//! circuit on a tool (every proposal of it refused for a while).
+//! The switches and their in-memory copy.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::json;
-use warden_evidence::{Record, RecordKind};
-use warden_store::{AgentStateRow, CircuitRow, StateWrite};
+use warden_evidence::{Record, RecordKind, micros, now};
+use warden_policy::EngineHandle;
+use warden_store::{AgentStateRow, AuditLog, CircuitRow, StateWrite};
 
-use crate::error::RuntimeError;
-use crate::runtime::{Runtime, now_us};
+use crate::error::ControlError;
 
-impl Runtime {
-    fn agent_row(&self, agent: &str) -> Result<AgentStateRow, RuntimeError> {
+/// Pause, quarantine and circuits. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Controls(Arc<Inner>);
+
+struct Inner {
+    engine: Arc<EngineHandle>,
+    log: AuditLog,
+    /// Paused agents.
+    paused: RwLock<HashMap<String, AgentStateRow>>,
+    /// Quarantined agents → the approver group their writes need.
+    quarantined: RwLock<HashMap<String, String>>,
+    /// Tool circuits (open until a time).
+    circuits: RwLock<HashMap<String, CircuitRow>>,
+}
+
+impl std::fmt::Debug for Controls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controls").finish_non_exhaustive()
+    }
+}
+
+fn now_us() -> i64 {
+    micros(&now()).unwrap_or(0)
+}
+
+impl Controls {
+    /// The controls stored in `log`'s store, for the pack `engine` serves.
+    pub async fn load(engine: Arc<EngineHandle>, log: AuditLog) -> Result<Self, ControlError> {
+        let store = log.store().clone();
+        let states = store.agent_states().await?;
+        let quarantined = states
+            .iter()
+            .filter_map(|a| a.quarantine.clone().map(|g| (a.agent.clone(), g)))
+            .collect();
+        let paused = states
+            .into_iter()
+            .filter(|a| a.paused)
+            .map(|a| (a.agent.clone(), a))
+            .collect();
+        let circuits = store
+            .circuits()
+            .await?
+            .into_iter()
+            .map(|c| (c.tool.clone(), c))
+            .collect();
+        Ok(Self(Arc::new(Inner {
+            engine,
+            log,
+            paused: RwLock::new(paused),
+            quarantined: RwLock::new(quarantined),
+            circuits: RwLock::new(circuits),
+        })))
+    }
+
+    fn agent_row(&self, agent: &str) -> Result<AgentStateRow, ControlError> {
         if !self.0.engine.current().pack().agents.contains_key(agent) {
-            return Err(RuntimeError::UnknownAgent(agent.to_owned()));
+            return Err(ControlError::UnknownAgent(agent.to_owned()));
         }
-        let paused = self
-            .0
-            .paused
-            .read()
-            .ok()
-            .and_then(|m| m.get(agent).cloned());
-        let quarantine = self
-            .0
-            .quarantined
-            .read()
-            .ok()
-            .and_then(|m| m.get(agent).cloned());
+        let paused = self.paused(agent);
         Ok(AgentStateRow {
             agent: agent.to_owned(),
             paused: paused.is_some(),
-            quarantine,
+            quarantine: self.quarantine_of(agent),
             reason: paused.and_then(|p| p.reason),
             changed_by: None,
             updated_us: now_us(),
@@ -39,14 +81,15 @@ impl Runtime {
     }
 
     /// Pauses (`paused = true`) or resumes `agent`, by `by` for `reason`.
-    /// While paused, every proposal of the agent is denied `agent_paused`.
+    /// While paused, every proposal of the agent is denied `agent_paused`,
+    /// and no approved action of it executes.
     pub async fn set_paused(
         &self,
         agent: &str,
         paused: bool,
         by: &str,
         reason: Option<String>,
-    ) -> Result<AgentStateRow, RuntimeError> {
+    ) -> Result<AgentStateRow, ControlError> {
         let mut row = self.agent_row(agent)?;
         row.paused = paused;
         row.reason = reason.clone();
@@ -87,7 +130,7 @@ impl Runtime {
         group: Option<String>,
         by: &str,
         reason: Option<String>,
-    ) -> Result<AgentStateRow, RuntimeError> {
+    ) -> Result<AgentStateRow, ControlError> {
         if let Some(g) = &group
             && !self
                 .0
@@ -97,7 +140,7 @@ impl Runtime {
                 .approver_groups
                 .contains_key(g)
         {
-            return Err(RuntimeError::UnknownGroup(g.clone()));
+            return Err(ControlError::UnknownGroup(g.clone()));
         }
         let mut row = self.agent_row(agent)?;
         row.quarantine = group.clone();
@@ -133,16 +176,17 @@ impl Runtime {
     }
 
     /// Opens `tool`'s circuit for `open_for` (every proposal of it is
-    /// denied `tool_circuit_open` until then), or closes it (`None`).
+    /// denied `tool_circuit_open` until then, and no approved action of it
+    /// executes), or closes it (`None`).
     pub async fn set_circuit(
         &self,
         tool: &str,
         open_for: Option<Duration>,
         by: &str,
         reason: Option<String>,
-    ) -> Result<CircuitRow, RuntimeError> {
+    ) -> Result<CircuitRow, ControlError> {
         if !self.0.engine.current().pack().tools.contains_key(tool) {
-            return Err(RuntimeError::UnknownTool(tool.to_owned()));
+            return Err(ControlError::UnknownTool(tool.to_owned()));
         }
         let now = now_us();
         let until = open_for.map_or(now, |d| {
@@ -187,14 +231,32 @@ impl Runtime {
         Ok(row)
     }
 
+    /// `agent`'s pause, when it is paused.
+    pub fn paused(&self, agent: &str) -> Option<AgentStateRow> {
+        self.0
+            .paused
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned())
+    }
+
     /// The circuit of `tool` when it is open now.
-    pub(crate) fn open_circuit(&self, tool: &str) -> Option<CircuitRow> {
+    pub fn open_circuit(&self, tool: &str) -> Option<CircuitRow> {
         let now = now_us();
         self.0
             .circuits
             .read()
             .ok()
             .and_then(|m| m.get(tool).filter(|c| c.open_until_us > now).cloned())
+    }
+
+    /// The group a quarantined `agent`'s writes need.
+    pub fn quarantine_of(&self, agent: &str) -> Option<String> {
+        self.0
+            .quarantined
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned())
     }
 
     /// The open circuits.
@@ -228,14 +290,5 @@ impl Runtime {
             .read()
             .map(|m| m.iter().map(|(a, g)| (a.clone(), g.clone())).collect())
             .unwrap_or_default()
-    }
-
-    /// The group a quarantined `agent`'s writes need.
-    pub(crate) fn quarantine_of(&self, agent: &str) -> Option<String> {
-        self.0
-            .quarantined
-            .read()
-            .ok()
-            .and_then(|m| m.get(agent).cloned())
     }
 }

@@ -1,0 +1,290 @@
+//! Issue 16, "safety first": each defect found by a new team, reproduced
+//! through the real server on loopback, and shown fixed. Tests are named
+//! `i16_<defect>`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::{copy_dir, root, warden};
+use crate::gateway::refund;
+use crate::oversight::{incident, wait};
+use crate::serve::Server;
+
+/// A copy of the support-refunds pack with `edits` applied to
+/// `warden.toml` and `policy_edits` to `policies/access.cedar`, plus extra
+/// policy files; it must validate.
+pub(crate) fn support_pack(
+    tmp: &Path,
+    edits: &[(&str, &str)],
+    policy_edits: &[(&str, &str)],
+    extra_policies: &[(&str, &str)],
+) -> PathBuf {
+    let dir = tmp.join("pack");
+    copy_dir(&root().join("examples/support-refunds"), &dir);
+    let apply = |file: PathBuf, edits: &[(&str, &str)]| {
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "`{from}` is not in {}", file.display());
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(&file, text).unwrap();
+    };
+    apply(dir.join("warden.toml"), edits);
+    apply(dir.join("policies/access.cedar"), policy_edits);
+    for (name, text) in extra_policies {
+        std::fs::write(dir.join("policies").join(name), text).unwrap();
+    }
+    let v = warden(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}", v.snapshot());
+    dir
+}
+
+fn post(server: &Server, token: &str, body: &str) -> Value {
+    let (status, v) = server.post("/v1/actions", token, body);
+    assert!(status == 201 || status == 202, "{status} {v}");
+    v
+}
+
+fn delete_rows() -> String {
+    json!({
+        "tool": "db.delete_rows",
+        "mode": "enforce",
+        "arguments": {"table": "orders", "where": "id < 100"},
+    })
+    .to_string()
+}
+
+fn notes(customer: &str) -> String {
+    json!({
+        "tool": "crm.update_notes",
+        "mode": "enforce",
+        "arguments": {"customer_id": customer, "note": "called back"},
+    })
+    .to_string()
+}
+
+/// The `action_executed` records of action `id`.
+fn executed(server: &Server, id: &str) -> Vec<Value> {
+    let (_, found) = server.get(
+        "/v1/audit?kind=action_executed&limit=1000",
+        Some("demo-erin"),
+    );
+    found["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == id)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn i16_shadow_mode_never_lifts_an_explicit_forbid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = support_pack(
+        tmp.path(),
+        &[
+            (
+                "description = \"Answers support tickets; refunds damaged or missing orders\"",
+                "description = \"Answers support tickets; refunds damaged or missing orders\"\nshadow = true",
+            ),
+            // Three would-be denials are enough to open a violation incident.
+            ("denials = 5", "denials = 3"),
+        ],
+        // support-bot loses its grant for notes: a missing grant, not a forbid.
+        &[(
+            "unless { principal == Agent::\"intern-bot\" };\n\n@id(\"email",
+            "unless { principal in [Agent::\"intern-bot\", Agent::\"support-bot\"] };\n\n@id(\"email",
+        )],
+        &[],
+    );
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+
+    // An explicit forbid blocks in every mode: nothing is executed.
+    let a = post(&server, "demo-support-bot", &delete_rows());
+    assert_eq!(
+        (a["status"].as_str(), a["code"].as_str(), a["shadow"].as_bool()),
+        (Some("denied"), Some("policy_denied"), Some(true)),
+        "{a}"
+    );
+    assert!(a["decision"].get("shadow").is_none(), "{a}");
+    assert!(executed(&server, a["action_id"].as_str().unwrap()).is_empty());
+
+    // An approval gate is recorded as the would-be outcome and proceeds.
+    let a = post(
+        &server,
+        "demo-support-bot",
+        &refund(25_000, "ord_7", None, "enforce"),
+    );
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(a["decision"]["shadow"]["status"], "awaiting_approval", "{a}");
+
+    // A missing grant too; and these would-be denials reach the detectors.
+    for c in ["cus_1", "cus_2", "cus_3"] {
+        let a = post(&server, "demo-support-bot", &notes(c));
+        assert_eq!(a["status"], "succeeded", "{a}");
+        assert_eq!(a["decision"]["shadow"]["code"], "policy_denied", "{a}");
+    }
+    let i = incident(&server, "policy-violations", "shadow:agent:support-bot");
+    assert!(
+        i["summary"].as_str().unwrap().starts_with("shadow:"),
+        "{i}"
+    );
+    // A shadow incident pages but does not pause the agent.
+    let a = post(&server, "demo-support-bot", &notes("cus_4"));
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn i16_a_policy_on_trial_is_reported_and_not_enforced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trial = r#"
+@id("trial-refunds-over-50")
+@shadow
+@reason("trial: refunds above $50 may need a lower cap")
+forbid (principal, action == Action::"stripe.refund", resource)
+when { context.args.amount_cents > 5000 };
+"#;
+    let pack = support_pack(tmp.path(), &[], &[], &[("trial.cedar", trial)]);
+
+    // `warden decide` shows the trial beside the decision in force.
+    let out = warden(&[
+        "decide",
+        pack.to_str().unwrap(),
+        "--agent",
+        "support-bot",
+        "--tool",
+        "stripe.refund",
+        "--args",
+        r#"{"order_id":"ord_1","customer_id":"cus_1","amount_cents":8000,"reason":"damaged"}"#,
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    let d = out.json();
+    assert_eq!(d["decision"], "allow", "{d}");
+    assert_eq!(d["trial"]["decision"], "deny", "{d}");
+    assert_eq!(d["trial"]["policies"][0]["id"], "trial-refunds-over-50", "{d}");
+
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let a = post(
+        &server,
+        "demo-support-bot",
+        &refund(8000, "ord_1", None, "enforce"),
+    );
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(a["decision"]["shadow"]["code"], "policy_denied", "{a}");
+    assert_eq!(
+        a["decision"]["shadow"]["trial"],
+        json!(["trial-refunds-over-50"]),
+        "{a}"
+    );
+    // Below the trial's threshold nothing is reported.
+    let a = post(
+        &server,
+        "demo-support-bot",
+        &refund(3000, "ord_2", None, "enforce"),
+    );
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert!(a["decision"].get("shadow").is_none(), "{a}");
+    assert!(server.stop().success());
+}
+
+fn approve(server: &Server, id: &str, token: &str) -> Value {
+    let (status, v) = server.post(
+        &format!("/v1/approvals/{id}/decision"),
+        token,
+        r#"{"decision":"approve","comment":"ok"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn action(server: &Server, id: &str) -> Value {
+    let (status, v) = server.get(&format!("/v1/actions/{id}"), Some("demo-support-bot"));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn pending_refund(server: &Server, order: &str) -> (String, String) {
+    let a = post(
+        server,
+        "demo-support-bot",
+        &refund(50_000, order, None, "enforce"),
+    );
+    assert_eq!(a["status"], "awaiting_approval", "{a}");
+    (
+        a["action_id"].as_str().unwrap().to_owned(),
+        a["approval_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn i16_an_approval_never_carries_an_action_past_a_gate_that_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+
+    // The circuit opens while the refund waits: approving does not run it.
+    let (act, apr) = pending_refund(&server, "ord_circuit");
+    let (status, v) = server.post(
+        "/v1/tools/stripe.refund/circuit",
+        "demo-olivia",
+        r#"{"open_for":"10m","reason":"stripe incident"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    approve(&server, &apr, "demo-carol");
+    let a = action(&server, &act);
+    assert_eq!(
+        (a["status"].as_str(), a["code"].as_str()),
+        (Some("denied"), Some("tool_circuit_open")),
+        "{a}"
+    );
+    assert!(executed(&server, &act).is_empty(), "executed past the circuit");
+    let (status, _) = server.post(
+        "/v1/tools/stripe.refund/circuit",
+        "demo-olivia",
+        r#"{"open_for":"0s"}"#,
+    );
+    assert_eq!(status, 200);
+
+    // The agent is paused while the refund waits.
+    let (act, apr) = pending_refund(&server, "ord_paused");
+    assert_eq!(
+        server
+            .post("/v1/agents/support-bot/pause", "demo-olivia", "{}")
+            .0,
+        200
+    );
+    approve(&server, &apr, "demo-carol");
+    let a = action(&server, &act);
+    assert_eq!(a["code"], "agent_paused", "{a}");
+    assert!(executed(&server, &act).is_empty());
+    assert_eq!(
+        server
+            .post("/v1/agents/support-bot/resume", "demo-olivia", "{}")
+            .0,
+        200
+    );
+
+    // Quarantined while it waits: finance's approval is not enough, the
+    // quarantine group must approve too; then it executes once.
+    let (act, apr) = pending_refund(&server, "ord_quarantine");
+    let (status, v) = server.post(
+        "/v1/agents/support-bot/quarantine",
+        "demo-olivia",
+        r#"{"group":"support-leads","reason":"odd output"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let v = approve(&server, &apr, "demo-carol");
+    assert_eq!(v["state"], "pending", "{v}");
+    assert_eq!(action(&server, &act)["status"], "awaiting_approval");
+    approve(&server, &apr, "demo-tina");
+    let a = wait("the refund to execute", || {
+        let a = action(&server, &act);
+        (a["status"] == "succeeded").then_some(a)
+    });
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(executed(&server, &act).len(), 1);
+    assert!(server.stop().success());
+}
