@@ -87,6 +87,19 @@ pub enum RecordKind {
     /// A notification of an incident could not be delivered after every
     /// attempt.
     NotificationFailed,
+    /// The identical request was proposed again while its approval request
+    /// was open (or once after it ended): answered with the same action,
+    /// no new request; points at the action and the approval.
+    ActionReproposed,
+    /// A run was cancelled (by its agent or an operator) or timed out; its
+    /// pending actions were cancelled with it.
+    RunCancelled,
+    /// An approval request was cancelled (by the agent that asked, or an
+    /// operator); its action ended `cancelled`.
+    ApprovalCancelled,
+    /// A data-subject erasure dropped the payloads of matching records and
+    /// kept their leaf hashes; carries what matched and how many.
+    RecordsErased,
 }
 
 impl RecordKind {
@@ -120,6 +133,10 @@ impl RecordKind {
             Self::IncidentResolved => "incident_resolved",
             Self::NotificationDelivered => "notification_delivered",
             Self::NotificationFailed => "notification_failed",
+            Self::ActionReproposed => "action_reproposed",
+            Self::RunCancelled => "run_cancelled",
+            Self::ApprovalCancelled => "approval_cancelled",
+            Self::RecordsErased => "records_erased",
         }
     }
 }

@@ -84,9 +84,13 @@ impl Redactor {
 
 impl Redactor {
     /// Fills `record`'s arguments from `args` with `sensitive` fields
-    /// redacted, sets their hash, and replaces any sensitive value quoted in
-    /// the record's message or check errors (argument errors quote the
-    /// offending value) by its token. Call it once the record is complete.
+    /// redacted and sets their hash. Call it once the record is complete.
+    ///
+    /// Redaction is structural: values are replaced where they sit in the
+    /// arguments. Messages never carry sensitive values to begin with (the
+    /// engine renders argument errors about them without the value), so
+    /// nothing is searched for in rendered text, where an escaped form of a
+    /// value would slip past.
     pub fn apply(
         &self,
         record: &mut Record,
@@ -95,38 +99,6 @@ impl Redactor {
     ) -> Result<(), EvidenceError> {
         record.args = Some(self.redact(args, sensitive)?);
         record.args_sha256 = Some(args_hash(args)?);
-        let mut secrets = Vec::new();
-        if let Value::Object(map) = args {
-            for field in sensitive {
-                if let Some(v) = map.get(field) {
-                    let clear = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    if !clear.is_empty() {
-                        secrets.push((clear, self.token(v)?));
-                    }
-                }
-            }
-        }
-        if secrets.is_empty() {
-            return Ok(());
-        }
-        // Longest first, so a value that contains another is replaced whole.
-        secrets.sort_by_key(|(c, _)| std::cmp::Reverse(c.len()));
-        let scrub = |text: &mut String| {
-            for (clear, token) in &secrets {
-                if text.contains(clear.as_str()) {
-                    *text = text.replace(clear.as_str(), token);
-                }
-            }
-        };
-        if let Some(m) = record.message.as_mut() {
-            scrub(m);
-        }
-        for c in &mut record.checks {
-            c.errors.iter_mut().for_each(scrub);
-        }
         Ok(())
     }
 }
@@ -185,25 +157,14 @@ mod tests {
     }
 
     #[test]
-    fn apply_scrubs_values_quoted_in_errors() {
-        use crate::record::{Check, RecordKind};
+    fn apply_redacts_arguments_in_place() {
+        use crate::record::RecordKind;
         let r = Redactor::new([3; 32]);
-        let args = json!({"to": "not-an-email-SECRET", "template": "x"});
+        let args = json!({"to": "a@example.com\n", "template": "x"});
         let mut rec = Record::new(RecordKind::ActionDecided);
-        rec.message =
-            Some("invalid arguments: /to: \"not-an-email-SECRET\" is not an email".into());
-        rec.checks.push(Check {
-            policy_version: "v".into(),
-            decision: warden_model::Outcome::Deny,
-            code: None,
-            policies: Vec::new(),
-            approval: Default::default(),
-            risk: None,
-            errors: vec!["/to: \"not-an-email-SECRET\" is not an email".into()],
-        });
         r.apply(&mut rec, &args, &["to".into()]).unwrap();
         let text = serde_json::to_string(&rec).unwrap();
-        assert!(!text.contains("SECRET"), "{text}");
+        assert!(!text.contains("a@example.com"), "{text}");
         assert!(text.contains(REDACTED_PREFIX));
         assert_eq!(rec.args.as_ref().unwrap()["template"], "x");
     }

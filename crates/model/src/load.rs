@@ -367,6 +367,7 @@ impl Cx {
                         id,
                         name: p.name,
                         email: p.email,
+                        aliases: p.aliases,
                         team: p.team.map(Spanned::into_inner),
                         credentials,
                         roles,

@@ -26,6 +26,9 @@ pub(crate) struct RawPerson {
     pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Other names the person goes by in triggers (`dave.l@corp.example`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     #[serde(default)]
     pub team: Option<Spanned<String>>,
     /// Hashes of the person's bearer tokens (`sha256:<hex>`).

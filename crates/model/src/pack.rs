@@ -92,6 +92,10 @@ pub struct Person {
     pub name: Option<String>,
     /// Contact address.
     pub email: Option<String>,
+    /// Other names the person goes by in trigger contexts (e-mail
+    /// addresses, chat handles): matched case-insensitively, like the id
+    /// and the e-mail.
+    pub aliases: Vec<String>,
     /// The team the person belongs to.
     pub team: Option<String>,
     /// How the person authenticates.
@@ -336,6 +340,47 @@ impl Pack {
     /// Whether `id` names a person or a team (the two kinds of owner).
     pub fn is_owner(&self, id: &str) -> bool {
         self.people.contains_key(id) || self.teams.contains_key(id)
+    }
+
+    /// The person a name in a trigger refers to: their id, e-mail or an
+    /// alias, compared case-insensitively and ignoring surrounding spaces.
+    pub fn person_named(&self, name: &str) -> Option<&Person> {
+        let n = name.trim();
+        if n.is_empty() {
+            return None;
+        }
+        self.people.values().find(|p| {
+            p.id.eq_ignore_ascii_case(n)
+                || p.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(n))
+                || p.aliases.iter().any(|a| a.trim().eq_ignore_ascii_case(n))
+        })
+    }
+
+    /// Whether an unresolved name looks like `person`: its local part (before
+    /// `@`), letters and digits only, equals their id, their first name or
+    /// their full name. Separation of duties refuses rather than guesses.
+    pub fn looks_like(name: &str, person: &Person) -> bool {
+        let squash = |s: &str| -> String {
+            s.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let local = squash(name.split('@').next().unwrap_or(name));
+        if local.is_empty() {
+            return false;
+        }
+        let mut forms = vec![squash(&person.id)];
+        if let Some(full) = &person.name {
+            forms.push(squash(full));
+            if let Some(first) = full.split_whitespace().next() {
+                forms.push(squash(first));
+            }
+        }
+        if let Some(e) = &person.email {
+            forms.push(squash(e.split('@').next().unwrap_or(e)));
+        }
+        forms.iter().any(|f| !f.is_empty() && *f == local)
     }
 
     /// The people who may not approve `agent`'s requests: its owner (a

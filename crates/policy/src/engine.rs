@@ -54,6 +54,9 @@ pub(crate) struct ToolEntry {
     pub trial: Option<Trial>,
     pub risk: Risk,
     pub access: Access,
+    /// Top-level argument fields declared sensitive: argument errors never
+    /// quote their values.
+    pub sensitive: Vec<String>,
 }
 
 /// A tool's slice with its policies on trial included.
@@ -365,6 +368,7 @@ fn build(
                 trial,
                 risk: tool.risk,
                 access: tool.access,
+                sensitive: tool.sensitive.clone(),
             },
         );
     }
@@ -493,14 +497,7 @@ impl Engine {
             let errors = tool
                 .validator
                 .iter_errors(req.args)
-                .map(|e| {
-                    let path = e.instance_path().to_string();
-                    if path.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{path}: {e}")
-                    }
-                })
+                .map(|e| argument_error(&e, &tool.sensitive))
                 .collect();
             return (
                 self.deny(DenyCode::InvalidArguments, risk, Vec::new(), errors),
@@ -764,6 +761,32 @@ impl Engine {
     pub fn entities(&self) -> &Entities {
         &self.0.entities
     }
+}
+
+/// One argument error for people and evidence. Redaction is structural:
+/// when the value the error is about holds a sensitive field (the field
+/// itself, or the whole arguments object), the message is rendered with a
+/// placeholder instead of the value, so no escaping of the value can leak it.
+fn argument_error(e: &jsonschema::ValidationError<'_>, sensitive: &[String]) -> String {
+    let path = e.instance_path().to_string();
+    let top = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let holds_sensitive = !sensitive.is_empty()
+        && (top.is_empty() || sensitive.iter().any(|f| escape_pointer(f) == top));
+    let text = if holds_sensitive {
+        e.masked_with("[sensitive value]").to_string()
+    } else {
+        e.to_string()
+    };
+    if path.is_empty() {
+        text
+    } else {
+        format!("{path}: {text}")
+    }
+}
+
+/// A field name as one JSON Pointer segment (RFC 6901).
+fn escape_pointer(field: &str) -> String {
+    field.replace('~', "~0").replace('/', "~1")
 }
 
 /// The policies one evaluation runs over.

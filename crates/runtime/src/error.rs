@@ -89,14 +89,14 @@ pub enum RuntimeError {
         groups: String,
     },
     /// The person owns or operates the requesting agent (or asked for the run).
-    #[error(
-        "{person} may not approve requests of `{agent}`: they own or operate it, or requested the run (separation of duties)"
-    )]
+    #[error("{person} may not approve requests of `{agent}`: {rule} (separation of duties)")]
     SeparationOfDuties {
         /// The person.
         person: String,
         /// The requesting agent.
         agent: String,
+        /// The rule that applied, for people.
+        rule: String,
     },
     /// A report with a bad value.
     #[error("{0}")]

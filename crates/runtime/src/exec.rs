@@ -167,6 +167,9 @@ impl Runtime {
         id: &str,
         report: Report,
     ) -> Result<ActionView, RuntimeError> {
+        // Concurrent reports queue here; the first ends the action and the
+        // others find it final (409).
+        let _one = self.0.action_locks.lock(id.to_owned()).await;
         let row = match self.store().action(id).await? {
             Some(r) if r.agent == agent => r,
             _ => return Err(RuntimeError::UnknownAction(id.to_owned())),

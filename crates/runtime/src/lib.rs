@@ -17,6 +17,7 @@ mod connector;
 mod error;
 mod exec;
 mod gates;
+mod locks;
 mod notify;
 mod runs;
 mod runtime;

@@ -22,6 +22,7 @@ use crate::connector::Connectors;
 use crate::error::RuntimeError;
 use crate::notify::Notifier;
 use crate::gates::GateInput;
+use crate::locks::KeyedLocks;
 use crate::runs::RunState;
 use crate::types::{ActionView, Mode, Proposal, Submitted};
 
@@ -45,9 +46,6 @@ impl Default for RuntimeConfig {
 #[derive(Debug, Clone)]
 pub struct Runtime(pub(crate) Arc<Inner>);
 
-/// Serializes proposals that share an (agent, idempotency key).
-type KeyLock = Arc<tokio::sync::Mutex<()>>;
-
 pub(crate) struct Inner {
     pub(crate) engine: Arc<EngineHandle>,
     pub(crate) log: AuditLog,
@@ -55,8 +53,12 @@ pub(crate) struct Inner {
     pub(crate) connectors: RwLock<Arc<Connectors>>,
     /// Runs touched since start (loaded on first use).
     pub(crate) runs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RunState>>>>,
-    /// Idempotency keys being proposed now, so concurrent duplicates wait.
-    keys: Mutex<HashMap<(String, String), KeyLock>>,
+    /// Proposals that must not interleave: the same (agent, idempotency
+    /// key), or without a key the identical request, so concurrent
+    /// duplicates wait and then find the first one's action.
+    keys: KeyedLocks,
+    /// Changes of one action (outcome reports, cancellation) one at a time.
+    pub(crate) action_locks: KeyedLocks,
     /// Non-final actions someone may wait for.
     pub(crate) watchers: Mutex<HashMap<String, watch::Sender<Option<ActionView>>>>,
     /// Pause, quarantine and circuits (shared with oversight).
@@ -114,7 +116,8 @@ impl Runtime {
             redactor,
             connectors: RwLock::new(Arc::new(connectors)),
             runs: Mutex::new(HashMap::new()),
-            keys: Mutex::new(HashMap::new()),
+            keys: KeyedLocks::default(),
+            action_locks: KeyedLocks::default(),
             watchers: Mutex::new(HashMap::new()),
             controls,
             counts: Mutex::new(counts),
@@ -217,28 +220,16 @@ impl Runtime {
             "arguments": p.arguments,
             "run": p.run_id,
         }))?;
-        // Concurrent proposals with one key queue here; the first commits,
-        // the others find its action.
-        let key_lock = p.idempotency_key.as_ref().map(|k| {
-            let slot = (agent.to_owned(), k.clone());
-            let lock = self
-                .0
-                .keys
-                .lock()
-                .map(|mut m| Arc::clone(m.entry(slot.clone()).or_default()))
-                .unwrap_or_default();
-            (slot, lock)
-        });
-        let _key_guard = match &key_lock {
-            Some((_, l)) => Some(Arc::clone(l).lock_owned().await),
-            None => None,
+        // Concurrent proposals with one key queue here, and so do identical
+        // requests without one: the first commits, the others find its
+        // action (or its approval request) instead of opening another.
+        let name = match &p.idempotency_key {
+            Some(k) => format!("key\u{0}{agent}\u{0}{k}"),
+            None => format!("request\u{0}{request_hash}"),
         };
+        let guard = self.0.keys.lock(name).await;
         let result = self.submit_locked(agent, p, request_hash, &engine).await;
-        if let Some((slot, _)) = key_lock
-            && let Ok(mut m) = self.0.keys.lock()
-        {
-            m.remove(&slot);
-        }
+        drop(guard);
         let submitted = result?;
         if submitted.action.status == ActionStatus::Executing {
             let id = submitted.action.action_id.clone();
@@ -347,7 +338,9 @@ impl Runtime {
         // once after it ended) answers with the same action.
         if verdict.status == ActionStatus::AwaitingApproval
             && p.idempotency_key.is_none()
-            && let Some(found) = self.reproposed(agent, &request_hash).await?
+            && let Some(found) = self
+                .reproposed(agent, &request_hash, &p.arguments, p.mode.as_str())
+                .await?
         {
             return Ok(found);
         }

@@ -279,7 +279,8 @@ fn i16_an_approval_never_carries_an_action_past_a_gate_that_closed() {
     let v = approve(&server, &apr, "demo-carol");
     assert_eq!(v["state"], "pending", "{v}");
     assert_eq!(action(&server, &act)["status"], "awaiting_approval");
-    approve(&server, &apr, "demo-tina");
+    let v = approve(&server, &apr, "demo-tina");
+    assert_eq!(v["state"], "approved", "{v}");
     let a = wait("the refund to execute", || {
         let a = action(&server, &act);
         (a["status"] == "succeeded").then_some(a)
@@ -287,4 +288,225 @@ fn i16_an_approval_never_carries_an_action_past_a_gate_that_closed() {
     assert_eq!(a["status"], "succeeded", "{a}");
     assert_eq!(executed(&server, &act).len(), 1);
     assert!(server.stop().success());
+}
+
+#[test]
+fn i16_concurrent_outcome_reports_one_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let a = post(
+        &server,
+        "demo-support-bot",
+        r#"{"tool":"crm.lookup_customer","mode":"check","arguments":{"customer_id":"cus_1"}}"#,
+    );
+    assert_eq!(a["status"], "approved", "{a}");
+    let id = a["action_id"].as_str().unwrap().to_owned();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    server
+                        .post(
+                            &format!("/v1/actions/{id}/outcome"),
+                            "demo-support-bot",
+                            r#"{"status":"succeeded","result":{"name":"Ada"}}"#,
+                        )
+                        .0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    assert_eq!(executed(&server, &id).len(), 1);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn i16_identical_proposals_share_one_request_and_every_attempt_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let body = refund(35_000, "ord_same", None, "enforce");
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| server.post("/v1/actions", "demo-support-bot", &body)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut approvals: Vec<&str> = answers
+        .iter()
+        .map(|(_, a)| a["approval_id"].as_str().unwrap_or("none"))
+        .collect();
+    approvals.sort_unstable();
+    approvals.dedup();
+    assert_eq!(approvals.len(), 1, "{answers:?}");
+    let mut actions: Vec<&str> = answers
+        .iter()
+        .map(|(_, a)| a["action_id"].as_str().unwrap())
+        .collect();
+    actions.dedup();
+    assert_eq!(actions.len(), 1, "{answers:?}");
+    // Every attempt left a record: one decision, nineteen re-proposals
+    // pointing at the same request.
+    let (_, found) = server.get(
+        "/v1/audit?kind=action_reproposed&limit=1000",
+        Some("demo-erin"),
+    );
+    let again = found["records"].as_array().unwrap();
+    assert_eq!(again.len(), 19, "{found}");
+    assert!(again.iter().all(|r| r["detail"]["approval_id"] == approvals[0]));
+    // Approved once, executed once.
+    approve(&server, approvals[0], "demo-carol");
+    let act = actions[0];
+    wait("the refund to execute", || {
+        (action(&server, act)["status"] == "succeeded").then_some(())
+    });
+    assert_eq!(executed(&server, act).len(), 1);
+    // The documented way to learn the outcome: the same call answers the
+    // same action, recorded as another attempt, with no retry storm.
+    let (_, a) = server.post("/v1/actions", "demo-support-bot", &body);
+    assert_eq!(a["action_id"], act, "{a}");
+    let (_, list) = server.get("/v1/incidents", Some("demo-olivia"));
+    assert!(
+        !list.to_string().contains("retry-storm"),
+        "re-proposals counted as retries: {list}"
+    );
+    assert!(server.stop().success());
+}
+
+/// Starts a refund run whose trigger names `requester`, does its lookup,
+/// and proposes a $500 refund in it; returns the approval id.
+fn refund_requested_by(server: &Server, requester: &str, order: &str) -> String {
+    let (status, run) = server.post(
+        "/v1/runs",
+        "demo-support-bot",
+        &json!({"workflow": "refund-request", "trigger": {"source": "ticket", "reference": "T-9", "requester": requester}}).to_string(),
+    );
+    assert_eq!(status, 201, "{run}");
+    let run = run["run_id"].as_str().unwrap();
+    let a = post(
+        server,
+        "demo-support-bot",
+        &json!({"tool": "crm.lookup_customer", "mode": "enforce", "arguments": {"customer_id": "cus_1"}, "run_id": run}).to_string(),
+    );
+    assert_eq!(a["status"], "succeeded", "{a}");
+    let a = post(
+        server,
+        "demo-support-bot",
+        &refund(50_000, order, Some(run), "enforce"),
+    );
+    assert_eq!(a["status"], "awaiting_approval", "{a}");
+    a["approval_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn i16_separation_of_duties_knows_requesters_by_email_alias_and_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = support_pack(
+        tmp.path(),
+        &[(
+            "email = \"dave@example.com\"",
+            "email = \"dave@example.com\"\naliases = [\"U024BE7LH\"]",
+        )],
+        &[],
+        &[],
+    );
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    for (n, requester) in [
+        "dave@example.com",
+        "Dave@Example.com",
+        "DAVE",
+        " u024be7lh ",
+        "dave.lindqvist@corp.example",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let apr = refund_requested_by(&server, requester, &format!("ord_{n}"));
+        let (status, e) = server.post(
+            &format!("/v1/approvals/{apr}/decision"),
+            "demo-dave",
+            r#"{"decision":"approve"}"#,
+        );
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (403, Some("separation_of_duties")),
+            "{requester}: {e}"
+        );
+        let why = e["error"]["message"].as_str().unwrap();
+        assert!(why.contains("request"), "{requester}: {why}");
+        // Another member of finance may.
+        approve(&server, &apr, "demo-carol");
+    }
+    // A requester who is somebody else does not bind dave.
+    let apr = refund_requested_by(&server, "ada@example.com", "ord_ada");
+    approve(&server, &apr, "demo-dave");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn i16_sensitive_values_never_reach_evidence_whatever_their_escaping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let shapes = [
+        "cus_X\"q",
+        "cus_X\\q",
+        "cus_X\nq",
+        "cus_X\tq",
+        "cus_X\r\nq",
+        "cus_X\u{0}q",
+        "cus_X\u{1f}q",
+        "cus_X\u{7f}q",
+        "cus_X\u{2028}q",
+        "cus_Xé q",
+        "cus_X</script>q",
+        "cus_X'q",
+        "cus_X q",
+        " cus_Xq",
+        "cus_X😀q",
+    ];
+    let mut secrets: Vec<String> = Vec::new();
+    for (n, s) in shapes.iter().enumerate() {
+        let secret = format!("{s}{n}SECRET");
+        let body = json!({"tool": "stripe.refund", "arguments": {"order_id": "ord_1", "customer_id": secret, "amount_cents": 100, "reason": "damaged"}});
+        let (status, e) = server.post("/v1/actions", "demo-support-bot", &body.to_string());
+        assert_eq!(status, 400, "{e}");
+        secrets.push(secret);
+    }
+    for (n, to) in [
+        "a@example.com\n",
+        "a@example.com\r\n",
+        "a\"b@example.com ",
+        "not an email",
+        "a@example.com\u{0}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let to = format!("{n}SECRET{to}");
+        let body = json!({"tool": "email.send_customer", "arguments": {"customer_id": "cus_1", "to": to, "template": "refund_issued"}});
+        let (status, e) = server.post("/v1/actions", "demo-support-bot", &body.to_string());
+        assert_eq!(status, 400, "{e}");
+        secrets.push(to);
+    }
+    let (_, found) = server.get("/v1/audit?limit=1000", Some("demo-erin"));
+    let records = found.to_string();
+    assert!(records.contains("invalid_arguments"), "{records}");
+    for secret in &secrets {
+        let escaped = serde_json::to_string(secret).unwrap();
+        let inner = &escaped[1..escaped.len() - 1];
+        assert!(!records.contains(secret.as_str()), "{secret:?} in clear");
+        assert!(!records.contains(inner), "{secret:?} escaped as {inner}");
+    }
+    assert!(!records.contains("SECRET"), "a sensitive value leaked: {records}");
+    assert!(server.stop().success());
+    // Nor anywhere in the stored files (database, WAL, keys).
+    for entry in std::fs::read_dir(tmp.path().join("data")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"SECRET"),
+            "a sensitive value is stored in clear"
+        );
+    }
 }

@@ -68,16 +68,8 @@ impl Runtime {
                 person: person.to_owned(),
             });
         }
-        let ctx: Value = serde_json::from_str(&row.context).unwrap_or(Value::Null);
-        let requester = ctx
-            .pointer("/trigger/requester")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let conflicted = pack
-            .agent_principals(&row.agent)
-            .iter()
-            .any(|p| p == person)
-            || requester.as_deref() == Some(person);
+        let conflict = conflict_of(pack, &row, person);
+        let conflicted = conflict.is_some();
         // (slot, group answered through, allowed despite separation of duties)
         let mut candidates: Vec<(usize, String, bool)> = Vec::new();
         for (i, s) in slots.iter().enumerate() {
@@ -106,6 +98,7 @@ impl Runtime {
             return Err(RuntimeError::SeparationOfDuties {
                 person: person.to_owned(),
                 agent: row.agent.clone(),
+                rule: conflict.unwrap_or_default(),
             });
         };
         let mut action = self
@@ -132,7 +125,8 @@ impl Runtime {
             add_detail(
                 &mut rec,
                 json!({ "separation_of_duties": format!(
-                    "relaxed by group `{via}`: {person} is the agent's owner, operator or requester"
+                    "relaxed by group `{via}`: {}",
+                    conflict.as_deref().unwrap_or_default()
                 ) }),
             );
         }
@@ -358,6 +352,13 @@ impl Runtime {
                         }),
                     }
                 }
+                // Approvals already met keep counting: the next evaluation
+                // must see them, or it would ask for them again.
+                for s in slots.iter() {
+                    if s.met(votes) && !next.iter().any(|n| n.group == s.group) {
+                        next.push(s.clone());
+                    }
+                }
                 *slots = next;
                 row.slots = serde_json::to_string(&*slots).unwrap_or_default();
                 row.eligible = eligible(slots);
@@ -409,6 +410,44 @@ impl Runtime {
             After::Approved | After::Final => self.publish(ActionView::from_row(&action)),
         }
         Ok(ApprovalView::from_row(&row))
+    }
+}
+
+/// Why separation of duties keeps `person` from approving request `row`,
+/// or `None`: they own or operate the agent, or requested its run. The
+/// run's requester is matched to a person by id, e-mail or alias,
+/// case-insensitively; a requester that matches nobody but looks like
+/// `person` counts as them (refuse rather than guess).
+fn conflict_of(pack: &warden_model::Pack, row: &ApprovalRow, person: &str) -> Option<String> {
+    let agent = pack.agents.get(&row.agent);
+    if agent.is_some_and(|a| a.owner == person) {
+        return Some(format!("{person} owns agent `{}`", row.agent));
+    }
+    if agent.is_some_and(|a| a.operators.iter().any(|o| o == person)) {
+        return Some(format!("{person} operates agent `{}`", row.agent));
+    }
+    if pack.agent_principals(&row.agent).iter().any(|p| p == person) {
+        return Some(format!(
+            "{person} owns the team that owns agent `{}`",
+            row.agent
+        ));
+    }
+    let ctx: Value = serde_json::from_str(&row.context).unwrap_or(Value::Null);
+    let requester = ctx.pointer("/trigger/requester").and_then(Value::as_str)?;
+    match pack.person_named(requester) {
+        Some(p) if p.id == person => Some(format!(
+            "{person} requested the run (trigger requester `{requester}`)"
+        )),
+        Some(_) => None,
+        None => pack
+            .people
+            .get(person)
+            .filter(|p| warden_model::Pack::looks_like(requester, p))
+            .map(|_| {
+                format!(
+                    "the run's requester `{requester}` matches no person of the pack but looks like {person}"
+                )
+            }),
     }
 }
 

@@ -262,11 +262,15 @@ impl Runtime {
     /// The action a re-proposal of the identical request answers with: the
     /// one whose request is pending, or that ended and was not yet returned
     /// to a re-proposal (it is returned once; the next identical proposal
-    /// is a new request).
+    /// is a new request). Every such attempt is recorded
+    /// (`action_reproposed`), pointing at the action and its request, so an
+    /// auditor counts every attempt the agent made.
     pub(crate) async fn reproposed(
         &self,
         agent: &str,
         request_hash: &str,
+        args: &Value,
+        mode: &str,
     ) -> Result<Option<Submitted>, RuntimeError> {
         let Some(mut ap) = self.store().open_approval_for(agent, request_hash).await? else {
             return Ok(None);
@@ -275,20 +279,31 @@ impl Runtime {
             return Ok(None);
         };
         let view = ActionView::from_row(&action);
+        let mut r = record_for(RecordKind::ActionReproposed, &ap);
+        r.args_sha256 = Some(warden_evidence::args_hash(args)?);
+        r.status = Some(view.status);
+        r.code = action.code.clone();
+        r.message = Some(format!(
+            "proposed again while approval {} is {}: answered with action {} ({})",
+            ap.id, ap.state, action.id, view.status
+        ));
+        add_detail(
+            &mut r,
+            json!({ "request_sha256": request_hash, "approval_state": ap.state, "mode": mode }),
+        );
+        let mut writes = Vec::new();
         if ap.state != "pending" && view.is_final() {
             // An ended request changes no more, so this write needs no lock
             // (and must not take the approvals lock: the caller holds its
             // run's lock, which answers take after the approvals lock).
             ap.returned = true;
-            self.0
-                .log
-                .commit(Vec::new(), vec![StateWrite::Approval(ap)])
-                .await?;
+            writes.push(StateWrite::Approval(ap));
         }
+        let receipts = self.0.log.commit(vec![r], writes).await?;
         Ok(Some(Submitted {
             action: view,
             replayed: true,
-            evidence_seq: None,
+            evidence_seq: receipts.first().map(|r| r.seq),
         }))
     }
 

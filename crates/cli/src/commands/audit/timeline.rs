@@ -178,7 +178,11 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
             | RecordKind::IncidentEscalated
             | RecordKind::IncidentResolved
             | RecordKind::NotificationDelivered
-            | RecordKind::NotificationFailed => {
+            | RecordKind::NotificationFailed
+            | RecordKind::ActionReproposed
+            | RecordKind::RunCancelled
+            | RecordKind::ApprovalCancelled
+            | RecordKind::RecordsErased => {
                 println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
             }
         }
