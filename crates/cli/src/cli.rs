@@ -55,6 +55,9 @@ enum Command {
     /// Circuit breakers on tools.
     #[command(subcommand)]
     Tools(crate::commands::agents::ToolsCommand),
+    /// Workflow runs: cancel one.
+    #[command(subcommand)]
+    Runs(crate::commands::runs::RunsCommand),
     /// The operational views: runs, stuck runs, approval bottleneck,
     /// hotspots, active incidents.
     Status(crate::commands::status::StatusArgs),
@@ -154,6 +157,12 @@ impl From<Exit> for ExitCode {
 /// Parses the command line and runs the subcommand.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // A command whose output is cut short (`warden audit query | head -1`)
+    // ends quietly, as `cat` does, instead of panicking on the closed pipe.
+    // Not the server: it must outlive any client that goes away.
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+        sigpipe::reset();
+    }
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(&a),
         Command::Schema(a) => commands::schema::run(&a),
@@ -168,6 +177,7 @@ pub fn run() -> ExitCode {
         Command::Incidents(a) => commands::incidents::run(a),
         Command::Agents(a) => commands::agents::run(a),
         Command::Tools(a) => commands::agents::run_tools(a),
+        Command::Runs(a) => commands::runs::run(a),
         Command::Status(a) => commands::status::run(a),
     };
     match result {

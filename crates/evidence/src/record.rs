@@ -103,6 +103,41 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [RecordKind] = &[
+        Self::RunStarted,
+        Self::ActionDecided,
+        Self::ApprovalRequested,
+        Self::ApprovalRecorded,
+        Self::ApprovalGranted,
+        Self::ActionReevaluated,
+        Self::ApprovalEscalated,
+        Self::ApprovalExpired,
+        Self::ActionExecuted,
+        Self::RunFinished,
+        Self::KeyRotated,
+        Self::RequestRejected,
+        Self::PackReloaded,
+        Self::AccessDenied,
+        Self::AgentPaused,
+        Self::AgentResumed,
+        Self::ActionRecovered,
+        Self::AgentQuarantined,
+        Self::AgentReleased,
+        Self::CircuitOpened,
+        Self::CircuitClosed,
+        Self::IncidentOpened,
+        Self::IncidentAcknowledged,
+        Self::IncidentEscalated,
+        Self::IncidentResolved,
+        Self::NotificationDelivered,
+        Self::NotificationFailed,
+        Self::ActionReproposed,
+        Self::RunCancelled,
+        Self::ApprovalCancelled,
+        Self::RecordsErased,
+    ];
+
     /// The word written in records.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -81,12 +81,12 @@ pub struct TestCase {
 #[serde(deny_unknown_fields)]
 struct RawCase {
     name: Spanned<String>,
-    agent: String,
-    tool: String,
+    agent: Spanned<String>,
+    tool: Spanned<String>,
     #[serde(default = "empty_object")]
     args: serde_json::Value,
     #[serde(default)]
-    approvals: Vec<String>,
+    approvals: Vec<Spanned<String>>,
     #[serde(default)]
     context: RequestContext,
     expect: Spanned<String>,
@@ -95,7 +95,7 @@ struct RawCase {
     #[serde(default)]
     policies: Option<Vec<String>>,
     #[serde(default)]
-    groups: Option<Vec<String>>,
+    groups: Option<Vec<Spanned<String>>>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -108,7 +108,7 @@ pub fn load_test_cases(pack: &Pack) -> (Vec<TestCase>, Vec<Diagnostic>) {
     let mut cases = Vec::new();
     let mut diags = Vec::new();
     for file in &pack.test_files {
-        read_file(file, &mut cases, &mut diags);
+        read_file(pack, file, &mut cases, &mut diags);
     }
     let mut seen: std::collections::BTreeMap<String, Location> = Default::default();
     for c in &cases {
@@ -128,7 +128,12 @@ pub fn load_test_cases(pack: &Pack) -> (Vec<TestCase>, Vec<Diagnostic>) {
     (cases, diags)
 }
 
-fn read_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<Diagnostic>) {
+fn read_file(
+    pack: &Pack,
+    file: &Arc<SourceFile>,
+    cases: &mut Vec<TestCase>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let loc = |span| Location::new(file, span);
     let (doc, errors) = DeTable::parse_recoverable(file.text());
     for e in errors {
@@ -162,10 +167,20 @@ fn read_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<
         };
         for item in items.iter() {
             match RawCase::deserialize(ValueDeserializer::from(item.clone())) {
-                Ok(raw) => match resolve(raw, &loc) {
-                    Ok(c) => cases.push(c),
-                    Err(d) => diags.push(*d),
-                },
+                Ok(raw) => {
+                    // A case naming what the pack does not declare would
+                    // pass for the wrong reason (an unknown agent is
+                    // denied): it is an error, like the manifest's.
+                    let unknown = unknown_references(pack, &raw, &loc);
+                    if !unknown.is_empty() {
+                        diags.extend(unknown);
+                        continue;
+                    }
+                    match resolve(raw, &loc) {
+                        Ok(c) => cases.push(c),
+                        Err(d) => diags.push(*d),
+                    }
+                }
                 Err(e) => diags.push(
                     Diagnostic::new(&ModelProblem::Shape {
                         message: e.message().trim_end_matches('\n').to_owned(),
@@ -175,6 +190,59 @@ fn read_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<
             }
         }
     }
+}
+
+/// Every agent, tool, workflow and approver group a case names that the
+/// pack does not declare.
+fn unknown_references(
+    pack: &Pack,
+    raw: &RawCase,
+    loc: &impl Fn(std::ops::Range<usize>) -> Location,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut check = |kind: &'static str, known: bool, id: &Spanned<String>| {
+        if !known {
+            out.push(
+                Diagnostic::new(&ModelProblem::UnknownReference {
+                    kind,
+                    id: id.get_ref().clone(),
+                })
+                .at(loc(id.span())),
+            );
+        }
+    };
+    // A case may name an unknown agent or tool on purpose, to test that it
+    // is denied: it says so by expecting that very code.
+    let expects = |code: &str| raw.code.as_ref().is_some_and(|c| c.get_ref() == code);
+    check(
+        "agent",
+        pack.agents.contains_key(raw.agent.get_ref()) || expects("unknown_agent"),
+        &raw.agent,
+    );
+    check(
+        "tool",
+        pack.tools.contains_key(raw.tool.get_ref()) || expects("unknown_tool"),
+        &raw.tool,
+    );
+    for g in raw.approvals.iter().chain(raw.groups.iter().flatten()) {
+        check(
+            "approver group",
+            pack.approver_groups.contains_key(g.get_ref()),
+            g,
+        );
+    }
+    if let Some(w) = &raw.context.workflow
+        && !pack.workflows.contains_key(w)
+    {
+        out.push(
+            Diagnostic::new(&ModelProblem::UnknownReference {
+                kind: "workflow",
+                id: w.clone(),
+            })
+            .at(loc(raw.name.span())),
+        );
+    }
+    out
 }
 
 fn resolve(
@@ -215,16 +283,18 @@ fn resolve(
     Ok(TestCase {
         at: loc(raw.name.span()),
         name: raw.name.into_inner(),
-        agent: raw.agent,
-        tool: raw.tool,
+        agent: raw.agent.into_inner(),
+        tool: raw.tool.into_inner(),
         args: raw.args,
-        approvals: raw.approvals,
+        approvals: raw.approvals.into_iter().map(Spanned::into_inner).collect(),
         context: raw.context,
         expect: Expectation {
             decision,
             code,
             policies: raw.policies,
-            groups: raw.groups,
+            groups: raw
+                .groups
+                .map(|g| g.into_iter().map(Spanned::into_inner).collect()),
         },
     })
 }

@@ -142,6 +142,9 @@ pub enum FailureCode {
     /// Oversight opened the tool's circuit: proposals are refused until it
     /// closes.
     ToolCircuitOpen,
+    /// The agent that asked, or an operator, cancelled the action's
+    /// approval request or its run.
+    Cancelled,
 }
 
 impl From<DenyCode> for FailureCode {
@@ -231,6 +234,7 @@ words!(FailureCode {
     Interrupted => "interrupted",
     ToolChanged => "tool_changed",
     ToolCircuitOpen => "tool_circuit_open",
+    Cancelled => "cancelled",
 });
 
 /// A word that is not one of the expected ones.

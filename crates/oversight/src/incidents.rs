@@ -281,9 +281,13 @@ impl Oversight {
     fn may_answer(pack: &Pack, person: &str, r: &IncidentRow) -> bool {
         let p = pack.people.get(person);
         let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
+        let team = p.and_then(|p| p.team.as_deref());
         p.is_some_and(|p| p.roles.contains(&Role::Operator))
             || r.owner == person
-            || p.and_then(|p| p.team.as_deref()) == Some(r.owner.as_str())
+            || team == Some(r.owner.as_str())
+            // The owner's teammates respond for them.
+            || team.is_some()
+                && pack.people.get(&r.owner).and_then(|o| o.team.as_deref()) == team
             || pack.teams.get(&r.owner).and_then(|t| t.owner.as_deref()) == Some(person)
             || detail.get("on_call").and_then(Value::as_str) == Some(person)
     }

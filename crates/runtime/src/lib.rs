@@ -13,6 +13,7 @@
 //! HTTP routes or wire JSON beyond the views it returns.
 
 mod approval;
+mod cancel;
 mod connector;
 mod error;
 mod exec;
@@ -27,6 +28,7 @@ mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
 pub use connector::{Connectors, ExecOutcome};
+pub use cancel::Canceller;
 pub use error::RuntimeError;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};

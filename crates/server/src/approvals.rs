@@ -194,3 +194,28 @@ pub async fn decide(
         Err(e) => Err(runtime_refusal(&s, &p, PATH, e).await),
     }
 }
+
+/// Cancel a pending approval request: it takes no more answers and its
+/// action ends `cancelled` without executing. The agent that asked, or an
+/// operator.
+#[utoipa::path(
+    post, path = "/v1/approvals/{id}/cancel", tag = "approvals",
+    params(("id" = String, Path, description = "approval request id")),
+    request_body(content = crate::runs::CancelBody, description = "optional"),
+    responses((status = 200, body = ApprovalView), (status = 400, description = "invalid_json, invalid_body"), (status = 403, description = "forbidden: the requesting agent or an operator"), (status = 404, description = "unknown_approval"), (status = 409, description = "approval_closed")),
+    security(("bearer" = []))
+)]
+pub async fn cancel(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<crate::runs::CancelBody>, JsonRejection>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    const PATH: &str = "/v1/approvals/{id}/cancel";
+    let by = crate::runs::canceller(&s, &p, PATH).await?;
+    let reason = crate::runs::cancel_reason(&s, &p, PATH, body).await?;
+    match s.runtime.cancel_approval(&id, by, reason).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => Err(runtime_refusal(&s, &p, PATH, e).await),
+    }
+}

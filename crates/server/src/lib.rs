@@ -117,6 +117,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-agent proposal rate limit.
     pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
+    /// The last refused pack reload, while no later one succeeded.
+    pub refused_reload: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
 }
 
 impl AppState {
@@ -209,6 +211,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         oversight: oversight.clone(),
         metrics: Arc::new(Metrics::default()),
         limiter,
+        refused_reload: Arc::default(),
     };
     reload::on_sighup(state.clone(), config.pack.clone());
     if config.watch_pack {

@@ -198,8 +198,19 @@ impl Gateway {
     }
 }
 
-/// The reasons of the determining policies, or the decision's message.
+/// Why the action went where it did: a runtime gate's own message (pause,
+/// circuit, step order) when one refused it, else the reasons of the
+/// determining policies, or the decision's message.
 fn why(view: &ActionView) -> String {
+    let gate = view
+        .decision
+        .get("reevaluated_gate")
+        .or_else(|| view.decision.get("gate"))
+        .and_then(|g| g.get("message"))
+        .and_then(Value::as_str);
+    if let Some(m) = gate {
+        return m.to_owned();
+    }
     let d = view
         .decision
         .get("reevaluated")

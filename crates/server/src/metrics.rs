@@ -109,6 +109,9 @@ pub struct Metrics {
     actions: Family<StateLabels, Gauge>,
     rejected: Family<CodeLabels, Counter>,
     oversight: OversightMetrics,
+    /// 1 while the last pack reload was refused (the old pack serves).
+    reload_refused: Gauge,
+    reloads_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -141,6 +144,18 @@ impl Default for Metrics {
             "rejected_requests",
             "Requests refused before a decision, by code",
             rejected.clone(),
+        );
+        let reload_refused = Gauge::default();
+        registry.register(
+            "pack_reload_refused",
+            "1 while the last pack reload was refused and the previous pack serves",
+            reload_refused.clone(),
+        );
+        let reloads_refused = Counter::default();
+        registry.register(
+            "pack_reloads_refused",
+            "Pack reloads refused because the new pack is invalid",
+            reloads_refused.clone(),
         );
         let oversight = OversightMetrics {
             incidents: Family::default(),
@@ -222,11 +237,21 @@ impl Default for Metrics {
             actions,
             rejected,
             oversight,
+            reload_refused,
+            reloads_refused,
         }
     }
 }
 
 impl Metrics {
+    /// Records the outcome of a pack reload.
+    pub fn reloaded(&self, refused: bool) {
+        self.reload_refused.set(i64::from(refused));
+        if refused {
+            self.reloads_refused.inc();
+        }
+    }
+
     /// Counts a decided proposal.
     pub fn decided(&self, view: &ActionView, took: Duration) {
         // The effective outcome (after runtime gates and shadow mode).

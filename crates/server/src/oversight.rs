@@ -38,6 +38,24 @@ async fn operators_only(s: &AppState, p: &Principal, path: &str) -> Result<(), A
     }
 }
 
+/// Whether `p` owns the system `tool` acts on.
+fn owns_system_of(s: &AppState, p: &Principal, tool: &str) -> bool {
+    let engine = s.engine.current();
+    let pack = engine.pack();
+    let Some(owner) = pack
+        .tools
+        .get(tool)
+        .and_then(|t| pack.systems.get(&t.system))
+        .map(|sys| sys.owner.as_str())
+    else {
+        return false;
+    };
+    p.kind == Kind::Person
+        && (owner == p.id
+            || pack.people.get(&p.id).and_then(|x| x.team.as_deref()) == Some(owner)
+            || pack.teams.get(owner).and_then(|t| t.owner.as_deref()) == Some(p.id.as_str()))
+}
+
 async fn refusal(s: &AppState, p: &Principal, path: &str, e: OversightError) -> ApiError {
     let err = ApiError::from(e);
     if err.status.is_server_error() {
@@ -390,7 +408,7 @@ pub struct CircuitBody {
     post, path = "/v1/tools/{id}/circuit", tag = "agents",
     params(("id" = String, Path, description = "tool id")),
     request_body(content = CircuitBody, description = "optional"),
-    responses((status = 200), (status = 400, description = "invalid_body"), (status = 403, description = "forbidden: operators only"), (status = 404, description = "unknown_tool")),
+    responses((status = 200), (status = 400, description = "invalid_body"), (status = 403, description = "forbidden: operators and the owner of the tool's system only"), (status = 404, description = "unknown_tool")),
     security(("bearer" = []))
 )]
 pub async fn circuit(
@@ -400,7 +418,11 @@ pub async fn circuit(
     body: Result<Json<CircuitBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     const PATH: &str = "/v1/tools/{id}/circuit";
-    operators_only(&s, &p, PATH).await?;
+    // Operators, and the owner of the tool's system (a person, or the
+    // members and owner of the owning team).
+    if !owns_system_of(&s, &p, &id) {
+        operators_only(&s, &p, PATH).await?;
+    }
     let b = match optional(body) {
         Ok(b) => b,
         Err(e) => return Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, e).await),

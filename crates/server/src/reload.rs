@@ -35,6 +35,10 @@ async fn reload_inner(state: &AppState, dir: &std::path::Path, skip_unchanged: b
             state.principals.store(Arc::new(principals));
             state.runtime.reload_connectors();
             state.oversight.reload();
+            state.metrics.reloaded(false);
+            if let Ok(mut refused) = state.refused_reload.lock() {
+                *refused = None;
+            }
             r.message = Some(format!("pack reloaded: {old} -> {version}"));
             r.detail = Some(json!({ "old_version": old, "new_version": version }));
             tracing::info!(%version, "pack reloaded");
@@ -57,7 +61,24 @@ async fn reload_inner(state: &AppState, dir: &std::path::Path, skip_unchanged: b
             r.message = Some(format!(
                 "pack reload refused ({summary}); {old} stays in force"
             ));
-            r.detail = Some(json!({ "kept_version": old, "problems": problems }));
+            // The refused pack's content hash, when its files can be read.
+            let refused_version = warden_model::load(dir)
+                .ok()
+                .map(|l| l.pack.version.to_string());
+            r.detail = Some(json!({
+                "kept_version": old,
+                "refused_version": refused_version,
+                "problems": problems,
+            }));
+            state.metrics.reloaded(true);
+            if let Ok(mut refused) = state.refused_reload.lock() {
+                *refused = Some(json!({
+                    "at": warden_evidence::now(),
+                    "refused_version": refused_version,
+                    "error": problems.first().cloned().unwrap_or_else(|| summary.clone()),
+                    "errors": summary,
+                }));
+            }
             tracing::error!(error = %e, "pack reload refused; the previous pack stays in force");
             false
         }

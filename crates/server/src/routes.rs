@@ -34,6 +34,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
         .route("/v1/runs", post(crate::runs::start_run))
         .route("/v1/runs/{id}", get(crate::runs::get_run))
+        .route("/v1/runs/{id}/cancel", post(crate::runs::cancel_run))
+        .route("/v1/approvals/{id}/cancel", post(crate::approvals::cancel))
         .route("/v1/agents/{id}/pause", post(crate::runs::pause))
         .route("/v1/agents/{id}/resume", post(crate::runs::resume))
         .route(
@@ -132,11 +134,15 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, Ap
         .leaf_count()
         .await
         .map_err(|e| ApiError::internal(format!("database: {e}")))?;
+    // A refused reload leaves the old pack serving: healthy enough to
+    // answer, but not what the operator deployed.
+    let refused = s.refused_reload.lock().ok().and_then(|r| r.clone());
     Ok(Json(json!({
-        "status": "ok",
+        "status": if refused.is_some() { "degraded" } else { "ok" },
         "pack": engine.pack().name,
         "policy_version": engine.policy_version(),
         "log_size": size,
+        "reload_refused": refused,
     })))
 }
 

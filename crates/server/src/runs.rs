@@ -164,3 +164,66 @@ pub async fn resume(
 ) -> Result<Json<Value>, ApiError> {
     set_paused(&s, &p, &id, false, body).await
 }
+
+/// Body of the cancel endpoints.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Who may cancel: the agent itself (its own runs and requests), or an
+/// operator; anyone else is refused (and recorded).
+pub(crate) async fn canceller<'a>(
+    s: &AppState,
+    p: &'a Principal,
+    path: &str,
+) -> Result<warden_runtime::Canceller<'a>, ApiError> {
+    match p.kind {
+        Kind::Agent => Ok(warden_runtime::Canceller::Agent(&p.id)),
+        Kind::Person => match p.require(&[Role::Operator]) {
+            Ok(()) => Ok(warden_runtime::Canceller::Operator(&p.id)),
+            Err(e) => Err(refuse(s, p, path, e).await),
+        },
+    }
+}
+
+/// The reason of an optional cancel body.
+pub(crate) async fn cancel_reason(
+    s: &AppState,
+    p: &Principal,
+    path: &str,
+    body: Result<Json<CancelBody>, JsonRejection>,
+) -> Result<Option<String>, ApiError> {
+    match body {
+        Ok(Json(b)) => Ok(b.reason),
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(None),
+        Err(e) => Err(record_refusal(s, RecordKind::RequestRejected, p, path, body_error(e)).await),
+    }
+}
+
+/// Cancel a running run: it accepts no more actions, and its pending
+/// approval requests are cancelled with it (their actions end `cancelled`).
+#[utoipa::path(
+    post, path = "/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    request_body(content = CancelBody, description = "optional"),
+    responses((status = 200, body = RunView), (status = 400, description = "invalid_json, invalid_body"), (status = 403, description = "forbidden: the run's agent or an operator"), (status = 404, description = "unknown_run"), (status = 409, description = "run_closed")),
+    security(("bearer" = []))
+)]
+pub async fn cancel_run(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<CancelBody>, JsonRejection>,
+) -> Result<Json<RunView>, ApiError> {
+    const PATH: &str = "/v1/runs/{id}/cancel";
+    let by = canceller(&s, &p, PATH).await?;
+    let reason = cancel_reason(&s, &p, PATH, body).await?;
+    match s.runtime.cancel_run(&id, by, reason).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => Err(runtime_refusal(&s, &p, PATH, e).await),
+    }
+}

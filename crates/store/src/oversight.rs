@@ -508,6 +508,12 @@ impl Store {
         q.push(crate::state::RUN_COLS)
             .push(" FROM runs WHERE state = 'running' AND updated_us < ")
             .int(idle_before_us)
+            // A run waiting on a person is not idle: its approval has a
+            // window of its own.
+            .push(
+                " AND NOT EXISTS (SELECT 1 FROM approvals a \
+                 WHERE a.run_id = runs.id AND a.state = 'pending')",
+            )
             .push(" ORDER BY updated_us, id LIMIT 100");
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
         let stuck = rows

@@ -51,6 +51,17 @@ pub enum ApprovalsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Cancel a pending request (the agent that asked, or an operator): its
+    /// action ends `cancelled` without executing.
+    Cancel {
+        /// The approval request id (apr_...).
+        id: String,
+        /// Why (recorded as evidence).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Runs `warden approvals ...`.
@@ -100,6 +111,21 @@ pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<Exit> {
             comment,
             remote,
         } => answer(&remote, &id, "deny", comment),
+        ApprovalsCommand::Cancel { id, reason, remote } => {
+            let path = format!("/v1/approvals/{id}/cancel");
+            let body = json!({ "reason": reason });
+            let v = match call(&remote, reqwest::Method::POST, &path, &[], Some(body))? {
+                Ok(v) => v,
+                Err(exit) => return Ok(exit),
+            };
+            if remote.json {
+                println!("{v:#}");
+            } else {
+                println!("cancelled {id}: the request is now {}", text(&v, "state"));
+                print_one(&v);
+            }
+            Ok(Exit::Ok)
+        }
     }
 }
 

@@ -510,3 +510,198 @@ fn i16_sensitive_values_never_reach_evidence_whatever_their_escaping() {
         );
     }
 }
+
+/// Runs `warden ARGS`, reads one line of its output and closes the pipe.
+fn first_line_then_close(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("WARDEN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(!line.is_empty());
+    // The reader is gone: the pipe is closed.
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn i16_cut_short_output_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let seeded = warden(&["audit", "seed", "--data", d, "--runs", "3000"]);
+    assert_eq!(seeded.code, 0, "{}", seeded.snapshot());
+    for args in [
+        vec!["audit", "query", "--data", d, "--limit", "100000"],
+        vec!["audit", "query", "--data", d, "--limit", "100000", "--json"],
+        vec!["audit", "timeline", "run-0000001", "--data", d],
+    ] {
+        let (code, stderr) = first_line_then_close(&args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        // Ended by SIGPIPE (no code) or a clean exit, like `cat`.
+        assert!(matches!(code, None | Some(0)), "{args:?}: {code:?} {stderr}");
+    }
+}
+
+#[test]
+fn i16_a_refused_reload_is_visible_in_health_metrics_and_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = support_pack(tmp.path(), &[], &[], &[]);
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let (_, h) = server.get("/healthz", None);
+    assert_eq!(h["status"], "ok", "{h}");
+    let version = h["policy_version"].clone();
+
+    let broken = pack.join("policies/broken.cedar");
+    std::fs::write(&broken, "@id(\"oops\")\npermit (principal, action == Action::\"no.such\", resource);\n").unwrap();
+    server.signal("-HUP");
+    let h = wait("/healthz to say degraded", || {
+        let (_, h) = server.get("/healthz", None);
+        (h["status"] == "degraded").then_some(h)
+    });
+    assert_eq!(h["policy_version"], version, "the old pack keeps serving: {h}");
+    assert!(
+        h["reload_refused"]["error"].as_str().unwrap().contains("no.such"),
+        "{h}"
+    );
+    assert!(h["reload_refused"]["refused_version"].is_string(), "{h}");
+    let (_, m) = server.get_text("/metrics");
+    assert!(m.contains("warden_pack_reload_refused 1"), "{m}");
+    let rec = &server.wait_for("pack_reloaded", 1)[0];
+    assert_eq!(rec["code"], "pack_invalid", "{rec}");
+    assert_eq!(
+        rec["detail"]["refused_version"],
+        h["reload_refused"]["refused_version"]
+    );
+
+    // Fixed: healthy again.
+    std::fs::remove_file(&broken).unwrap();
+    server.signal("-HUP");
+    wait("/healthz to say ok", || {
+        let (_, h) = server.get("/healthz", None);
+        (h["status"] == "ok").then_some(())
+    });
+    let (_, m) = server.get_text("/metrics");
+    assert!(m.contains("warden_pack_reload_refused 0"), "{m}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn i16_responders_act_on_their_own_incidents_and_systems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    // carol owns `stripe`: she may open and close its tools' circuits.
+    let (status, v) = server.post(
+        "/v1/tools/stripe.refund/circuit",
+        "demo-carol",
+        r#"{"open_for":"5m","reason":"stripe degraded"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = server.post(
+        "/v1/tools/stripe.refund/circuit",
+        "demo-carol",
+        r#"{"open_for":"0s"}"#,
+    );
+    assert_eq!(status, 200);
+    // Not another system's.
+    let (status, v) = server.post("/v1/tools/db.delete_rows/circuit", "demo-carol", "{}");
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
+
+    // A critical attempt pages olivia at once; sam, her teammate, may
+    // acknowledge it; carol, of another team, may not.
+    let a = post(
+        &server,
+        "demo-support-bot",
+        &refund(600_000, "ord_big", None, "enforce"),
+    );
+    assert_eq!(a["code"], "policy_denied", "{a}");
+    let i = incident(&server, "policy-violations", "agent:support-bot");
+    let id = i["id"].as_str().unwrap();
+    let (status, v) = server.post(&format!("/v1/incidents/{id}/ack"), "demo-carol", "{}");
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = server.post(&format!("/v1/incidents/{id}/ack"), "demo-sam", "{}");
+    assert_eq!((status, v["state"].as_str()), (200, Some("acknowledged")), "{v}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn i16_runs_and_approval_requests_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    // The agent that asked cancels its own request.
+    let (act, apr) = pending_refund(&server, "ord_c1");
+    let (status, v) = server.post(
+        &format!("/v1/approvals/{apr}/cancel"),
+        "demo-billing-bot",
+        "{}",
+    );
+    assert_eq!(status, 404, "another agent's request is not found: {v}");
+    let (status, v) = server.post(
+        &format!("/v1/approvals/{apr}/cancel"),
+        "demo-support-bot",
+        r#"{"reason":"customer withdrew"}"#,
+    );
+    assert_eq!((status, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    let a = action(&server, &act);
+    assert_eq!(
+        (a["status"].as_str(), a["code"].as_str()),
+        (Some("cancelled"), Some("cancelled")),
+        "{a}"
+    );
+    // A cancelled request takes no answer, nor a second cancel.
+    let (status, v) = server.post(
+        &format!("/v1/approvals/{apr}/decision"),
+        "demo-carol",
+        r#"{"decision":"approve"}"#,
+    );
+    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("approval_closed")), "{v}");
+    let (status, _) = server.post(&format!("/v1/approvals/{apr}/cancel"), "demo-olivia", "{}");
+    assert_eq!(status, 409);
+    // A person without the operator role may not cancel.
+    let (_, apr2) = pending_refund(&server, "ord_c2");
+    let (status, _) = server.post(&format!("/v1/approvals/{apr2}/cancel"), "demo-carol", "{}");
+    assert_eq!(status, 403);
+    // Bad body: a JSON error, nothing cancelled.
+    let (status, v) = server.post(&format!("/v1/approvals/{apr2}/cancel"), "demo-olivia", r#"{"why":1}"#);
+    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("invalid_body")), "{v}");
+
+    // A run waiting on a person: cancelling it (CLI, as an operator)
+    // cancels its request too; then it accepts no more actions.
+    let apr3 = refund_requested_by(&server, "ada@example.com", "ord_c3");
+    let (_, ap) = server.get(&format!("/v1/approvals/{apr3}"), Some("demo-olivia"));
+    let run = ap["run_id"].as_str().unwrap().to_owned();
+    let out = crate::common::warden_env(
+        &["runs", "cancel", &run, "--reason", "ticket closed"],
+        &[("WARDEN_SERVER", &server.base), ("WARDEN_TOKEN", "demo-olivia")],
+    );
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    assert!(out.stdout.contains("cancelled"), "{}", out.stdout);
+    let (_, ap) = server.get(&format!("/v1/approvals/{apr3}"), Some("demo-olivia"));
+    assert_eq!(ap["state"], "cancelled", "{ap}");
+    let (status, v) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        &refund(500, "ord_c4", Some(&run), "enforce"),
+    );
+    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("run_closed")), "{v}");
+    let recs = server.wait_for("run_cancelled", 1);
+    assert_eq!(recs[0]["run"], run.as_str());
+    assert!(server.stop().success());
+}

@@ -275,6 +275,9 @@ impl Runtime {
         let mut decision_json: Value =
             serde_json::from_str(&action.decision).unwrap_or_else(|_| json!({}));
         decision_json["reevaluated"] = serde_json::to_value(&decision).unwrap_or(Value::Null);
+        if let Some((c, m)) = &verdict.gate {
+            decision_json["reevaluated_gate"] = json!({ "code": c, "message": m });
+        }
         action.decision = decision_json.to_string();
         action.updated_us = now;
         let after = match verdict.status {

@@ -22,9 +22,11 @@ pub struct QueryArgs {
     /// Run id.
     #[arg(long)]
     pub run: Option<String>,
-    /// Record kind: run_started, action_decided, approval_recorded,
-    /// action_executed, run_finished, key_rotated.
-    #[arg(long)]
+    /// Record kind (every kind is listed; docs/evidence.md says what each
+    /// carries).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+        warden_evidence::RecordKind::ALL.iter().map(|k| k.as_str())
+    ))]
     pub kind: Option<String>,
     /// Decision: allow, deny, approval_required.
     #[arg(long, value_parser = ["allow", "deny", "approval_required"])]

@@ -1,0 +1,195 @@
+//! Cancelling: an approval request (its action ends `cancelled`), or a
+//! whole run (it ends `cancelled`, and so does every request of it still
+//! pending). The agent that asked may cancel, and so may an operator; the
+//! server says which caller is which.
+
+use serde_json::json;
+use warden_evidence::{Record, RecordKind};
+use warden_model::{ActionStatus, FailureCode};
+use warden_store::{ActionRow, ApprovalRow, StateWrite};
+
+use crate::approval::{ApprovalView, add_detail, end_action, record_for};
+use crate::error::RuntimeError;
+use crate::runtime::{Runtime, now_us};
+use crate::types::{ActionView, RunView};
+
+/// Who cancels.
+#[derive(Debug, Clone, Copy)]
+pub enum Canceller<'a> {
+    /// The agent (its own requests and runs only).
+    Agent(&'a str),
+    /// An operator (any).
+    Operator(&'a str),
+}
+
+impl Canceller<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Self::Agent(a) | Self::Operator(a) => a,
+        }
+    }
+
+    fn may(&self, agent: &str) -> bool {
+        match self {
+            Self::Agent(a) => *a == agent,
+            Self::Operator(_) => true,
+        }
+    }
+}
+
+impl Runtime {
+    /// Cancels pending approval request `id`: it takes no more answers and
+    /// its action ends `cancelled` without executing.
+    pub async fn cancel_approval(
+        &self,
+        id: &str,
+        by: Canceller<'_>,
+        reason: Option<String>,
+    ) -> Result<ApprovalView, RuntimeError> {
+        let _one_at_a_time = self.0.approvals_lock.lock().await;
+        let row = match self.store().approval(id).await? {
+            Some(r) if by.may(&r.agent) => r,
+            _ => return Err(RuntimeError::UnknownApproval(id.to_owned())),
+        };
+        if row.state != "pending" {
+            return Err(RuntimeError::ApprovalClosed {
+                id: row.id,
+                state: row.state,
+            });
+        }
+        let action = self
+            .store()
+            .action(&row.action_id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownAction(row.action_id.clone()))?;
+        let from = action.state.parse::<ActionStatus>().ok();
+        let (row, action, rec) = cancelled(row, action, by, reason.as_deref(), None);
+        self.0
+            .log
+            .commit(
+                vec![rec],
+                vec![
+                    StateWrite::Action(action.clone()),
+                    StateWrite::Approval(row.clone()),
+                ],
+            )
+            .await?;
+        self.count(from, ActionStatus::Cancelled);
+        self.publish(ActionView::from_row(&action));
+        Ok(ApprovalView::from_row(&row))
+    }
+
+    /// Cancels running run `id`: it accepts no more actions, and each of its
+    /// requests still pending is cancelled with it. An action already
+    /// executing finishes (it cannot be called back) and is recorded.
+    pub async fn cancel_run(
+        &self,
+        id: &str,
+        by: Canceller<'_>,
+        reason: Option<String>,
+    ) -> Result<RunView, RuntimeError> {
+        let _approvals = self.0.approvals_lock.lock().await;
+        let run = self.run_state(id).await?;
+        let mut state = run.lock().await;
+        if !by.may(&state.row.agent) {
+            return Err(RuntimeError::UnknownRun(id.to_owned()));
+        }
+        if state.row.state != "running" {
+            return Err(RuntimeError::RunClosed {
+                run: id.to_owned(),
+                state: state.row.state.clone(),
+            });
+        }
+        let now = now_us();
+        let mut records = Vec::new();
+        let mut writes = Vec::new();
+        let mut ended = Vec::new();
+        for action in self.store().run_actions(id).await? {
+            let from = action.state.parse::<ActionStatus>().ok();
+            if !matches!(
+                from,
+                Some(ActionStatus::AwaitingApproval | ActionStatus::Escalated)
+            ) {
+                continue;
+            }
+            let Some(ap) = self.store().approval_of_action(&action.id).await? else {
+                continue;
+            };
+            if ap.state != "pending" {
+                continue;
+            }
+            let (ap, action, rec) = cancelled(ap, action, by, reason.as_deref(), Some(id));
+            records.push(rec);
+            writes.push(StateWrite::Action(action.clone()));
+            writes.push(StateWrite::Approval(ap));
+            ended.push((from, action));
+        }
+        let mut row = state.row.clone();
+        row.state = "cancelled".into();
+        row.updated_us = now;
+        let mut r = Record::new(RecordKind::RunCancelled);
+        r.agent = Some(row.agent.clone());
+        r.workflow = Some(row.workflow.clone());
+        r.run = Some(row.id.clone());
+        r.message = Some(format!(
+            "run cancelled by `{}`{}; {} pending request(s) cancelled with it",
+            by.id(),
+            reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
+            ended.len()
+        ));
+        r.detail = Some(json!({
+            "by": by.id(),
+            "reason": reason,
+            "state": "cancelled",
+            "cancelled_actions": ended.iter().map(|(_, a)| a.id.clone()).collect::<Vec<_>>(),
+        }));
+        records.push(r);
+        writes.push(StateWrite::Run(row.clone()));
+        self.0.log.commit(records, writes).await?;
+        state.row = row;
+        drop(state);
+        if let Ok(mut runs) = self.0.runs.lock() {
+            runs.remove(id);
+        }
+        for (from, a) in &ended {
+            self.count(*from, ActionStatus::Cancelled);
+            self.publish(ActionView::from_row(a));
+        }
+        self.run(id, None).await
+    }
+}
+
+/// A pending request and its action, cancelled, with the record that says so.
+fn cancelled(
+    mut row: ApprovalRow,
+    mut action: ActionRow,
+    by: Canceller<'_>,
+    reason: Option<&str>,
+    run: Option<&str>,
+) -> (ApprovalRow, ActionRow, Record) {
+    let now = now_us();
+    row.state = "cancelled".into();
+    row.due_us = None;
+    row.updated_us = now;
+    end_action(
+        &mut action,
+        ActionStatus::Cancelled,
+        FailureCode::Cancelled,
+        now,
+    );
+    let mut rec = record_for(RecordKind::ApprovalCancelled, &row);
+    rec.status = Some(ActionStatus::Cancelled);
+    rec.code = Some(FailureCode::Cancelled.as_str().into());
+    rec.message = Some(format!(
+        "approval request {} cancelled by `{}`{}{}: not executed",
+        row.id,
+        by.id(),
+        run.map(|r| format!(" with run {r}")).unwrap_or_default(),
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    ));
+    add_detail(&mut rec, json!({ "by": by.id(), "reason": reason }));
+    (row, action, rec)
+}
