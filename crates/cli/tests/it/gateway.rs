@@ -514,7 +514,10 @@ fn slow_executions_answer_202_and_results_are_recorded_redacted_and_capped() {
 }
 
 #[test]
-fn shadow_mode_records_the_would_be_denial_and_does_not_block() {
+fn shadow_mode_keeps_an_explicit_forbid_and_the_kill_switch() {
+    // Shadow mode lifts approval gates and missing grants (issue 16's
+    // `safety.rs` tests those); an explicit forbid such as
+    // `intern-read-only` still blocks.
     let tmp = tempfile::tempdir().unwrap();
     let pack = pack_with(tmp.path(), |t| {
         t.replace(
@@ -530,18 +533,18 @@ fn shadow_mode_records_the_would_be_denial_and_does_not_block() {
     );
     assert_eq!(
         (status, a["status"].as_str(), a["shadow"].as_bool()),
-        (201, Some("succeeded"), Some(true)),
+        (201, Some("denied"), Some(true)),
         "{a}"
     );
-    assert_eq!(a["decision"]["shadow"]["status"], "denied");
-    assert_eq!(a["decision"]["shadow"]["code"], "policy_denied");
+    assert_eq!(a["code"], "policy_denied");
+    assert!(a["decision"].get("shadow").is_none(), "{a}");
     let (_, found) = server.get(
         "/v1/audit?kind=action_decided&agent=intern-bot",
         Some("demo-erin"),
     );
     let r = &found["records"][0];
     assert_eq!(r["detail"]["shadow"], true);
-    assert_eq!(r["detail"]["would_be"]["code"], "policy_denied");
+    assert_eq!(r["detail"]["would_be"], Value::Null);
     // The kill switch applies in shadow mode too.
     assert_eq!(
         server
@@ -557,7 +560,7 @@ fn shadow_mode_records_the_would_be_denial_and_does_not_block() {
     assert_eq!(a["code"], "agent_paused", "{a}");
     let (_, m) = server.get_text("/metrics");
     assert!(
-        m.contains(r#"warden_decisions_total{outcome="allow",code="",shadow="true"} 1"#),
+        m.contains(r#"warden_decisions_total{outcome="deny",code="policy_denied",shadow="true"} 1"#),
         "{m}"
     );
     assert!(server.stop().success());
