@@ -351,7 +351,9 @@ impl Pack {
         }
         self.people.values().find(|p| {
             p.id.eq_ignore_ascii_case(n)
-                || p.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(n))
+                || p.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(n))
                 || p.aliases.iter().any(|a| a.trim().eq_ignore_ascii_case(n))
         })
     }

@@ -119,7 +119,8 @@ impl Oversight {
             // Would-be violations of a rollout page people; they do not
             // throw switches that would block the agent.
             if t.shadow && *a != PlaybookAction::Notify {
-                actions.push(json!({ "do": a.as_str(), "ok": false, "why": "shadow: not applied" }));
+                actions
+                    .push(json!({ "do": a.as_str(), "ok": false, "why": "shadow: not applied" }));
                 continue;
             }
             let done = self
@@ -396,7 +397,8 @@ impl Oversight {
                 r.triggers += n;
                 r.last_trigger_us = last;
                 r.updated_us = now;
-                self.0.log
+                self.0
+                    .log
                     .commit(Vec::new(), vec![StateWrite::Incident(r)])
                     .await?;
             }

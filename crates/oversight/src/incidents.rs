@@ -251,7 +251,8 @@ impl Oversight {
                 "unknown state `{s}`; expected open, acknowledged, resolved or active"
             )));
         }
-        Ok(self.store()
+        Ok(self
+            .store()
             .incidents(f)
             .await?
             .iter()

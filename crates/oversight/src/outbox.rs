@@ -135,7 +135,8 @@ impl Oversight {
                 n.last_error = Some(why);
             }
         }
-        self.0.log
+        self.0
+            .log
             .commit(records, vec![StateWrite::Notification(n)])
             .await?;
         Ok(())

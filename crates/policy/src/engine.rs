@@ -452,7 +452,12 @@ impl Engine {
 
     /// The decision of `req` by the policies on trial too, when the tool
     /// has any; the caller attaches it as [`Decision::trial`] if it differs.
-    fn decide_trial(&self, req: &Request<'_>, tool: &ToolEntry, shortcut: bool) -> Option<Decision> {
+    fn decide_trial(
+        &self,
+        req: &Request<'_>,
+        tool: &ToolEntry,
+        shortcut: bool,
+    ) -> Option<Decision> {
         let trial = tool.trial.as_ref()?;
         let agent = self.0.agents.get(req.agent)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
@@ -461,7 +466,10 @@ impl Engine {
             policies: &trial.slice,
             second_pass_follows: trial.second_pass_follows,
         };
-        Some(self.decide_slice(req, agent, tool, slice, base, shortcut, false).0)
+        Some(
+            self.decide_slice(req, agent, tool, slice, base, shortcut, false)
+                .0,
+        )
     }
 
     /// Decides always evaluating the second pass for real: for the tests that

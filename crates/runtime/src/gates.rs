@@ -134,17 +134,15 @@ impl Runtime {
         } else {
             decision.outcome
         };
-        let quarantine = self
-            .quarantine_of(input.agent)
-            .filter(|g| {
-                gate.is_none()
-                    && effective != Outcome::Deny
-                    && !input.approvals.contains(g)
-                    && pack
-                        .tools
-                        .get(input.tool)
-                        .is_some_and(|t| t.access == Access::Write)
-            });
+        let quarantine = self.quarantine_of(input.agent).filter(|g| {
+            gate.is_none()
+                && effective != Outcome::Deny
+                && !input.approvals.contains(g)
+                && pack
+                    .tools
+                    .get(input.tool)
+                    .is_some_and(|t| t.access == Access::Write)
+        });
         let (mut status, mut code) = match effective {
             Outcome::Allow => (ActionStatus::Approved, None),
             _ => decision_status(&decision),

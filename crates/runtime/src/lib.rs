@@ -27,8 +27,8 @@ pub mod upstream;
 mod watch;
 
 pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
-pub use connector::{Connectors, ExecOutcome};
 pub use cancel::Canceller;
+pub use connector::{Connectors, ExecOutcome};
 pub use error::RuntimeError;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};

@@ -41,11 +41,7 @@ impl Notifier {
         for g in pack.approver_groups.values() {
             let Some(n) = &g.notify else { continue };
             let url = n.url.read(&pack.root);
-            let secret = n
-                .secret
-                .as_ref()
-                .map(|s| s.read(&pack.root))
-                .transpose();
+            let secret = n.secret.as_ref().map(|s| s.read(&pack.root)).transpose();
             match (url, secret) {
                 (Ok(url), Ok(secret)) => {
                     hooks.insert(

@@ -10,19 +10,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use warden_control::Controls;
 use warden_evidence::{Record, Redactor, micros, now};
 use warden_model::{ActionStatus, DenyCode, Outcome, RequestContext};
 use warden_policy::{EngineHandle, Request};
 use warden_store::ApprovalRow;
-use warden_control::Controls;
 use warden_store::{ActionRow, AuditLog, StateWrite, Store};
 
 use crate::approval::NewRequest;
 use crate::connector::Connectors;
 use crate::error::RuntimeError;
-use crate::notify::Notifier;
 use crate::gates::GateInput;
 use crate::locks::KeyedLocks;
+use crate::notify::Notifier;
 use crate::runs::RunState;
 use crate::types::{ActionView, Mode, Proposal, Submitted};
 

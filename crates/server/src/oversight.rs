@@ -381,7 +381,12 @@ async fn set_quarantine(
         (true, g) => g,
         (false, _) => None,
     };
-    match s.runtime.controls().set_quarantine(&id, group, &p.id, b.reason).await {
+    match s
+        .runtime
+        .controls()
+        .set_quarantine(&id, group, &p.id, b.reason)
+        .await
+    {
         Ok(row) => Ok(Json(json!({
             "agent": row.agent,
             "quarantine": row.quarantine,
@@ -441,7 +446,12 @@ pub async fn circuit(
             }
         },
     };
-    match s.runtime.controls().set_circuit(&id, open_for, &p.id, b.reason).await {
+    match s
+        .runtime
+        .controls()
+        .set_circuit(&id, open_for, &p.id, b.reason)
+        .await
+    {
         Ok(row) => Ok(Json(json!({
             "tool": row.tool,
             "open": open_for.is_some(),

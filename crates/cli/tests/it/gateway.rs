@@ -560,7 +560,9 @@ fn shadow_mode_keeps_an_explicit_forbid_and_the_kill_switch() {
     assert_eq!(a["code"], "agent_paused", "{a}");
     let (_, m) = server.get_text("/metrics");
     assert!(
-        m.contains(r#"warden_decisions_total{outcome="deny",code="policy_denied",shadow="true"} 1"#),
+        m.contains(
+            r#"warden_decisions_total{outcome="deny",code="policy_denied",shadow="true"} 1"#
+        ),
         "{m}"
     );
     assert!(server.stop().success());

@@ -104,7 +104,11 @@ fn i16_shadow_mode_never_lifts_an_explicit_forbid() {
     // An explicit forbid blocks in every mode: nothing is executed.
     let a = post(&server, "demo-support-bot", &delete_rows());
     assert_eq!(
-        (a["status"].as_str(), a["code"].as_str(), a["shadow"].as_bool()),
+        (
+            a["status"].as_str(),
+            a["code"].as_str(),
+            a["shadow"].as_bool()
+        ),
         (Some("denied"), Some("policy_denied"), Some(true)),
         "{a}"
     );
@@ -118,7 +122,10 @@ fn i16_shadow_mode_never_lifts_an_explicit_forbid() {
         &refund(25_000, "ord_7", None, "enforce"),
     );
     assert_eq!(a["status"], "succeeded", "{a}");
-    assert_eq!(a["decision"]["shadow"]["status"], "awaiting_approval", "{a}");
+    assert_eq!(
+        a["decision"]["shadow"]["status"], "awaiting_approval",
+        "{a}"
+    );
 
     // A missing grant too; and these would-be denials reach the detectors.
     for c in ["cus_1", "cus_2", "cus_3"] {
@@ -127,10 +134,7 @@ fn i16_shadow_mode_never_lifts_an_explicit_forbid() {
         assert_eq!(a["decision"]["shadow"]["code"], "policy_denied", "{a}");
     }
     let i = incident(&server, "policy-violations", "shadow:agent:support-bot");
-    assert!(
-        i["summary"].as_str().unwrap().starts_with("shadow:"),
-        "{i}"
-    );
+    assert!(i["summary"].as_str().unwrap().starts_with("shadow:"), "{i}");
     // A shadow incident pages but does not pause the agent.
     let a = post(&server, "demo-support-bot", &notes("cus_4"));
     assert_eq!(a["status"], "succeeded", "{a}");
@@ -165,7 +169,10 @@ when { context.args.amount_cents > 5000 };
     let d = out.json();
     assert_eq!(d["decision"], "allow", "{d}");
     assert_eq!(d["trial"]["decision"], "deny", "{d}");
-    assert_eq!(d["trial"]["policies"][0]["id"], "trial-refunds-over-50", "{d}");
+    assert_eq!(
+        d["trial"]["policies"][0]["id"], "trial-refunds-over-50",
+        "{d}"
+    );
 
     let server = Server::start_with(&tmp.path().join("data"), &pack);
     let a = post(
@@ -240,7 +247,10 @@ fn i16_an_approval_never_carries_an_action_past_a_gate_that_closed() {
         (Some("denied"), Some("tool_circuit_open")),
         "{a}"
     );
-    assert!(executed(&server, &act).is_empty(), "executed past the circuit");
+    assert!(
+        executed(&server, &act).is_empty(),
+        "executed past the circuit"
+    );
     let (status, _) = server.post(
         "/v1/tools/stripe.refund/circuit",
         "demo-olivia",
@@ -317,8 +327,16 @@ fn i16_concurrent_outcome_reports_one_wins() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        19,
+        "{statuses:?}"
+    );
     assert_eq!(executed(&server, &id).len(), 1);
     assert!(server.stop().success());
 }
@@ -355,7 +373,11 @@ fn i16_identical_proposals_share_one_request_and_every_attempt_is_recorded() {
     );
     let again = found["records"].as_array().unwrap();
     assert_eq!(again.len(), 19, "{found}");
-    assert!(again.iter().all(|r| r["detail"]["approval_id"] == approvals[0]));
+    assert!(
+        again
+            .iter()
+            .all(|r| r["detail"]["approval_id"] == approvals[0])
+    );
     // Approved once, executed once.
     approve(&server, approvals[0], "demo-carol");
     let act = actions[0];
@@ -499,7 +521,10 @@ fn i16_sensitive_values_never_reach_evidence_whatever_their_escaping() {
         assert!(!records.contains(secret.as_str()), "{secret:?} in clear");
         assert!(!records.contains(inner), "{secret:?} escaped as {inner}");
     }
-    assert!(!records.contains("SECRET"), "a sensitive value leaked: {records}");
+    assert!(
+        !records.contains("SECRET"),
+        "a sensitive value leaked: {records}"
+    );
     assert!(server.stop().success());
     // Nor anywhere in the stored files (database, WAL, keys).
     for entry in std::fs::read_dir(tmp.path().join("data")).unwrap() {
@@ -556,7 +581,10 @@ fn i16_cut_short_output_ends_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
         // Ended by SIGPIPE (no code) or a clean exit, like `cat`.
-        assert!(matches!(code, None | Some(0)), "{args:?}: {code:?} {stderr}");
+        assert!(
+            matches!(code, None | Some(0)),
+            "{args:?}: {code:?} {stderr}"
+        );
     }
 }
 
@@ -570,15 +598,25 @@ fn i16_a_refused_reload_is_visible_in_health_metrics_and_evidence() {
     let version = h["policy_version"].clone();
 
     let broken = pack.join("policies/broken.cedar");
-    std::fs::write(&broken, "@id(\"oops\")\npermit (principal, action == Action::\"no.such\", resource);\n").unwrap();
+    std::fs::write(
+        &broken,
+        "@id(\"oops\")\npermit (principal, action == Action::\"no.such\", resource);\n",
+    )
+    .unwrap();
     server.signal("-HUP");
     let h = wait("/healthz to say degraded", || {
         let (_, h) = server.get("/healthz", None);
         (h["status"] == "degraded").then_some(h)
     });
-    assert_eq!(h["policy_version"], version, "the old pack keeps serving: {h}");
+    assert_eq!(
+        h["policy_version"], version,
+        "the old pack keeps serving: {h}"
+    );
     assert!(
-        h["reload_refused"]["error"].as_str().unwrap().contains("no.such"),
+        h["reload_refused"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no.such"),
         "{h}"
     );
     assert!(h["reload_refused"]["refused_version"].is_string(), "{h}");
@@ -622,7 +660,11 @@ fn i16_responders_act_on_their_own_incidents_and_systems() {
     assert_eq!(status, 200);
     // Not another system's.
     let (status, v) = server.post("/v1/tools/db.delete_rows/circuit", "demo-carol", "{}");
-    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
 
     // A critical attempt pages olivia at once; sam, her teammate, may
     // acknowledge it; carol, of another team, may not.
@@ -637,7 +679,11 @@ fn i16_responders_act_on_their_own_incidents_and_systems() {
     let (status, v) = server.post(&format!("/v1/incidents/{id}/ack"), "demo-carol", "{}");
     assert_eq!(status, 403, "{v}");
     let (status, v) = server.post(&format!("/v1/incidents/{id}/ack"), "demo-sam", "{}");
-    assert_eq!((status, v["state"].as_str()), (200, Some("acknowledged")), "{v}");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("acknowledged")),
+        "{v}"
+    );
     assert!(server.stop().success());
 }
 
@@ -658,7 +704,11 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
         "demo-support-bot",
         r#"{"reason":"customer withdrew"}"#,
     );
-    assert_eq!((status, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("cancelled")),
+        "{v}"
+    );
     let a = action(&server, &act);
     assert_eq!(
         (a["status"].as_str(), a["code"].as_str()),
@@ -671,7 +721,11 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
         "demo-carol",
         r#"{"decision":"approve"}"#,
     );
-    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("approval_closed")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("approval_closed")),
+        "{v}"
+    );
     let (status, _) = server.post(&format!("/v1/approvals/{apr}/cancel"), "demo-olivia", "{}");
     assert_eq!(status, 409);
     // A person without the operator role may not cancel.
@@ -679,8 +733,16 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
     let (status, _) = server.post(&format!("/v1/approvals/{apr2}/cancel"), "demo-carol", "{}");
     assert_eq!(status, 403);
     // Bad body: a JSON error, nothing cancelled.
-    let (status, v) = server.post(&format!("/v1/approvals/{apr2}/cancel"), "demo-olivia", r#"{"why":1}"#);
-    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("invalid_body")), "{v}");
+    let (status, v) = server.post(
+        &format!("/v1/approvals/{apr2}/cancel"),
+        "demo-olivia",
+        r#"{"why":1}"#,
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("invalid_body")),
+        "{v}"
+    );
 
     // A run waiting on a person: cancelling it (CLI, as an operator)
     // cancels its request too; then it accepts no more actions.
@@ -689,7 +751,10 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
     let run = ap["run_id"].as_str().unwrap().to_owned();
     let out = crate::common::warden_env(
         &["runs", "cancel", &run, "--reason", "ticket closed"],
-        &[("WARDEN_SERVER", &server.base), ("WARDEN_TOKEN", "demo-olivia")],
+        &[
+            ("WARDEN_SERVER", &server.base),
+            ("WARDEN_TOKEN", "demo-olivia"),
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.snapshot());
     assert!(out.stdout.contains("cancelled"), "{}", out.stdout);
@@ -700,7 +765,11 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
         "demo-support-bot",
         &refund(500, "ord_c4", Some(&run), "enforce"),
     );
-    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("run_closed")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("run_closed")),
+        "{v}"
+    );
     let recs = server.wait_for("run_cancelled", 1);
     assert_eq!(recs[0]["run"], run.as_str());
     assert!(server.stop().success());

@@ -429,7 +429,11 @@ fn conflict_of(pack: &warden_model::Pack, row: &ApprovalRow, person: &str) -> Op
     if agent.is_some_and(|a| a.operators.iter().any(|o| o == person)) {
         return Some(format!("{person} operates agent `{}`", row.agent));
     }
-    if pack.agent_principals(&row.agent).iter().any(|p| p == person) {
+    if pack
+        .agent_principals(&row.agent)
+        .iter()
+        .any(|p| p == person)
+    {
         return Some(format!(
             "{person} owns the team that owns agent `{}`",
             row.agent
