@@ -489,8 +489,9 @@ fn kill_switches_take_effect_on_the_next_proposal() {
     assert!(out.stderr.contains("invalid_body (400)"), "{}", out.stderr);
     let out = warden_env(&["tools", "circuit", "nope.tool"], &env);
     assert!(out.stderr.contains("unknown_tool (404)"), "{}", out.stderr);
-    let (status, _) = server.post("/v1/tools/crm.lookup_customer/circuit", "demo-sam", "{}");
-    assert_eq!(status, 403, "only operators");
+    // carol neither operates nor owns `crm` (sam does: issue 16 lets him).
+    let (status, _) = server.post("/v1/tools/crm.lookup_customer/circuit", "demo-carol", "{}");
+    assert_eq!(status, 403, "only operators and the system's owner");
     let (status, _) = server.post("/v1/agents/support-bot/quarantine", "demo-olivia", "{}");
     assert_eq!(status, 400, "a group is required");
     let (_, runs) = server.get("/v1/views/runs", Some("demo-olivia"));

@@ -234,10 +234,28 @@ impl Runtime {
             run: action.run_id.clone(),
             trigger: run_guard.as_deref().and_then(|g| g.trigger.clone()),
         };
-        // Every group whose quorum is met counts as approved.
+        // Every group whose quorum is met counts as approved — the quorum
+        // of the pack in force when it asks for more than the request did.
+        let wanted = engine
+            .decide(&Request {
+                agent: &action.agent,
+                tool: &action.tool,
+                args: &args,
+                approvals: &[],
+                context: &context,
+            })
+            .approval
+            .map(|a| a.groups)
+            .unwrap_or_default();
         let met: Vec<String> = slots
             .iter()
             .filter(|s| s.met(votes))
+            .filter(|s| {
+                wanted
+                    .iter()
+                    .find(|(g, _)| *g == s.group)
+                    .is_none_or(|(_, q)| s.approvals(votes) >= *q)
+            })
             .map(|s| s.group.clone())
             .collect();
         // The same gates as a proposal, the same code: an approval never
