@@ -131,6 +131,19 @@ pub fn args_hash(args: &Value) -> Result<String, EvidenceError> {
     ))
 }
 
+/// `sha256=<hex>` of `<timestamp>.<body>` under `key`: the
+/// `X-Warden-Signature` header of every signed webhook Warden sends.
+pub fn webhook_signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -185,17 +198,4 @@ mod tests {
         assert!(Redactor::parse("zz").is_err());
         assert!(Redactor::parse("abcd").is_err());
     }
-}
-
-/// `sha256=<hex>` of `<timestamp>.<body>` under `key`: the
-/// `X-Warden-Signature` header of every signed webhook Warden sends.
-pub fn webhook_signature(key: &[u8], timestamp: u64, body: &[u8]) -> String {
-    use hmac::{KeyInit, Mac};
-    let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) else {
-        return String::new();
-    };
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

@@ -108,11 +108,7 @@ impl Runtime {
         let lifted = shadow && liftable(&decision);
         if lifted {
             let (status, code) = decision_status(&decision);
-            would_be = Some(json!({
-                "status": status,
-                "code": code,
-                "message": decision.message(),
-            }));
+            would_be = Some(outcome_json(status, code, &decision.message()));
         }
         let mut gate = None;
         match (step_failure, control) {
@@ -120,11 +116,7 @@ impl Runtime {
             (Some(s), None) if !shadow => gate = Some(s),
             (Some((code, why)), None) => {
                 if would_be.is_none() {
-                    would_be = Some(json!({
-                        "status": ActionStatus::Denied,
-                        "code": code,
-                        "message": why,
-                    }));
+                    would_be = Some(outcome_json(ActionStatus::Denied, Some(code), &why));
                 }
             }
             (None, None) => {}
@@ -134,7 +126,7 @@ impl Runtime {
         } else {
             decision.outcome
         };
-        let quarantine = self.quarantine_of(input.agent).filter(|g| {
+        let quarantine = self.0.controls.quarantine_of(input.agent).filter(|g| {
             gate.is_none()
                 && effective != Outcome::Deny
                 && !input.approvals.contains(g)
@@ -176,12 +168,14 @@ impl Runtime {
             && let Some(t) = &decision.trial
         {
             let (s, c) = decision_status(t);
-            would_be = Some(json!({
-                "status": s,
-                "code": c,
-                "message": t.message(),
-                "trial": t.policies.iter().filter(|p| p.is_shadow()).map(|p| &p.id).collect::<Vec<_>>(),
-            }));
+            let mut w = outcome_json(s, c, &t.message());
+            w["trial"] = t
+                .policies
+                .iter()
+                .filter(|p| p.is_shadow())
+                .map(|p| p.id.as_str())
+                .collect();
+            would_be = Some(w);
         }
         let step = (gate.is_none()).then_some(step).flatten();
         GateVerdict {
@@ -200,7 +194,7 @@ impl Runtime {
 
     /// The pause and circuit gates: they hold in every mode.
     fn controls_gate(&self, agent: &str, tool: &str) -> Option<(FailureCode, String)> {
-        if let Some(ps) = self.paused_state(agent) {
+        if let Some(ps) = self.0.controls.paused(agent) {
             return Some((
                 FailureCode::AgentPaused,
                 format!(
@@ -212,7 +206,7 @@ impl Runtime {
                 ),
             ));
         }
-        let c = self.open_circuit(tool)?;
+        let c = self.0.controls.open_circuit(tool)?;
         Some((
             FailureCode::ToolCircuitOpen,
             format!(
@@ -225,6 +219,11 @@ impl Runtime {
             ),
         ))
     }
+}
+
+/// A would-be outcome as recorded: `{status, code, message}`.
+fn outcome_json(status: ActionStatus, code: Option<FailureCode>, message: &str) -> Value {
+    json!({ "status": status, "code": code, "message": message })
 }
 
 /// `d` with quarantine group `g` among the approvals it needs (alone when

@@ -57,7 +57,7 @@ pub(crate) struct Inner {
     /// key), or without a key the identical request, so concurrent
     /// duplicates wait and then find the first one's action.
     keys: KeyedLocks,
-    /// Changes of one action (outcome reports, cancellation) one at a time.
+    /// Outcome reports of one action, one at a time.
     pub(crate) action_locks: KeyedLocks,
     /// Non-final actions someone may wait for.
     pub(crate) watchers: Mutex<HashMap<String, watch::Sender<Option<ActionView>>>>,
@@ -141,21 +141,6 @@ impl Runtime {
     /// Pause, quarantine and circuits.
     pub fn controls(&self) -> &Controls {
         &self.0.controls
-    }
-
-    /// The paused state of `agent`, when paused.
-    pub(crate) fn paused_state(&self, agent: &str) -> Option<warden_store::AgentStateRow> {
-        self.0.controls.paused(agent)
-    }
-
-    /// The circuit of `tool` when it is open now.
-    pub(crate) fn open_circuit(&self, tool: &str) -> Option<warden_store::CircuitRow> {
-        self.0.controls.open_circuit(tool)
-    }
-
-    /// The group a quarantined `agent`'s writes need.
-    pub(crate) fn quarantine_of(&self, agent: &str) -> Option<String> {
-        self.0.controls.quarantine_of(agent)
     }
 
     /// The policy engine in force.

@@ -89,8 +89,13 @@ fn i16_shadow_mode_never_lifts_an_explicit_forbid() {
                 "description = \"Answers support tickets; refunds damaged or missing orders\"",
                 "description = \"Answers support tickets; refunds damaged or missing orders\"\nshadow = true",
             ),
-            // Three would-be denials are enough to open a violation incident.
+            // Three would-be denials are enough to open a violation incident,
+            // and its playbook would pause the agent were it not shadow.
             ("denials = 5", "denials = 3"),
+            (
+                "pages at once\"\nactions = [\"notify\"]",
+                "pages at once\"\nactions = [\"pause\", \"notify\"]",
+            ),
         ],
         // support-bot loses its grant for notes: a missing grant, not a forbid.
         &[(

@@ -322,3 +322,52 @@ fn the_scanner_finds_cards_keys_and_addresses_and_masks_them() {
     assert_eq!(f.path, "$.a.b");
     assert!(!f.masked.contains("41111111"), "{}", f.masked);
 }
+
+#[test]
+fn re_proposals_answered_from_a_pending_request_are_not_retries() {
+    let pack = pack();
+    let mut d = Detectors::new(&pack);
+    for i in 0..20u64 {
+        let r = rec(
+            i,
+            i as i64,
+            json!({ "kind": "action_reproposed", "agent": "support-bot", "tool": "stripe.refund", "args_sha256": "sha256:same", "status": "awaiting_approval" }),
+        );
+        assert!(of(&feed(&mut d, &pack, &r), "retry-storm").is_none(), "{i}");
+    }
+}
+
+#[test]
+fn would_be_denials_in_shadow_open_a_shadow_incident_of_their_own() {
+    let pack = pack();
+    let mut d = Detectors::new(&pack);
+    let would_be = |seq: u64| {
+        rec(
+            seq,
+            seq as i64,
+            json!({
+                "agent": "billing-bot", "tool": "crm.update_notes", "status": "approved",
+                "args_sha256": format!("sha256:{seq}"),
+                "detail": { "shadow": true, "would_be": { "status": "denied", "code": "policy_denied" } },
+            }),
+        )
+    };
+    let mut fired = None;
+    for i in 0..5u64 {
+        if let Some(t) = of(&feed(&mut d, &pack, &would_be(i)), "policy-violations") {
+            fired.get_or_insert((i, t.clone()));
+        }
+    }
+    let (at, t) = fired.expect("five would-be denials reach the threshold");
+    assert_eq!(at, 4);
+    assert!(t.shadow);
+    assert_eq!(t.dedup_key, "shadow:agent:billing-bot");
+    assert!(t.summary.starts_with("shadow:"), "{}", t.summary);
+    // An allowed proposal with no would-be outcome is not a violation.
+    let plain = rec(
+        9,
+        9,
+        json!({ "agent": "billing-bot", "tool": "crm.update_notes", "status": "approved" }),
+    );
+    assert!(of(&feed(&mut d, &pack, &plain), "policy-violations").is_none());
+}

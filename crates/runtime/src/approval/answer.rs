@@ -299,17 +299,6 @@ impl Runtime {
         action.decision = decision_json.to_string();
         action.updated_us = now;
         let after = match verdict.status {
-            ActionStatus::Denied if verdict.gate.is_some() => {
-                // A runtime gate closed while the request waited.
-                row.state = "approved".into();
-                row.due_us = None;
-                let code = verdict.code.unwrap_or(FailureCode::PolicyDenied);
-                end_action(action, ActionStatus::Denied, code, now);
-                rec.status = Some(ActionStatus::Denied);
-                rec.code = Some(code.as_str().into());
-                rec.message = Some(format!("approved, but not executed: {}", verdict.message));
-                After::Final
-            }
             ActionStatus::Approved => {
                 row.state = "approved".into();
                 row.due_us = None;
@@ -344,10 +333,16 @@ impl Runtime {
                 end_action(action, ActionStatus::Denied, code, now);
                 rec.status = Some(ActionStatus::Denied);
                 rec.code = Some(code.as_str().into());
-                rec.message = Some(format!(
-                    "approved, but the pack in force denies it: {}",
-                    verdict.message
-                ));
+                // A runtime gate closed while the request waited, or the
+                // pack in force denies it.
+                rec.message = Some(if verdict.gate.is_some() {
+                    format!("approved, but not executed: {}", verdict.message)
+                } else {
+                    format!(
+                        "approved, but the pack in force denies it: {}",
+                        verdict.message
+                    )
+                });
                 After::Final
             }
             _ => {
