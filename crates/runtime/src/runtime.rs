@@ -205,14 +205,13 @@ impl Runtime {
             "arguments": p.arguments,
             "run": p.run_id,
         }))?;
-        // Concurrent proposals with one key queue here, and so do identical
-        // requests without one: the first commits, the others find its
-        // action (or its approval request) instead of opening another.
-        let name = match &p.idempotency_key {
-            Some(k) => format!("key\u{0}{agent}\u{0}{k}"),
-            None => format!("request\u{0}{request_hash}"),
+        // Concurrent proposals with one key queue here: the first commits,
+        // the others find its action. (Identical requests without a key
+        // queue later, and only when they need approval.)
+        let guard = match &p.idempotency_key {
+            Some(k) => Some(self.0.keys.lock(format!("key\u{0}{agent}\u{0}{k}")).await),
+            None => None,
         };
-        let guard = self.0.keys.lock(name).await;
         let result = self.submit_locked(agent, p, request_hash, &engine).await;
         drop(guard);
         let submitted = result?;
@@ -320,15 +319,27 @@ impl Runtime {
             _ => {}
         }
         // The identical request re-proposed while its approval is open (or
-        // once after it ended) answers with the same action.
-        if verdict.status == ActionStatus::AwaitingApproval
-            && p.idempotency_key.is_none()
-            && let Some(found) = self
-                .reproposed(agent, &request_hash, &p.arguments, p.mode.as_str())
-                .await?
-        {
-            return Ok(found);
-        }
+        // once after it ended) answers with the same action. Identical
+        // requests that need approval queue here until this one commits, so
+        // concurrent ones find its request instead of opening another;
+        // requests that need none never wait for each other.
+        let _request_guard =
+            if verdict.status == ActionStatus::AwaitingApproval && p.idempotency_key.is_none() {
+                let g = self
+                    .0
+                    .keys
+                    .lock(format!("request\u{0}{request_hash}"))
+                    .await;
+                if let Some(found) = self
+                    .reproposed(agent, &request_hash, &p.arguments, p.mode.as_str())
+                    .await?
+                {
+                    return Ok(found);
+                }
+                Some(g)
+            } else {
+                None
+            };
         if p.mode == Mode::Enforce && self.connectors().execution(&p.tool).is_none() {
             return Err(RuntimeError::NotExecutable(p.tool));
         }
