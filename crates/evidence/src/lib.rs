@@ -3,7 +3,8 @@
 //!
 //! - [`Record`]: one per lifecycle event, written as RFC 8785 canonical JSON
 //!   ([`canonical`]); sensitive arguments replaced by keyed tokens
-//!   ([`Redactor`]).
+//!   ([`Redactor`]); tool results redacted by declared fields and the
+//!   output [`scan`]ner ([`ResultRules`]); erasure by value ([`ErasureQuery`]).
 //! - [`merkle`]: records are leaves of an RFC 6962 Merkle tree, with
 //!   inclusion and consistency proofs.
 //! - [`checkpoint`]: signed tree heads in the C2SP signed-note format.
@@ -15,15 +16,19 @@
 
 pub mod canonical;
 pub mod checkpoint;
+mod erase;
 mod error;
 pub mod export;
 mod generate;
 pub mod merkle;
 mod record;
 mod redact;
+mod result;
+pub mod scan;
 mod verify;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint, SigningKeyPair, VerifierKey};
+pub use erase::ErasureQuery;
 pub use error::EvidenceError;
 pub use export::{ExportLine, ExportWriter, verify_export};
 pub use generate::RunGenerator;
@@ -33,4 +38,5 @@ pub use record::{
     format_time, micros, now, time_from_micros,
 };
 pub use redact::{REDACTED_PREFIX, Redactor, args_hash, webhook_signature};
+pub use result::{RedactedResult, ResultRules};
 pub use verify::{Finding, FindingKind, LeafRow, Report, Verifier};

@@ -146,6 +146,12 @@ pub enum ModelProblem {
         /// The field.
         field: String,
     },
+    /// A problem in `[redaction]` or a tool's `sensitive_result`.
+    #[error("{message}")]
+    Redaction {
+        /// What is wrong.
+        message: String,
+    },
     /// A workflow without an owner: nobody to page.
     #[error("workflow `{workflow}` has no owner")]
     WorkflowWithoutOwner {
@@ -250,6 +256,7 @@ impl Problem for ModelProblem {
             Self::SectionType { .. } => "invalid_value",
             Self::MissingPackInfo => "missing_pack_info",
             Self::InvalidId { .. } => "invalid_id",
+            Self::Redaction { .. } => "invalid_redaction",
             Self::DuplicateId { .. } => "duplicate_id",
             Self::UnknownReference { .. } => "unknown_reference",
             Self::WorkflowCycle { .. } => "workflow_cycle",

@@ -26,6 +26,7 @@ mod manifest;
 mod mcp;
 mod oversight;
 mod pack;
+mod redaction;
 mod source;
 mod testcase;
 mod vocab;
@@ -47,6 +48,7 @@ pub use pack::{
     Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Paging, Person, Step, System,
     Team, Tool, Workflow,
 };
+pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
 pub use source::{Location, SourceFile};
 pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};
 pub use vocab::{Access, ActionStatus, DenyCode, FailureCode, Outcome, Risk, Role, UnknownWord};

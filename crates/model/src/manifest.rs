@@ -112,6 +112,9 @@ pub(crate) struct RawTool {
     pub args: Option<Spanned<serde_json::Value>>,
     #[serde(default)]
     pub sensitive: Vec<Spanned<String>>,
+    /// JSON Pointers of result values redacted in evidence.
+    #[serde(default)]
+    pub sensitive_result: Vec<Spanned<String>>,
     /// How Warden executes it in enforce mode.
     #[serde(default)]
     pub execute: Option<crate::execute::RawExecute>,
@@ -199,4 +202,5 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "workflows",
     "routes",
     "playbooks",
+    "redaction",
 ];

@@ -43,6 +43,8 @@ pub struct Pack {
     pub routes: BTreeMap<String, crate::oversight::Route>,
     /// Detectors mapped to owners, response windows and actions.
     pub playbooks: BTreeMap<String, crate::oversight::Playbook>,
+    /// What is kept out of recorded tool results besides declared fields.
+    pub redaction: crate::redaction::Redaction,
     /// `policies/**/*.cedar`, sorted by name.
     pub policy_files: Vec<Arc<SourceFile>>,
     /// `tests/**/*.toml`, sorted by name.
@@ -204,8 +206,12 @@ pub struct Tool {
     pub args: serde_json::Value,
     /// Where the arguments schema is declared (the tool when it has none).
     pub args_at: Location,
-    /// Argument fields redacted in evidence.
+    /// Argument fields redacted in evidence (and top-level result fields of
+    /// the same names).
     pub sensitive: Vec<String>,
+    /// JSON Pointers of result values redacted in evidence (`*` matches
+    /// every element or member; `""` is the whole result).
+    pub sensitive_result: Vec<String>,
     /// How Warden executes it in enforce mode (`None`: check mode only).
     pub execute: Option<crate::execute::Execution>,
     /// The name `/mcp` lists it under: model-safe, unique in the pack.

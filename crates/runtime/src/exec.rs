@@ -3,7 +3,7 @@
 //! `executing`.
 
 use serde_json::{Value, json};
-use warden_evidence::{Record, RecordKind};
+use warden_evidence::{Record, RecordKind, ResultRules};
 use warden_model::{ActionStatus, FailureCode, OnInterrupt};
 use warden_store::{ActionRow, RunRow, StateWrite};
 
@@ -39,7 +39,6 @@ impl Runtime {
         let engine = self.0.engine.current();
         let pack = engine.pack();
         let tool = pack.tools.get(&row.tool);
-        let sensitive = tool.map(|t| t.sensitive.as_slice()).unwrap_or_default();
         let cap = tool
             .and_then(|t| t.execute.as_ref())
             .map_or(warden_model::DEFAULT_MAX_RESULT_BYTES, |e| {
@@ -51,10 +50,21 @@ impl Runtime {
         } else {
             ActionStatus::Failed
         };
-        let recorded_result = match &outcome.result {
-            Some(v) => Some(cap_value(self.0.redactor.redact(v, sensitive)?, cap)),
+        // Results are recorded redacted: declared fields and what the output
+        // scanner recognises become tokens, and the findings are kept.
+        let redacted = match &outcome.result {
+            Some(v) => Some(
+                self.0
+                    .redactor
+                    .redact_result(v, &ResultRules::for_tool(pack, &row.tool))?,
+            ),
             None => None,
         };
+        let findings = redacted
+            .as_ref()
+            .filter(|r| !r.findings.is_empty())
+            .map(|r| (r.findings.clone(), r.redacted));
+        let recorded_result = redacted.map(|r| cap_value(r.value, cap));
         // The result's size before redaction and capping, for the output
         // detectors.
         let result_bytes = outcome
@@ -71,6 +81,10 @@ impl Runtime {
             }
             if let Some(r) = result {
                 o["result"] = r;
+            }
+            if let Some((f, n)) = &findings {
+                o["findings"] = json!(f);
+                o["redacted"] = json!(n);
             }
             if let Some(e) = &outcome.error {
                 o["error"] = json!(e);

@@ -21,6 +21,7 @@
 
 mod actions;
 mod approvals;
+mod audit;
 mod auth;
 mod error;
 mod mcp;

@@ -1,15 +1,12 @@
 //! The routes. Each handler authenticates (the `Principal` extractor),
 //! checks its role, calls one library method, and answers JSON.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_evidence::{Record, RecordKind};
 use warden_model::Role;
-use warden_store::Filter;
 
 use crate::AppState;
 use crate::auth::{Kind, Principal};
@@ -54,8 +51,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/views/runs", get(crate::oversight::runs_view))
         .route("/v1/views/approvals", get(crate::oversight::approvals_view))
         .route("/v1/views/hotspots", get(crate::oversight::hotspots_view))
-        .route("/v1/audit", get(audit_query))
-        .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/audit", get(crate::audit::query))
+        .route("/v1/audit/verify", get(crate::audit::verify))
+        .route("/v1/audit/erase", post(crate::audit::erase))
         .merge(crate::mcp::service(state.clone(), body_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -203,103 +201,14 @@ pub(crate) async fn refuse(s: &AppState, p: &Principal, path: &str, err: ApiErro
     record_refusal(s, RecordKind::AccessDenied, p, path, err).await
 }
 
-async fn allow(s: &AppState, p: &Principal, path: &str, roles: &[Role]) -> Result<(), ApiError> {
+pub(crate) async fn allow(
+    s: &AppState,
+    p: &Principal,
+    path: &str,
+    roles: &[Role],
+) -> Result<(), ApiError> {
     match p.require(roles) {
         Ok(()) => Ok(()),
         Err(e) => Err(refuse(s, p, path, e).await),
     }
-}
-
-/// Query parameters of `GET /v1/audit`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditParams {
-    agent: Option<String>,
-    tool: Option<String>,
-    workflow: Option<String>,
-    run: Option<String>,
-    kind: Option<String>,
-    decision: Option<String>,
-    status: Option<String>,
-    code: Option<String>,
-    policy: Option<String>,
-    approver: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    text: Option<String>,
-    limit: Option<u32>,
-}
-
-fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
-    v.map(|t| {
-        warden_evidence::micros(t).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("`{name}` must be an RFC 3339 time such as 2026-11-25T10:00:00Z"),
-            )
-        })
-    })
-    .transpose()
-}
-
-/// Query evidence records (auditors, operators); newest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams), responses((status = 200), (status = 400, description = "invalid_query"), (status = 403, description = "forbidden")), security(("bearer" = [])))]
-pub(crate) async fn audit_query(
-    State(s): State<AppState>,
-    p: Principal,
-    params: Result<Query<AuditParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    allow(&s, &p, "/v1/audit", &[Role::Auditor, Role::Operator]).await?;
-    let Query(q) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "`limit` must be between 1 and 10000",
-        ));
-    }
-    let filter = Filter {
-        since_us: time_param("since", q.since.as_deref())?,
-        until_us: time_param("until", q.until.as_deref())?,
-        agent: q.agent,
-        tool: q.tool,
-        workflow: q.workflow,
-        run: q.run,
-        kind: q.kind,
-        decision: q.decision,
-        status: q.status,
-        code: q.code,
-        policy: q.policy,
-        approver: q.approver,
-        text: q.text,
-        limit,
-    };
-    let found = s
-        .store
-        .query(&filter)
-        .await
-        .map_err(|e| ApiError::internal(format!("database: {e}")))?;
-    let records: Vec<Value> = found
-        .iter()
-        .map(|r| match &r.record {
-            Some(rec) => serde_json::to_value(rec).unwrap_or_default(),
-            None => json!({ "seq": r.seq, "kind": r.kind, "pruned": true }),
-        })
-        .collect();
-    Ok(Json(json!({ "records": records })))
-}
-
-/// Verify the whole log: leaves, tree, signed checkpoints.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200), (status = 403, description = "forbidden")), security(("bearer" = [])))]
-pub(crate) async fn audit_verify(
-    State(s): State<AppState>,
-    p: Principal,
-) -> Result<Json<Value>, ApiError> {
-    allow(&s, &p, "/v1/audit/verify", &[Role::Auditor, Role::Operator]).await?;
-    let report = s
-        .store
-        .verify(s.trusted.clone(), |_| {})
-        .await
-        .map_err(|e| ApiError::internal(format!("database: {e}")))?;
-    Ok(Json(json!({ "ok": report.ok(), "report": report })))
 }

@@ -12,6 +12,7 @@
 
 mod approvals;
 mod datadir;
+mod erase;
 mod error;
 mod log;
 mod oversight;
@@ -28,6 +29,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use approvals::{ApprovalFilter, ApprovalRow};
 pub use datadir::{CHECKPOINT_KEY_FILE, DB_FILE, DataDir, REDACTION_KEY_FILE};
+pub use erase::{Erasure, ErasureReport};
 pub use error::StoreError;
 pub use log::{AuditLog, LogOptions, Receipt};
 pub use oversight::{

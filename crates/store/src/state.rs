@@ -104,6 +104,8 @@ pub enum StateWrite {
     Notification(crate::oversight::NotificationRow),
     /// A tool's circuit.
     Circuit(crate::oversight::CircuitRow),
+    /// A data-subject erasure: payloads and stored results dropped.
+    Erase(crate::erase::Erasure),
 }
 
 pub(crate) const RUN_COLS: &str =
@@ -131,6 +133,7 @@ pub(crate) async fn write_state(
     let mut agents: Vec<AgentStateRow> = Vec::new();
     let mut approvals: Vec<crate::approvals::ApprovalRow> = Vec::new();
     let mut oversight = crate::oversight::Writes::default();
+    let mut erasures = Vec::new();
     for w in writes.into_iter().rev() {
         match w {
             StateWrite::Run(r) if !runs.iter().any(|x| x.id == r.id) => runs.push(r),
@@ -140,6 +143,7 @@ pub(crate) async fn write_state(
             StateWrite::Incident(i) => oversight.incident(i),
             StateWrite::Notification(n) => oversight.notification(n),
             StateWrite::Circuit(c) => oversight.circuit(c),
+            StateWrite::Erase(e) => erasures.push(e),
             _ => {}
         }
     }
@@ -246,6 +250,11 @@ pub(crate) async fn write_state(
     // After the actions: an approval row refers to its action.
     crate::approvals::write(backend, tx, &approvals).await?;
     oversight.write(backend, tx).await?;
+    // After the rows above: an erasure also clears actions written in the
+    // same commit.
+    for e in &erasures {
+        crate::erase::write_erasure(backend, tx, e).await?;
+    }
     Ok(())
 }
 

@@ -272,7 +272,7 @@ fn safe_tools_are_retried_and_unsafe_ones_are_not() {
     let pack = pack_with(tmp.path(), |t| {
         let t = refund_over_http(t, "connector = \"http\"\nurl_env = \"REFUND_URL\"");
         t.replace(
-            "connector = \"mock\"          # the example runs with nothing else started\nsafe_to_retry = true        # a read: re-sending is harmless\nlatency = \"2ms\"\nresult = { customer_id = \"cus_1\", name = \"Ada Lovelace\", tier = \"gold\", recent_orders = [\"ord_1\", \"ord_2\"] }",
+            "connector = \"mock\"          # the example runs with nothing else started\nsafe_to_retry = true        # a read: re-sending is harmless\nlatency = \"2ms\"\nresult = { customer_id = \"cus_1\", name = \"Ada Lovelace\", email = \"ada@example.com\", date_of_birth = \"1815-12-10\", payout_iban = \"GB82 WEST 1234 5698 7654 32\", tier = \"gold\", recent_orders = [\"ord_1\", \"ord_2\"] }",
             "connector = \"http\"\nurl_env = \"LOOKUP_URL\"\nsafe_to_retry = true\nretries = 3\nbackoff = \"10ms\"",
         )
     });

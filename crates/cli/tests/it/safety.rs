@@ -779,3 +779,220 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
     assert_eq!(recs[0]["run"], run.as_str());
     assert!(server.stop().success());
 }
+
+/// Files of the data directory, as bytes: the SQLite database and its WAL.
+fn data_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("warden.db"))
+        {
+            all.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn i16_results_are_recorded_redacted_and_a_subject_can_be_erased() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = support_pack(
+        tmp.path(),
+        &[(
+            "payout_iban = \"GB82 WEST 1234 5698 7654 32\",",
+            "payout_iban = \"GB82 WEST 1234 5698 7654 32\", ssn = \"123-45-6789\", card = \"4111 1111 1111 1111\", note = \"gift card GC-AB12-CD34-EF56 sent\",",
+        )],
+        &[],
+        &[],
+    );
+    let data = tmp.path().join("data");
+    let server = Server::start_with(&data, &pack);
+    let settled = |v: Value, token: &str| -> Value {
+        if v["status"] == "executing" {
+            let path = format!("/v1/actions/{}?wait=10s", v["action_id"].as_str().unwrap());
+            server.get(&path, Some(token)).1
+        } else {
+            v
+        }
+    };
+    // A refund for cus_SECRET7, whose customer_id is a sensitive argument.
+    let r = settled(
+        post(
+            &server,
+            "demo-support-bot",
+            &refund(1500, "ord_9", None, "enforce"),
+        ),
+        "demo-support-bot",
+    );
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let lookup = |customer: &str| {
+        let body = json!({"tool": "crm.lookup_customer", "mode": "enforce", "arguments": {"customer_id": customer}});
+        settled(
+            post(&server, "demo-support-bot", &body.to_string()),
+            "demo-support-bot",
+        )
+    };
+    let a = lookup("cus_1");
+    // The agent gets the whole result.
+    assert_eq!(a["outcome"]["result"]["ssn"], "123-45-6789", "{a}");
+    // The record keeps none of it in clear, and says what it found.
+    let rec = &executed(&server, a["action_id"].as_str().unwrap())[0];
+    let recorded = rec["detail"]["result"].to_string();
+    for clear in ["123-45-6789", "4111", "GB82", "1815-12-10", "GC-AB12"] {
+        assert!(!recorded.contains(clear), "{clear} in {recorded}");
+    }
+    assert_eq!(
+        rec["detail"]["result"]["email"], "ada@example.com",
+        "flagged, not redacted"
+    );
+    assert_eq!(rec["detail"]["result"]["name"], "Ada Lovelace");
+    let kinds: Vec<&str> = rec["detail"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "declared",
+        "iban",
+        "us_ssn",
+        "card_number",
+        "gift_card_code",
+        "email",
+    ] {
+        assert!(kinds.contains(&k), "{k} not in {kinds:?}");
+    }
+    // Nowhere in the database files either: not in the log, not in the
+    // action's row.
+    let bytes = data_bytes(&data);
+    for clear in ["123-45-6789", "4111 1111 1111 1111", "GC-AB12-CD34-EF56"] {
+        assert!(!contains(&bytes, clear), "{clear} is in the database");
+    }
+    // Kinds the tool does not declare still open an incident.
+    let inc = incident(&server, "data-in-output", "content");
+    assert!(inc["summary"].as_str().unwrap().contains("us_ssn"), "{inc}");
+    let other = lookup("cus_2");
+
+    // Which records hold cus_SECRET7: the refund's.
+    let all = |server: &Server| -> Vec<Value> {
+        let (_, q) = server.get("/v1/audit?limit=10000", Some("demo-erin"));
+        q["records"].as_array().unwrap().clone()
+    };
+    let of = |records: &[Value], action: &Value| -> Vec<u64> {
+        records
+            .iter()
+            .filter(|x| &x["action"] == action)
+            .map(|x| x["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let before = all(&server);
+    let refund_seqs = of(&before, &r["action_id"]);
+    let kept_seqs = [
+        of(&before, &a["action_id"]),
+        of(&before, &other["action_id"]),
+    ]
+    .concat();
+    assert!(!refund_seqs.is_empty() && !kept_seqs.is_empty());
+
+    // Bad requests are refused and erase nothing.
+    let url = server.base.clone();
+    let cli = |args: &[&str], token: &str| {
+        let mut all = vec!["audit", "erase", "--server", url.as_str(), "--token", token];
+        all.extend_from_slice(args);
+        warden(&all)
+    };
+    let no_eq = cli(
+        &["--where", "customer_id", "--reason", "DSR-1"],
+        "demo-erin",
+    );
+    assert_ne!(no_eq.code, 0);
+    assert!(no_eq.stderr.contains("FIELD=VALUE"), "{}", no_eq.snapshot());
+    let agent = cli(
+        &["--where", "customer_id=cus_SECRET7", "--reason", "DSR-1"],
+        "demo-support-bot",
+    );
+    assert_ne!(agent.code, 0);
+    assert!(agent.stderr.contains("forbidden"), "{}", agent.snapshot());
+    for body in [
+        json!({"field": "customer_id", "value": "cus_SECRET7", "reason": " "}),
+        json!({"field": "customer_id", "value": {"a": 1}, "reason": "DSR-1"}),
+        json!({"field": "customer_id", "value": "cus_SECRET7"}),
+    ] {
+        let (status, e) = server.post("/v1/audit/erase", "demo-erin", &body.to_string());
+        assert!(status == 400 || status == 422, "{status} {e}");
+        assert!(e["error"]["code"].is_string(), "{e}");
+    }
+    let pruned = |records: &[Value]| records.iter().filter(|x| x["pruned"] == true).count();
+    assert_eq!(pruned(&all(&server)), 0);
+
+    let out = cli(
+        &[
+            "--where",
+            "customer_id=cus_SECRET7",
+            "--reason",
+            "DSR-2026-118",
+        ],
+        "demo-erin",
+    );
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    assert!(
+        out.stdout.contains("erased the payloads of"),
+        "{}",
+        out.snapshot()
+    );
+    let (_, q) = server.get("/v1/audit?kind=records_erased", Some("demo-erin"));
+    let erased = q["records"][0].clone();
+    assert_eq!(erased["detail"]["reason"], "DSR-2026-118");
+    assert_eq!(erased["detail"]["by"], "erin");
+    assert!(!erased.to_string().contains("cus_SECRET7"), "{erased}");
+    let seqs: Vec<u64> = erased["detail"]["seqs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    // The refund's decision held the (tokenised) customer id; its
+    // execution record holds only the refund id, and is kept.
+    let decided: Vec<u64> = before
+        .iter()
+        .filter(|x| x["action"] == r["action_id"] && x["kind"] == "action_decided")
+        .map(|x| x["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, decided, "exactly the records holding the value");
+    assert!(refund_seqs.len() > seqs.len());
+    let after = all(&server);
+    assert_eq!(pruned(&after), seqs.len());
+    for s in &kept_seqs {
+        assert!(
+            after
+                .iter()
+                .any(|x| x["seq"] == *s && x["pruned"].is_null()),
+            "#{s} kept"
+        );
+    }
+    // The refund's action row keeps no arguments or result.
+    let (_, view) = server.get(
+        &format!("/v1/actions/{}", r["action_id"].as_str().unwrap()),
+        Some("demo-support-bot"),
+    );
+    assert!(
+        view["outcome"].is_null() || view["outcome"].get("result").is_none(),
+        "{view}"
+    );
+    // The log still verifies, with the erased leaves counted as pruned.
+    let (_, v) = server.get("/v1/audit/verify", Some("demo-erin"));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(server.stop().success());
+    let verify = warden(&["audit", "verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(verify.code, 0, "{}", verify.snapshot());
+    assert!(
+        verify.stdout.contains(&format!("({} pruned)", seqs.len())),
+        "{}",
+        verify.snapshot()
+    );
+}

@@ -250,7 +250,7 @@ impl RawRotation {
 
 /// Kinds of data a tool may declare its results contain
 /// (`output_may_contain`), so the `unusual_output` scan does not flag them.
-pub const OUTPUT_DATA_KINDS: &[&str] = &["email", "card_number", "private_key", "api_key"];
+pub const OUTPUT_DATA_KINDS: &[&str] = crate::redaction::SCANNED_KINDS;
 
 use crate::diagnostic::Diagnostic;
 use crate::error::ModelProblem;

@@ -10,7 +10,6 @@
 mod cascade;
 mod output;
 mod retry;
-pub mod scan;
 mod violation;
 
 use std::collections::VecDeque;

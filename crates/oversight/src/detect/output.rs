@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use warden_evidence::RecordKind;
 use warden_model::{ActionStatus, Pack};
 
-use super::scan::{Finding, scan_value};
 use super::{Event, Trigger, trigger};
+use warden_evidence::scan::scan_value;
 
 /// An exponentially weighted mean and variance.
 #[derive(Debug, Default, Clone, Copy)]
@@ -76,20 +76,35 @@ impl Output {
             return Vec::new();
         };
         let mut out = Vec::new();
-        if self.scan
-            && let Some(result) = e.detail("result")
-        {
+        if self.scan {
             let declared = pack
                 .tools
                 .get(tool)
                 .map(|t| t.output_may_contain.as_slice())
                 .unwrap_or_default();
-            let found: Vec<Finding> = scan_value(result)
+            // What redaction found before the result was recorded; a result
+            // recorded without scanning (`[redaction] scan_results = false`)
+            // is scanned here.
+            let found: Vec<Value> = match (e.detail("findings"), e.detail("result")) {
+                (Some(Value::Array(f)), _) => f
+                    .iter()
+                    .filter(|f| f["kind"] != "declared")
+                    .map(|f| json!({ "kind": f["kind"], "at": f["at"], "sample": f["sample"] }))
+                    .collect(),
+                (_, Some(result)) => scan_value(result, &pack.redaction.patterns)
+                    .into_iter()
+                    .map(|f| json!({ "kind": f.kind, "at": f.at, "sample": f.sample }))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let found: Vec<Value> = found
                 .into_iter()
-                .filter(|f| !declared.iter().any(|d| d == f.kind()))
+                .filter(|f| !declared.iter().any(|d| f["kind"] == d.as_str()))
                 .collect();
             if !found.is_empty() {
-                let kinds: Vec<&str> = found.iter().map(Finding::kind).collect();
+                let mut kinds: Vec<&str> =
+                    found.iter().filter_map(|f| f["kind"].as_str()).collect();
+                kinds.dedup();
                 out.push(trigger(
                     format!("tool:{tool}:content"),
                     format!(
@@ -100,7 +115,7 @@ impl Output {
                     (e.t, r.seq),
                     json!({
                         "check": "content",
-                        "found": found.iter().map(|f| json!({ "kind": f.kind(), "at": f.path, "sample": f.masked })).collect::<Vec<Value>>(),
+                        "found": found,
                         "action": r.action,
                     }),
                 ));

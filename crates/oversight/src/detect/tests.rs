@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use warden_evidence::{Record, time_from_micros};
 use warden_model::{IncidentSeverity, Pack};
 
-use super::scan::{luhn, scan_value};
 use super::{Detectors, Event, Trigger};
 
 fn pack() -> Pack {
@@ -266,7 +265,7 @@ fn outputs_outside_the_learned_band_or_holding_secrets_fire() {
     );
     let t = of(&ts, "data-in-output").expect("an API key");
     assert_eq!(t.detail["found"][0]["kind"], "api_key");
-    assert_eq!(t.detail["found"][0]["at"], "$.notes[0]");
+    assert_eq!(t.detail["found"][0]["at"], "/notes/0");
     assert!(
         !t.detail.to_string().contains("AKIAIOSFODNN7EXAMPLE"),
         "unmasked: {}",
@@ -281,46 +280,6 @@ fn outputs_outside_the_learned_band_or_holding_secrets_fire() {
         json!({ "result": { "card": "4111111111111111" } }),
     );
     assert!(of(&feed(&mut d, &pack, &r), "data-in-output").is_none());
-}
-
-#[test]
-fn the_scanner_finds_cards_keys_and_addresses_and_masks_them() {
-    assert!(luhn("4111111111111111"));
-    assert!(!luhn("4111111111111112"));
-    let kinds =
-        |v: Value| -> Vec<&'static str> { scan_value(&v).iter().map(|f| f.kind()).collect() };
-    assert_eq!(
-        kinds(json!("card 4111 1111 1111 1111 on file")),
-        ["card_number"]
-    );
-    assert_eq!(
-        kinds(json!("order 4111 1111 1111 1112")),
-        Vec::<&str>::new(),
-        "fails Luhn"
-    );
-    assert_eq!(
-        kinds(json!("call 555-0100 or 2026-12-03")),
-        Vec::<&str>::new()
-    );
-    assert_eq!(
-        kinds(json!({ "k": "-----BEGIN RSA PRIVATE KEY-----\nMIIE..." })),
-        ["private_key"]
-    );
-    assert_eq!(
-        kinds(json!(["sk_live_4eC39HqLyjWDarjtT1zdp7dc"])),
-        ["api_key"]
-    );
-    assert_eq!(
-        kinds(json!("write to ada.lovelace@example.com today")),
-        ["email"]
-    );
-    assert_eq!(
-        kinds(json!("not@an address, @handle, a@b")),
-        Vec::<&str>::new()
-    );
-    let f = &scan_value(&json!({ "a": { "b": "4111111111111111" } }))[0];
-    assert_eq!(f.path, "$.a.b");
-    assert!(!f.masked.contains("41111111"), "{}", f.masked);
 }
 
 #[test]

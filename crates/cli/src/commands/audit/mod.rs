@@ -1,5 +1,6 @@
 //! `warden audit ...`: the evidence layer from the command line.
 
+mod erase;
 mod export;
 mod query;
 mod seed;
@@ -57,6 +58,9 @@ pub enum AuditCommand {
     Export(export::ExportArgs),
     /// Drop the payload of old records, keeping their leaf hashes.
     Prune(export::PruneArgs),
+    /// Data-subject erasure (through the server): drop the payloads of the
+    /// records holding a value, keeping their leaf hashes.
+    Erase(erase::EraseArgs),
     /// Sign a checkpoint of the log now and print it.
     Checkpoint(export::CheckpointArgs),
     /// Print the public key that verifies this log's checkpoints.
@@ -85,6 +89,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<Exit> {
             AuditCommand::PublicKey(a) => export::public_key(a).await,
             AuditCommand::RotateKey(a) => export::rotate_key(a).await,
             AuditCommand::Seed(a) => seed::run(a).await,
+            // The one command that asks the server (a blocking client).
+            AuditCommand::Erase(a) => tokio::task::spawn_blocking(move || erase::run(a)).await?,
         }
     })
 }

@@ -1,0 +1,241 @@
+//! The decision engine: a pack compiled for deciding, and `decide`.
+
+mod compile;
+mod decide;
+
+pub(crate) use compile::action_index;
+pub use compile::compile;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cedar_policy::{
+    ActionConstraint, Entities, Entity, EntityUid, PolicySet, Request as CedarRequest,
+    RestrictedExpression,
+};
+use cedar_policy_core::ast;
+use warden_model::{Access, DenyCode, Diagnostic, Diagnostics, Loaded, Outcome, Pack, Risk};
+
+use crate::context::{self, BaseContext};
+use crate::decision::{ApprovalRequirement, Decision, Request};
+use crate::error::{PolicyProblem, RequestError};
+use crate::eval::{self, SlicePolicy, Subject, Verdict};
+use crate::policies::{LoadedPolicy, PolicyInfo, load_policies};
+use crate::schema::{self, AGENT, ArgField, PERSON, SYSTEM, SchemaParts, TEAM};
+use crate::validate::{ActionIndex, ValidationCache, validate};
+
+/// A pack compiled for deciding. Cheap to clone (one `Arc`) and safe to share
+/// across threads; to change packs, build a new one and swap it in (see
+/// [`crate::EngineHandle`]).
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+struct Inner {
+    pack: Arc<Pack>,
+    version: Arc<str>,
+    agents: HashMap<String, Arc<ast::EntityUID>>,
+    tools: HashMap<String, ToolEntry>,
+    entities: Entities,
+    /// Policies in pack order.
+    ordered: Vec<Arc<PolicyInfo>>,
+    /// Every policy in one set (unsliced), for equivalence tests and benchmarks.
+    all: PolicySet,
+    /// The full Cedar schema, as JSON (for `warden schema`).
+    schema_json: serde_json::Value,
+}
+
+pub(crate) struct ToolEntry {
+    pub action: Arc<ast::EntityUID>,
+    pub resource: Arc<ast::EntityUID>,
+    pub validator: jsonschema::Validator,
+    pub fields: Vec<ArgField>,
+    /// The policies whose action scope can match this tool, in pack order,
+    /// without those on trial (`@shadow`).
+    pub slice: Vec<SlicePolicy>,
+    /// See [`eval::second_pass_follows`].
+    pub second_pass_follows: bool,
+    /// When policies on trial can match this tool: the slice with them,
+    /// whose decision is reported as [`Decision::trial`] when it differs.
+    pub trial: Option<Trial>,
+    pub risk: Risk,
+    pub access: Access,
+    /// Top-level argument fields declared sensitive: argument errors never
+    /// quote their values.
+    pub sensitive: Vec<String>,
+}
+
+/// A tool's slice with its policies on trial included.
+pub(crate) struct Trial {
+    pub slice: Vec<SlicePolicy>,
+    pub second_pass_follows: bool,
+}
+
+/// An engine and the warnings found while compiling it.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The engine.
+    pub engine: Engine,
+    /// Readiness gaps and other warnings.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("pack", &self.0.pack.name)
+            .field("version", &self.0.version)
+            .field("tools", &self.0.tools.len())
+            .field("policies", &self.0.ordered.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Loads and compiles the pack in `dir`.
+    pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Compiled, crate::EngineError> {
+        let loaded = warden_model::load(dir)?;
+        Ok(compile(loaded, None)?)
+    }
+
+    /// The pack this engine decides for.
+    pub fn pack(&self) -> &Pack {
+        &self.0.pack
+    }
+
+    /// Content hash of the pack (`sha256:<hex>`).
+    pub fn policy_version(&self) -> &str {
+        &self.0.version
+    }
+
+    /// Every policy, in pack order.
+    pub fn policies(&self) -> &[Arc<PolicyInfo>] {
+        &self.0.ordered
+    }
+
+    /// The generated Cedar schema, in Cedar's JSON schema format.
+    pub fn schema_json(&self) -> &serde_json::Value {
+        &self.0.schema_json
+    }
+
+    /// The generated Cedar schema in Cedar's human-readable syntax.
+    pub fn schema_text(&self) -> Result<String, String> {
+        cedar_policy::SchemaFragment::from_json_value(self.0.schema_json.clone())
+            .map_err(|e| e.to_string())?
+            .to_cedarschema()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks the parts of a request that make it unusable rather than denied.
+    pub fn check_request(&self, req: &Request<'_>) -> Result<(), RequestError> {
+        for g in req.approvals {
+            if !self.0.pack.approver_groups.contains_key(g) {
+                return Err(RequestError::UnknownApprovalGroup { group: g.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The policies that can apply to `tool` (its slice), in pack order.
+    pub fn policies_for_tool(&self, tool: &str) -> Vec<Arc<PolicyInfo>> {
+        self.0
+            .tools
+            .get(tool)
+            .map(|t| t.slice.iter().map(|p| Arc::clone(&p.info)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The Cedar request of a Warden request's first pass and its tool's
+    /// policy slice, through Cedar's public API: for benchmarks and for the
+    /// tests that prove Warden's evaluation equals `Authorizer::is_authorized`.
+    #[doc(hidden)]
+    pub fn raw_parts(&self, req: &Request<'_>) -> Option<RawParts> {
+        let agent = self.0.agents.get(req.agent)?;
+        let tool = self.0.tools.get(req.tool)?;
+        let args = context::args_value(&tool.fields, req.args).ok()?;
+        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let ctx = cedar_policy::Context::from(
+            base.with_approvals(req.approvals.iter().map(String::as_str)),
+        );
+        let request = CedarRequest::new(
+            EntityUid::from(ast::EntityUID::clone(agent)),
+            EntityUid::from(ast::EntityUID::clone(&tool.action)),
+            EntityUid::from(ast::EntityUID::clone(&tool.resource)),
+            ctx,
+            None,
+        )
+        .ok()?;
+        let slice = PolicySet::from_policies(tool.slice.iter().map(|p| p.policy.clone())).ok()?;
+        Some(RawParts { request, slice })
+    }
+
+    /// Warden's first-pass verdict (allow, determining policy ids) for a
+    /// valid request: what `Authorizer::is_authorized` must also answer.
+    #[doc(hidden)]
+    pub fn first_pass(&self, req: &Request<'_>) -> Option<(bool, Vec<String>)> {
+        let agent = self.0.agents.get(req.agent)?;
+        let tool = self.0.tools.get(req.tool)?;
+        let args = context::args_value(&tool.fields, req.args).ok()?;
+        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let who = Subject {
+            principal: agent,
+            action: &tool.action,
+            resource: &tool.resource,
+        };
+        let v = eval::evaluate(
+            &tool.slice,
+            &who,
+            base.with_approvals(req.approvals.iter().map(String::as_str)),
+            self.0.entities.as_ref(),
+        );
+        Some((v.allow, v.reasons.iter().map(|p| p.id.clone()).collect()))
+    }
+
+    /// Whether some policy could permit `agent` to use `tool`, whatever the
+    /// arguments, context and approvals: Cedar partial evaluation of the
+    /// tool's slice with the context unknown. `false` means every request
+    /// would be denied (no permit can apply, or a forbid without conditions
+    /// on the context does), so `/mcp` does not list the tool to the agent.
+    pub fn could_permit(&self, agent: &str, tool: &str) -> bool {
+        let (Some(principal), Some(entry)) = (self.0.agents.get(agent), self.0.tools.get(tool))
+        else {
+            return false;
+        };
+        let request = cedar_policy::RequestBuilder::default()
+            .principal(EntityUid::from(ast::EntityUID::clone(principal)))
+            .action(EntityUid::from(ast::EntityUID::clone(&entry.action)))
+            .resource(EntityUid::from(ast::EntityUID::clone(&entry.resource)))
+            .build();
+        let Ok(slice) = PolicySet::from_policies(entry.slice.iter().map(|p| p.policy.clone()))
+        else {
+            return false;
+        };
+        let partial = cedar_policy::Authorizer::new().is_authorized_partial(
+            &request,
+            &slice,
+            &self.0.entities,
+        );
+        partial.decision() != Some(cedar_policy::Decision::Deny)
+    }
+
+    /// Every policy in one set (unsliced).
+    #[doc(hidden)]
+    pub fn whole_policy_set(&self) -> &PolicySet {
+        &self.0.all
+    }
+
+    /// The engine's entity store.
+    #[doc(hidden)]
+    pub fn entities(&self) -> &Entities {
+        &self.0.entities
+    }
+}
+
+/// The Cedar request and policy slice of one Warden request.
+#[doc(hidden)]
+pub struct RawParts {
+    /// The Cedar request.
+    pub request: CedarRequest,
+    /// The tool's policy slice.
+    pub slice: PolicySet,
+}

@@ -1,0 +1,118 @@
+//! Data-subject erasure: the payloads of the records that hold a value are
+//! dropped, their leaf hashes kept (the log still verifies), in the same
+//! commit as the `records_erased` record that says so.
+
+use serde_json::Value;
+use warden_evidence::{ErasureQuery, Record, RecordKind};
+
+use crate::error::StoreError;
+use crate::log::{AuditLog, Receipt};
+use crate::sql::Sql;
+use crate::state::StateWrite;
+
+/// Leaves read per page while searching.
+const PAGE: u32 = 5_000;
+/// Rows per `UPDATE ... IN (...)` statement.
+const CHUNK: usize = 500;
+
+/// What an erasure touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    /// The erased records' positions in the log.
+    pub seqs: Vec<u64>,
+    /// Actions whose stored result and arguments were dropped too.
+    pub actions: Vec<String>,
+}
+
+/// The `records_erased` record's receipt and what was erased.
+#[derive(Debug, Clone)]
+pub struct ErasureReport {
+    /// The erasure record.
+    pub receipt: Receipt,
+    /// What it erased.
+    pub erased: Erasure,
+}
+
+impl AuditLog {
+    /// Erases every record `query` matches, as of now: drops their payloads
+    /// and the stored result and arguments of their finished actions, and
+    /// appends `record` (a `records_erased` record the caller describes;
+    /// the count and positions are added here) in the same commit.
+    pub async fn erase(
+        &self,
+        query: &ErasureQuery,
+        mut record: Record,
+    ) -> Result<ErasureReport, StoreError> {
+        let mut seqs = Vec::new();
+        let mut actions: Vec<String> = Vec::new();
+        let mut after = -1i64;
+        loop {
+            let page = self.store().leaves(after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq as i64;
+            for leaf in &page {
+                let Some(body) = &leaf.body else { continue };
+                let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                    continue;
+                };
+                if v["kind"] == RecordKind::RecordsErased.as_str() || !query.matches(&v) {
+                    continue;
+                }
+                seqs.push(leaf.seq);
+                if let Some(a) = v["action"].as_str()
+                    && !actions.iter().any(|x| x == a)
+                {
+                    actions.push(a.to_owned());
+                }
+            }
+        }
+        record.kind = RecordKind::RecordsErased;
+        let detail = record
+            .detail
+            .get_or_insert_with(|| Value::Object(Default::default()));
+        detail["field"] = Value::String(query.field().to_owned());
+        detail["records"] = serde_json::json!(seqs.len());
+        detail["seqs"] = serde_json::json!(seqs);
+        detail["actions"] = serde_json::json!(actions.len());
+        let erased = Erasure { seqs, actions };
+        let receipts = self
+            .commit(vec![record], vec![StateWrite::Erase(erased.clone())])
+            .await?;
+        let receipt = receipts.into_iter().next().ok_or(StoreError::Closed)?;
+        Ok(ErasureReport { receipt, erased })
+    }
+}
+
+/// Applies an erasure inside a commit's transaction.
+pub(crate) async fn write_erasure(
+    backend: crate::Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    e: &Erasure,
+) -> Result<(), StoreError> {
+    for chunk in e.seqs.chunks(CHUNK) {
+        let mut q = Sql::new("UPDATE evidence SET body = NULL WHERE seq IN (");
+        for (i, s) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.int(*s as i64);
+        }
+        q.push(")");
+        q.build(backend).execute(&mut **tx).await?;
+    }
+    for chunk in e.actions.chunks(CHUNK) {
+        let mut q = Sql::new(
+            "UPDATE actions SET result = NULL, arguments = NULL \
+             WHERE state IN ('denied', 'succeeded', 'failed', 'expired', 'cancelled') AND id IN (",
+        );
+        for (i, a) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.text(a.clone());
+        }
+        q.push(")");
+        q.build(backend).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
