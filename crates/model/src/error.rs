@@ -219,6 +219,56 @@ pub enum ModelProblem {
         /// Its owner.
         owner: String,
     },
+    /// A quarantine group too few of whose members may approve an agent's
+    /// requests: the agent's quarantined writes could never be approved.
+    #[error(
+        "quarantine group `{group}` of playbook `{playbook}` cannot approve for agent `{agent}`: {eligible} of its members may (its owner and operators may not), quorum {quorum}"
+    )]
+    QuarantineCannotApprove {
+        /// The playbook.
+        playbook: String,
+        /// The group.
+        group: String,
+        /// The agent.
+        agent: String,
+        /// Members who may approve.
+        eligible: usize,
+        /// The group's quorum.
+        quorum: u32,
+    },
+    /// A quarantine group with nobody from the agent's team.
+    #[error(
+        "quarantine group `{group}` of playbook `{playbook}` has nobody from team `{team}` of agent `{agent}`"
+    )]
+    QuarantineOtherTeam {
+        /// The playbook.
+        playbook: String,
+        /// The group.
+        group: String,
+        /// The agent.
+        agent: String,
+        /// The agent's team.
+        team: String,
+    },
+    /// Two playbooks of one detector that can fire on the same event with
+    /// different actions: two incidents, and actions at odds.
+    #[error(
+        "playbooks `{first}` and `{second}` both fire on the same `{detector}` events ({scope}) with different actions ({first_actions} / {second_actions})"
+    )]
+    PlaybooksOverlap {
+        /// The playbook declared first.
+        first: String,
+        /// The other.
+        second: String,
+        /// The detector.
+        detector: &'static str,
+        /// Where they overlap, for people.
+        scope: String,
+        /// The first's actions.
+        first_actions: String,
+        /// The second's.
+        second_actions: String,
+    },
     /// Two tools answer to the same name on `/mcp`.
     #[error("MCP tool name `{name}` of tool `{tool}` is already used by tool `{other}`")]
     McpNameCollision {
@@ -279,13 +329,19 @@ impl Problem for ModelProblem {
             Self::Route { .. } => "invalid_route",
             Self::Playbook { .. } => "invalid_playbook",
             Self::NoRoute { .. } => "playbook_without_route",
+            Self::QuarantineCannotApprove { .. } => "quarantine_cannot_approve",
+            Self::QuarantineOtherTeam { .. } => "quarantine_other_team",
+            Self::PlaybooksOverlap { .. } => "playbooks_overlap",
             Self::InvalidMcpName { .. } => "invalid_mcp_name",
         }
     }
 
     fn severity(&self) -> Severity {
         match self {
-            Self::WorkflowWithoutOwner { .. } | Self::NoRoute { .. } => Severity::Warning,
+            Self::WorkflowWithoutOwner { .. }
+            | Self::NoRoute { .. }
+            | Self::QuarantineOtherTeam { .. }
+            | Self::PlaybooksOverlap { .. } => Severity::Warning,
             _ => Severity::Error,
         }
     }

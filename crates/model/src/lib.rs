@@ -42,7 +42,7 @@ pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};
 pub use oversight::{
     Detector, IncidentSeverity, OUTPUT_DATA_KINDS, PAGERDUTY_EVENTS_URL, Playbook, PlaybookAction,
-    Rotation, Route, RouteKind,
+    Rotation, Route, RouteKind, WORKFLOW_OWNER,
 };
 pub use pack::{
     Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Paging, Person, Step, System,

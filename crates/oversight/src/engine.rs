@@ -102,7 +102,13 @@ impl Oversight {
             return Ok(());
         }
         let id = new_id("inc")?;
-        let paging = pack.paging(&pb.owner, now / 1_000_000);
+        let owner = pack.incident_owner(
+            pb,
+            t.subject.workflow.as_deref(),
+            t.subject.agent.as_deref(),
+            t.subject.system.as_deref(),
+        );
+        let paging = pack.paging(&owner, now / 1_000_000);
         let router = self.router();
         let routes = router.usable(&paging.routes);
         let skipped: Vec<Value> = paging
@@ -137,7 +143,7 @@ impl Oversight {
             dedup_key: t.dedup_key.clone(),
             state: "open".into(),
             severity: severity.as_str().to_owned(),
-            owner: pb.owner.clone(),
+            owner: owner.clone(),
             summary: t.summary.clone(),
             subject: serde_json::to_string(&t.subject).unwrap_or_else(|_| "{}".into()),
             first_event_us: t.first_event_us.min(now),
@@ -177,7 +183,7 @@ impl Oversight {
             "{} (playbook `{}`, owner `{}`{})",
             t.summary,
             pb.id,
-            pb.owner,
+            owner,
             match routes.first() {
                 Some(r) if notify => format!(", paged via `{r}`"),
                 _ if pb.actions.contains(&PlaybookAction::Notify) =>
@@ -427,6 +433,7 @@ impl Oversight {
             let runs = store.run_counts(now - us(*run_idle)).await?;
             for run in runs.stuck {
                 if (!pb.agents.is_empty() && !pb.agents.contains(&run.agent))
+                    || (!pb.workflows.is_empty() && !pb.workflows.contains(&run.workflow))
                     || !seen.insert((format!("{}:run:{}", pb.id, run.id), run.updated_us))
                 {
                     continue;
@@ -445,6 +452,7 @@ impl Oversight {
                     subject: Subject {
                         agent: Some(run.agent.clone()),
                         run: Some(run.id.clone()),
+                        workflow: Some(run.workflow.clone()),
                         ..Subject::default()
                     },
                     severity: None,
@@ -464,7 +472,12 @@ impl Oversight {
                 })
                 .await?;
             for a in pending.into_iter().filter(|a| a.created_us < cutoff) {
+                let workflow = serde_json::from_str::<Value>(&a.context)
+                    .ok()
+                    .and_then(|c| c["workflow"].as_str().map(str::to_owned));
                 if (!pb.agents.is_empty() && !pb.agents.contains(&a.agent))
+                    || (!pb.workflows.is_empty()
+                        && !workflow.as_ref().is_some_and(|w| pb.workflows.contains(w)))
                     || (!pb.tools.is_empty() && !pb.tools.contains(&a.tool))
                     || !seen.insert((format!("{}:approval:{}", pb.id, a.id), 0))
                 {
@@ -485,6 +498,7 @@ impl Oversight {
                         agent: Some(a.agent.clone()),
                         tool: Some(a.tool.clone()),
                         run: a.run_id.clone(),
+                        workflow,
                         approval: Some(a.id.clone()),
                         ..Subject::default()
                     },

@@ -104,6 +104,14 @@ pub enum PolicyProblem {
         /// The generated id.
         id: String,
     },
+    /// A playbook filters on a policy id no policy has.
+    #[error("playbook `{playbook}` filters on policy `{policy}`, which no policy file declares")]
+    UnknownPlaybookPolicy {
+        /// The playbook.
+        playbook: String,
+        /// The id.
+        policy: String,
+    },
     /// A write tool no policy names by id.
     #[error("write tool `{tool}` is not named by any policy")]
     WriteToolNotNamed {
@@ -140,6 +148,7 @@ impl Problem for PolicyProblem {
             Self::ArgNotInContext { .. } => "arg_not_in_context",
             Self::PolicyWithoutId { .. } => "policy_without_id",
             Self::WriteToolNotNamed { .. } => "write_tool_not_named",
+            Self::UnknownPlaybookPolicy { .. } => "unknown_reference",
             Self::RiskyToolUngated { .. } => "risky_tool_ungated",
         }
     }

@@ -996,3 +996,158 @@ fn i16_results_are_recorded_redacted_and_a_subject_can_be_erased() {
         verify.snapshot()
     );
 }
+
+#[test]
+fn i16_validate_warns_of_playbooks_that_fire_together_and_groups_that_cannot_approve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pack");
+    copy_dir(&root().join("examples/support-refunds"), &dir);
+    let manifest = dir.join("warden.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    for (from, to) in [
+        // Every policy_violation playbook sees intern-bot's denials again.
+        (
+            "agents = [\"support-bot\", \"billing-bot\"]   # intern-bot",
+            "# intern-bot",
+        ),
+        // The support leads would hold billing-bot too.
+        (
+            "agents = [\"support-bot\", \"intern-bot\"]   # the support",
+            "# the support",
+        ),
+        // Filters on a policy that does not exist, and on a detector that
+        // has no policies.
+        (
+            "description = \"An agent keeps trying what policy forbids; a critical",
+            "policies = [\"refund-cap-500\"]\ndescription = \"An agent keeps trying what policy forbids; a critical",
+        ),
+        (
+            "description = \"A run or tool retries over and over",
+            "severities = [\"critical\"]\ndescription = \"A run or tool retries over and over",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        text = text.replacen(from, to, 1);
+    }
+    // A quarantine group whose only member owns the agent it would hold.
+    text.push_str(
+        "\n[[approver_groups]]\nid = \"billing-owner\"\nmembers = [\"carol\"]\n\n[[playbooks]]\nid = \"billing-quarantine\"\ndetector = \"retry_storm\"\nagents = [\"billing-bot\"]\nowner = \"olivia\"\nrespond_within = \"15m\"\nactions = [\"quarantine\", \"notify\"]\nquarantine_group = \"billing-owner\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let out = warden(&["validate", dir.to_str().unwrap(), "--error-format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    let report = out.json();
+    let diags = report["diagnostics"].as_array().unwrap();
+    let find = |code: &str, needle: &str| {
+        diags
+            .iter()
+            .find(|d| d["code"] == code && d["message"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no {code} with {needle}: {report:#}"))
+            .clone()
+    };
+    let overlap = find(
+        "playbooks_overlap",
+        "`policy-violations` and `intern-write-attempts`",
+    );
+    assert_eq!(overlap["severity"], "warning");
+    assert!(
+        overlap["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent intern-bot"),
+        "{overlap}"
+    );
+    assert!(overlap["line"].as_u64().is_some());
+    find(
+        "playbooks_overlap",
+        "`data-in-output` and `billing-data-in-output`",
+    );
+    let other = find("quarantine_other_team", "billing-bot");
+    assert_eq!(other["severity"], "warning");
+    let cannot = find("quarantine_cannot_approve", "`billing-owner`");
+    assert_eq!(cannot["severity"], "error");
+    assert!(
+        cannot["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 of its members"),
+        "{cannot}"
+    );
+    let unknown = find("unknown_reference", "refund-cap-500");
+    assert_eq!(unknown["help"], "did you mean `refund-cap-5000`?");
+    find("invalid_playbook", "only a `policy_violation` playbook");
+}
+
+#[test]
+fn i16_playbooks_fire_only_for_their_policies_agents_and_workflows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = support_pack(
+        tmp.path(),
+        &[
+            (
+                "agents = [\"support-bot\", \"billing-bot\"]   # intern-bot",
+                "policies = [\"refund-cap-5000\"]\nagents = [\"support-bot\", \"billing-bot\"]   # intern-bot",
+            ),
+            (
+                "id = \"stuck-refunds\"\ndetector = \"stuck\"\nowner = \"olivia\"",
+                "id = \"stuck-refunds\"\ndetector = \"stuck\"\nworkflows = [\"refund-request\"]\nowner = \"workflow\"",
+            ),
+            ("run_idle = \"30m\"", "run_idle = \"1s\""),
+        ],
+        &[],
+        &[],
+    );
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    // Six denials by another policy: `policy-violations` filters on the cap.
+    for _ in 0..6 {
+        let a = post(&server, "demo-support-bot", &delete_rows());
+        assert_eq!(a["code"], "policy_denied", "{a}");
+    }
+    // One critical attempt by intern-bot: its own playbook, one incident.
+    let a = post(
+        &server,
+        "demo-intern-bot",
+        &refund(600_000, "ord_1", None, "enforce"),
+    );
+    assert_eq!(a["code"], "policy_denied", "{a}");
+    let intern = incident(&server, "intern-write-attempts", "agent:intern-bot");
+    // One critical attempt by support-bot: the cap's playbook.
+    let a = post(
+        &server,
+        "demo-support-bot",
+        &refund(600_000, "ord_2", None, "enforce"),
+    );
+    assert_eq!(a["code"], "policy_denied", "{a}");
+    let cap = incident(&server, "policy-violations", "agent:support-bot");
+    assert!(
+        cap["summary"].as_str().unwrap().contains("refund-cap-5000"),
+        "{cap}"
+    );
+    assert_eq!(
+        cap["triggers"], 1,
+        "the delete attempts did not count: {cap}"
+    );
+    let all = crate::oversight::incidents(&server);
+    let about = |agent: &str| {
+        all.iter()
+            .filter(|i| i["subject"]["agent"] == agent)
+            .count()
+    };
+    assert_eq!(about("intern-bot"), 1, "one incident per event: {all:#?}");
+    assert_eq!(intern["severity"], "critical");
+    let (_, runs) = server.get("/v1/views/runs", Some("demo-olivia"));
+    assert!(
+        runs["quarantined_agents"].get("intern-bot").is_none(),
+        "{runs}"
+    );
+
+    // A stalled run pages its workflow's owner, who may acknowledge it.
+    let run = crate::gateway::start_run(&server, "demo-support-bot");
+    let stuck = incident(&server, "stuck-refunds", &format!("run:{run}"));
+    assert_eq!(stuck["owner"], "sam", "{stuck}");
+    assert_eq!(stuck["subject"]["workflow"], "refund-request");
+    let id = stuck["id"].as_str().unwrap();
+    let (status, v) = server.post(&format!("/v1/incidents/{id}/ack"), "demo-sam", "{}");
+    assert_eq!(status, 200, "{v}");
+    assert!(server.stop().success());
+}

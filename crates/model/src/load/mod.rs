@@ -102,6 +102,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
     cx.resolve(raw, &mut pack);
     cx.check_references(&pack);
     cx.check_paging(&pack);
+    cx.check_playbooks(&pack);
     Ok(Loaded {
         pack,
         diagnostics: cx.diags,
@@ -125,7 +126,7 @@ struct RawManifest {
 }
 
 pub(crate) struct Cx {
-    file: Arc<SourceFile>,
+    pub(crate) file: Arc<SourceFile>,
     diags: Vec<Diagnostic>,
     /// References between top-level entries, checked once all are known.
     refs: Vec<Ref>,

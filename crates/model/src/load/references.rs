@@ -44,6 +44,7 @@ impl Cx {
                         || self.unloaded_routes.contains(r.id.get_ref())
                 }
                 RefKind::Agent => pack.agents.contains_key(r.id.get_ref()),
+                RefKind::Workflow => pack.workflows.contains_key(r.id.get_ref()),
                 RefKind::Tool => {
                     pack.tools.contains_key(r.id.get_ref())
                         || pack.unloaded_tools.contains(r.id.get_ref())
@@ -68,6 +69,7 @@ impl Cx {
                 RefKind::Route => self.unknown("route", &r.id, pack.routes.keys()),
                 RefKind::Agent => self.unknown("agent", &r.id, pack.agents.keys()),
                 RefKind::Tool => self.unknown("tool", &r.id, pack.tools.keys()),
+                RefKind::Workflow => self.unknown("workflow", &r.id, pack.workflows.keys()),
             }
         }
         if let Some(chain) = escalation_cycle(pack) {
@@ -93,6 +95,7 @@ pub(crate) enum RefKind {
     Route,
     Agent,
     Tool,
+    Workflow,
 }
 
 pub(super) struct Ref {

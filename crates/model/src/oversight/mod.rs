@@ -15,10 +15,11 @@ use crate::execute::{ValueSource, parse_duration, url_source};
 use crate::mcp::Problem;
 use crate::source::Location;
 
+mod checks;
 mod playbook;
 
 pub(crate) use playbook::RawPlaybook;
-pub use playbook::{Detector, IncidentSeverity, Playbook, PlaybookAction};
+pub use playbook::{Detector, IncidentSeverity, Playbook, PlaybookAction, WORKFLOW_OWNER};
 
 /// The PagerDuty Events API v2 endpoint, used when a `pagerduty` route
 /// gives no `url`.
@@ -257,6 +258,37 @@ use crate::error::ModelProblem;
 use crate::load::{Cx, RefKind};
 use crate::pack::Pack;
 
+impl Pack {
+    /// Who an incident of `pb` belongs to: its owner, or for `owner =
+    /// "workflow"` the owner of the event's workflow, else the agent's
+    /// owner, else the system's owner.
+    pub fn incident_owner(
+        &self,
+        pb: &Playbook,
+        workflow: Option<&str>,
+        agent: Option<&str>,
+        system: Option<&str>,
+    ) -> String {
+        if !pb.owner_is_workflow() {
+            return pb.owner.clone();
+        }
+        workflow
+            .and_then(|w| self.workflows.get(w))
+            .and_then(|w| w.owner.clone())
+            .or_else(|| {
+                agent
+                    .and_then(|a| self.agents.get(a))
+                    .map(|a| a.owner.clone())
+            })
+            .or_else(|| {
+                system
+                    .and_then(|s| self.systems.get(s))
+                    .map(|s| s.owner.clone())
+            })
+            .unwrap_or_else(|| pb.owner.clone())
+    }
+}
+
 impl Cx {
     pub(crate) fn rotation(&mut self, r: Spanned<RawRotation>) -> Option<Rotation> {
         let raw = r.into_inner();
@@ -295,7 +327,12 @@ impl Cx {
             }
         }
         for (p, span) in playbooks {
-            self.reference(RefKind::Owner, Some(&p.owner));
+            if p.owner.get_ref() != playbook::WORKFLOW_OWNER {
+                self.reference(RefKind::Owner, Some(&p.owner));
+            }
+            for w in &p.workflows {
+                self.reference(RefKind::Workflow, Some(w));
+            }
             self.reference(RefKind::Group, p.quarantine_group.as_ref());
             for a in &p.agents {
                 self.reference(RefKind::Agent, Some(a));
@@ -307,7 +344,8 @@ impl Cx {
                 self.reference(RefKind::System, Some(s));
             }
             if self.check_id("playbook", &p.id, &pack.playbooks, |v| &v.at) {
-                match p.resolve(self.loc(span)) {
+                let file = std::sync::Arc::clone(&self.file);
+                match p.resolve(self.loc(span), |s| Location::new(&file, s)) {
                     Ok(pb) => {
                         pack.playbooks.insert(pb.id.clone(), pb);
                     }
@@ -325,21 +363,35 @@ impl Cx {
     /// checked, so an unknown owner is reported once).
     pub(crate) fn check_paging(&mut self, pack: &Pack) {
         for pb in pack.playbooks.values() {
-            if pack.is_owner(&pb.owner)
-                && pb.actions.contains(&PlaybookAction::Notify)
-                && !pack
-                    .paging(&pb.owner, 0)
-                    .routes
-                    .iter()
-                    .any(|r| pack.routes.contains_key(r) || self.unloaded_routes.contains(r))
-            {
-                let d = Diagnostic::new(&ModelProblem::NoRoute {
-                    playbook: pb.id.clone(),
-                    owner: pb.owner.clone(),
-                })
-                .at(pb.at.clone())
-                .help("give the owner `routes = [\"...\"]` naming a `[[routes]]` entry");
-                self.report(d);
+            if !pb.actions.contains(&PlaybookAction::Notify) {
+                continue;
+            }
+            // `owner = "workflow"` pages each covered workflow's owner.
+            let owners: Vec<String> = if pb.owner_is_workflow() {
+                pack.workflows
+                    .values()
+                    .filter(|w| pb.workflows.is_empty() || pb.workflows.contains(&w.id))
+                    .filter_map(|w| w.owner.clone())
+                    .collect()
+            } else {
+                vec![pb.owner.clone()]
+            };
+            for owner in owners {
+                if pack.is_owner(&owner)
+                    && !pack
+                        .paging(&owner, 0)
+                        .routes
+                        .iter()
+                        .any(|r| pack.routes.contains_key(r) || self.unloaded_routes.contains(r))
+                {
+                    let d = Diagnostic::new(&ModelProblem::NoRoute {
+                        playbook: pb.id.clone(),
+                        owner,
+                    })
+                    .at(pb.at.clone())
+                    .help("give the owner `routes = [\"...\"]` naming a `[[routes]]` entry");
+                    self.report(d);
+                }
             }
         }
     }

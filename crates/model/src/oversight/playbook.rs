@@ -36,8 +36,18 @@ pub(crate) struct RawPlaybook {
     #[serde(default)]
     pub systems: Vec<Spanned<String>>,
     #[serde(default)]
+    pub workflows: Vec<Spanned<String>>,
+    #[serde(default)]
+    policies: Vec<Spanned<String>>,
+    #[serde(default)]
+    severities: Vec<Spanned<String>>,
+    #[serde(default)]
     params: Option<Spanned<RawParams>>,
 }
+
+/// The owner a playbook names to page the owner of the workflow the event
+/// belongs to (else the agent's owner, else the system's).
+pub const WORKFLOW_OWNER: &str = "workflow";
 
 /// `[playbooks.params]`: every detector's parameters; each detector
 /// accepts only its own.
@@ -223,8 +233,23 @@ pub struct Playbook {
     pub tools: Vec<String>,
     /// Only events of tools of these systems (all when empty).
     pub systems: Vec<String>,
+    /// Only events in runs of these workflows (all when empty).
+    pub workflows: Vec<String>,
+    /// `policy_violation` only: denials by one of these policies (all when
+    /// empty), with where each is named.
+    pub policies: Vec<(String, Location)>,
+    /// `policy_violation` only: denials by a policy whose `@severity` is one
+    /// of these (all when empty).
+    pub severities: Vec<IncidentSeverity>,
     /// Where it is declared.
     pub at: Location,
+}
+
+impl Playbook {
+    /// Whether its owner is [`WORKFLOW_OWNER`]: resolved per incident.
+    pub fn owner_is_workflow(&self) -> bool {
+        self.owner == WORKFLOW_OWNER
+    }
 }
 
 fn threshold(
@@ -255,7 +280,11 @@ fn positive(d: Duration, name: &str, span: &Range<usize>, p: &mut Vec<Problem>) 
 }
 
 impl RawPlaybook {
-    pub(crate) fn resolve(self, at: Location) -> Result<Playbook, Vec<Problem>> {
+    pub(crate) fn resolve(
+        self,
+        at: Location,
+        loc: impl Fn(Range<usize>) -> Location,
+    ) -> Result<Playbook, Vec<Problem>> {
         let mut p = Vec::new();
         let (params, pspan) = match self.params {
             Some(s) => {
@@ -444,6 +473,28 @@ impl RawPlaybook {
             }
             actions.push(action);
         }
+        if self.detector.get_ref() != "policy_violation" {
+            for f in self.policies.iter().chain(&self.severities) {
+                p.push((
+                    "`policies` and `severities` filter denials: only a `policy_violation` playbook takes them".to_owned(),
+                    f.span(),
+                ));
+            }
+        }
+        let mut severities = Vec::new();
+        for s in &self.severities {
+            match IncidentSeverity::parse(s.get_ref()) {
+                Some(x) if !severities.contains(&x) => severities.push(x),
+                Some(_) => {}
+                None => p.push((
+                    format!(
+                        "unknown severity `{}`; expected info, warning, high or critical (a policy's `@severity`)",
+                        s.get_ref()
+                    ),
+                    s.span(),
+                )),
+            }
+        }
         if self.actions.is_empty() {
             p.push((
                 "a playbook needs `actions`, e.g. `[\"notify\"]`".to_owned(),
@@ -462,6 +513,17 @@ impl RawPlaybook {
                 agents: self.agents.into_iter().map(Spanned::into_inner).collect(),
                 tools: self.tools.into_iter().map(Spanned::into_inner).collect(),
                 systems: self.systems.into_iter().map(Spanned::into_inner).collect(),
+                workflows: self
+                    .workflows
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
+                policies: self
+                    .policies
+                    .into_iter()
+                    .map(|s| (s.get_ref().clone(), loc(s.span())))
+                    .collect(),
+                severities,
                 at,
             })
         } else {

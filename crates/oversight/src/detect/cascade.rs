@@ -161,6 +161,7 @@ impl Cascade {
                     tool: None,
                     system: Some(system.to_owned()),
                     run: None,
+                    workflow: None,
                     approval: None,
                     tools: failing.clone(),
                 },

@@ -36,6 +36,9 @@ pub struct Subject {
     /// The run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The run's workflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
     /// The approval request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
@@ -154,12 +157,22 @@ impl<'a> Event<'a> {
         self.record.detail.as_ref().and_then(|d| d.get(key))
     }
 
+    /// The forbid policies that decided its record.
+    pub(crate) fn forbids(&self) -> impl Iterator<Item = &'a warden_evidence::CheckedPolicy> {
+        self.record
+            .checks
+            .iter()
+            .flat_map(|c| c.policies.iter())
+            .filter(|p| p.effect == "forbid")
+    }
+
     pub(crate) fn subject(&self) -> Subject {
         Subject {
             agent: self.record.agent.clone(),
             tool: self.record.tool.clone(),
             system: self.system.map(str::to_owned),
             run: self.record.run.clone(),
+            workflow: self.record.workflow.clone(),
             ..Subject::default()
         }
     }
@@ -188,6 +201,23 @@ impl Armed {
         (p.agents.is_empty() || e.agent().is_some_and(|a| p.agents.iter().any(|x| x == a)))
             && (p.tools.is_empty() || e.tool().is_some_and(|t| p.tools.iter().any(|x| x == t)))
             && (p.systems.is_empty() || e.system.is_some_and(|s| p.systems.iter().any(|x| x == s)))
+            && (p.workflows.is_empty()
+                || e.record
+                    .workflow
+                    .as_deref()
+                    .is_some_and(|w| p.workflows.iter().any(|x| x == w)))
+            && (p.policies.is_empty()
+                || e.forbids()
+                    .any(|f| p.policies.iter().any(|(id, _)| *id == f.id)))
+            && (p.severities.is_empty()
+                || e.forbids().any(|f| {
+                    // A policy without `@severity` counts as `high`.
+                    let s = f
+                        .annotations
+                        .get("severity")
+                        .map_or(Some(IncidentSeverity::High), |s| IncidentSeverity::parse(s));
+                    s.is_some_and(|s| p.severities.contains(&s))
+                }))
     }
 }
 

@@ -56,6 +56,23 @@ pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compil
         .cloned()
         .collect();
     diagnostics.extend(validate(&parts, &index, &checkable, cache));
+    // Playbooks that filter denials by policy id name real policies.
+    for pb in pack.playbooks.values() {
+        for (id, at) in &pb.policies {
+            if !policies.iter().any(|lp| &lp.info.id == id) {
+                let ids = policies.iter().map(|lp| lp.info.id.as_str());
+                let mut d = Diagnostic::new(&PolicyProblem::UnknownPlaybookPolicy {
+                    playbook: pb.id.clone(),
+                    policy: id.clone(),
+                })
+                .at(at.clone());
+                if let Some(s) = warden_model::did_you_mean(id, ids) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                diagnostics.push(d);
+            }
+        }
+    }
     // Readiness gaps are judged on a pack that loads: next to errors they
     // would mostly be echoes of them (a rejected gate leaves its tool ungated).
     if !diagnostics.iter().any(Diagnostic::is_error) {
