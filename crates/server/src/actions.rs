@@ -56,6 +56,7 @@ fn empty_object() -> Value {
 
 /// Query of `GET /v1/actions/{id}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitParams {
     /// Long-poll: wait up to this long (e.g. `30s`, at most `60s`) for the

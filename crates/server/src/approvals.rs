@@ -22,6 +22,7 @@ const MAX_LIMIT: u32 = 1000;
 
 /// Query of `GET /v1/approvals`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// `pending` (default), `approved`, `denied`, `expired` or `all`.

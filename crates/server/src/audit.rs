@@ -16,6 +16,7 @@ use crate::routes::{allow, record_refusal};
 
 /// Query parameters of `GET /v1/audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
     agent: Option<String>,

@@ -84,6 +84,7 @@ fn duration_param(name: &str, v: Option<&str>, default: Duration) -> Result<Dura
 
 /// Query of `GET /v1/incidents`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentParams {
     /// `open`, `acknowledged`, `resolved`, `active` (open or acknowledged);
@@ -225,6 +226,7 @@ pub async fn resolve(
 
 /// Query of `GET /v1/views/runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsParams {
     /// A running run is stuck after this long without progress (default `15m`).
@@ -272,6 +274,7 @@ pub async fn approvals_view(
 
 /// Query of `GET /v1/views/hotspots`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HotspotParams {
     /// Actions proposed within this window count (default `1h`).

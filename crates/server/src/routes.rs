@@ -75,11 +75,79 @@ async fn observe(
         .map_or("unmatched", |m| m.as_str())
         .to_owned();
     let method = req.method().as_str().to_owned();
+    let mcp = req.uri().path() == "/mcp";
+    let json_body = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     let start = std::time::Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = json_errors(next.run(req).await, mcp, json_body).await;
+    // Closing an MCP session is done, not accepted for later: 200, which
+    // clients (the Python SDK) expect.
+    if mcp && method == "DELETE" && resp.status() == axum::http::StatusCode::ACCEPTED {
+        *resp.status_mut() = axum::http::StatusCode::OK;
+    }
     s.metrics
         .request(&method, &route, resp.status().as_u16(), start.elapsed());
     resp
+}
+
+/// Client errors answered in plain text by an extractor or a library (a
+/// path that is not UTF-8, a body `/mcp` cannot parse) become the API's
+/// JSON error; on `/mcp`, a JSON body that does not parse is a JSON-RPC
+/// parse error (-32700).
+async fn json_errors(
+    resp: axum::response::Response,
+    mcp: bool,
+    json_body: bool,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    if mcp && json_body && matches!(status.as_u16(), 400 | 415 | 422) {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": { "code": -32700, "message": format!("parse error: {text}") },
+        });
+        return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let code = match status.as_u16() {
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ => "invalid_request",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("invalid request")
+            .to_owned()
+    } else {
+        text
+    };
+    ApiError {
+        status,
+        code,
+        message,
+    }
+    .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -1151,3 +1151,51 @@ fn i16_playbooks_fire_only_for_their_policies_agents_and_workflows() {
     assert_eq!(status, 200, "{v}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn i16_the_contract_holds_for_odd_paths_bodies_and_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    // Query parameters are declared as query parameters.
+    let (_, api) = server.get("/v1/openapi.json", None);
+    let mut query = 0;
+    for (path, item) in api["paths"].as_object().unwrap() {
+        for op in item.as_object().unwrap().values() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let want = if path.contains(&format!("{{{}}}", p["name"].as_str().unwrap())) {
+                    "path"
+                } else {
+                    query += 1;
+                    "query"
+                };
+                assert_eq!(p["in"], want, "{path} {p}");
+            }
+        }
+    }
+    assert!(query >= 20, "{query} query parameters");
+    // A path that is not UTF-8 gets the JSON error, on every `{id}` route.
+    for path in [
+        "/v1/actions/%FF%FE",
+        "/v1/approvals/%FF",
+        "/v1/runs/%FF",
+        "/v1/incidents/%FF",
+    ] {
+        let (status, e) = server.get(path, Some("demo-olivia"));
+        assert_eq!(status, 400, "{path} {e}");
+        assert_eq!(e["error"]["code"], "invalid_request", "{path} {e}");
+    }
+    // `/mcp`: a body that is not JSON is a JSON-RPC parse error.
+    let resp = crate::common::client()
+        .post(format!("{}/mcp", server.base))
+        .bearer_auth("demo-support-bot")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    assert_eq!(v["jsonrpc"], "2.0");
+    assert!(server.stop().success());
+}
