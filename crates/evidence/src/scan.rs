@@ -362,7 +362,7 @@ fn ibans(s: &str, out: &mut Vec<Match>) {
                 compact.push(c.to_ascii_uppercase() as char);
                 j += 1;
             } else if c == b' '
-                && compact.len() % 4 == 0
+                && compact.len().is_multiple_of(4)
                 && b.get(j + 1).is_some_and(u8::is_ascii_alphanumeric)
             {
                 j += 1;

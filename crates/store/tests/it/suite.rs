@@ -490,3 +490,55 @@ async fn scheduled_checkpoints_are_signed_when_idle(db: &TestDb) {
     );
     log.close().await.unwrap();
 }
+
+both!(erasure_drops_matching_payloads_in_one_commit_and_the_log_verifies);
+async fn erasure_drops_matching_payloads_in_one_commit_and_the_log_verifies(db: &TestDb) {
+    let engine = engine();
+    let recs = records(&engine, db.data.redactor(), 5);
+    let log = db.log().await;
+    for r in &recs {
+        log.append(r.clone()).await.unwrap();
+    }
+    // Two records of one data subject: a redacted argument, a clear field.
+    let args = serde_json::json!({ "customer_id": "cus_ERASE1", "amount_cents": 100 });
+    let mut a = warden_evidence::Record::new(RecordKind::ActionDecided);
+    db.data
+        .redactor()
+        .apply(&mut a, &args, &["customer_id".into()])
+        .unwrap();
+    let a = log.append(a).await.unwrap();
+    let mut b = warden_evidence::Record::new(RecordKind::ActionExecuted);
+    b.detail = Some(serde_json::json!({ "result": { "customer_id": "cus_ERASE1" } }));
+    let b = log.append(b).await.unwrap();
+    let before = log.checkpoint().await.unwrap();
+    let query = db
+        .data
+        .redactor()
+        .erasure_query("customer_id", "cus_ERASE1")
+        .unwrap();
+    let mut rec = warden_evidence::Record::new(RecordKind::RecordsErased);
+    rec.detail = Some(serde_json::json!({ "reason": "DSR-1" }));
+    let report = log.erase(&query, rec).await.unwrap();
+    assert_eq!(report.erased.seqs, vec![a.seq, b.seq]);
+    let report2 = db.verify_ok().await;
+    assert_eq!(report2.pruned, 2);
+    // The tree is the same up to the old checkpoint, plus the erasure record.
+    assert_eq!(report2.leaves, before.checkpoint.size + 1);
+    let stored = db.store.leaves(a.seq as i64 - 1, 10).await.unwrap();
+    assert!(stored[0].body.is_none() && stored[1].body.is_none());
+    let erased: warden_evidence::Record =
+        serde_json::from_slice(stored[2].body.as_ref().unwrap()).unwrap();
+    assert_eq!(erased.kind, RecordKind::RecordsErased);
+    assert_eq!(erased.detail.as_ref().unwrap()["records"], 2);
+    assert!(!String::from_utf8_lossy(stored[2].body.as_ref().unwrap()).contains("cus_ERASE1"));
+    // Erasing again finds nothing more.
+    let again = log
+        .erase(
+            &query,
+            warden_evidence::Record::new(RecordKind::RecordsErased),
+        )
+        .await
+        .unwrap();
+    assert!(again.erased.seqs.is_empty());
+    log.close().await.unwrap();
+}
