@@ -67,13 +67,17 @@ impl AuditLog {
             }
         }
         record.kind = RecordKind::RecordsErased;
-        let detail = record
-            .detail
-            .get_or_insert_with(|| Value::Object(Default::default()));
-        detail["field"] = Value::String(query.field().to_owned());
-        detail["records"] = serde_json::json!(seqs.len());
-        detail["seqs"] = serde_json::json!(seqs);
-        detail["actions"] = serde_json::json!(actions.len());
+        // The caller's detail is kept when it is an object (indexing any
+        // other JSON value would panic).
+        let mut detail = match record.detail.take() {
+            Some(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        detail.insert("field".into(), Value::String(query.field().to_owned()));
+        detail.insert("records".into(), serde_json::json!(seqs.len()));
+        detail.insert("seqs".into(), serde_json::json!(seqs));
+        detail.insert("actions".into(), serde_json::json!(actions.len()));
+        record.detail = Some(Value::Object(detail));
         let erased = Erasure { seqs, actions };
         let receipts = self
             .commit(vec![record], vec![StateWrite::Erase(erased.clone())])
