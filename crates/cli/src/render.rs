@@ -45,3 +45,112 @@ pub fn count(n: usize, word: &str) -> String {
         _ => format!("{n} {word}s"),
     }
 }
+
+/// A text table whose columns are as wide as their widest cell, so long
+/// ids never push a row out of line. Numbers may be right-aligned; the
+/// last column is not padded.
+#[derive(Debug, Default)]
+pub struct Table {
+    head: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles; a title starting with `>` is a
+    /// right-aligned (numeric) column, the `>` is not shown.
+    pub fn new(head: &[&'static str]) -> Self {
+        Self {
+            head: head.iter().map(|h| h.trim_start_matches('>')).collect(),
+            right: head.iter().map(|h| h.starts_with('>')).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (missing cells are blank, extra ones dropped).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as lines, each starting with `indent`, without trailing
+    /// spaces.
+    pub fn lines(&self, indent: &str) -> Vec<String> {
+        let n = self.head.len();
+        let width = |s: &str| s.chars().count();
+        let mut widths: Vec<usize> = self.head.iter().map(|h| width(h)).collect();
+        for r in &self.rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(width(c));
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let mut out = String::from(indent);
+            for (i, c) in cells.iter().enumerate().take(n) {
+                let pad = widths[i].saturating_sub(width(c));
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                if self.right[i] {
+                    out.extend(std::iter::repeat_n(' ', pad));
+                    out.push_str(c);
+                } else {
+                    out.push_str(c);
+                    if i + 1 < n {
+                        out.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+            }
+            out.trim_end().to_owned()
+        };
+        let mut out = vec![line(self.head.clone())];
+        for r in &self.rows {
+            out.push(line(
+                (0..n)
+                    .map(|i| r.get(i).map_or("", String::as_str))
+                    .collect(),
+            ));
+        }
+        out
+    }
+
+    /// Prints the table to stdout.
+    pub fn print(&self, indent: &str) {
+        for l in self.lines(indent) {
+            println!("{l}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_grow_with_their_widest_cell() {
+        let mut t = Table::new(&["ID", "STATE", ">N", "SUMMARY"]);
+        t.row(vec![
+            "apr_1".into(),
+            "pending".into(),
+            "3".into(),
+            "a".into(),
+        ]);
+        t.row(vec![
+            "apr_an-id-much-longer-than-twenty-eight-chars".into(),
+            "ok".into(),
+            "12345".into(),
+            "b c".into(),
+        ]);
+        let lines = t.lines("  ");
+        let col = |l: &str, s: &str| l.find(s).unwrap();
+        // Every row's second column starts where the header's does.
+        let at = col(&lines[0], "STATE");
+        assert_eq!(col(&lines[1], "pending"), at);
+        assert_eq!(col(&lines[2], "ok"), at);
+        // Right-aligned numbers end where the header ends.
+        let end = col(&lines[0], "N") + 1;
+        assert_eq!(col(&lines[1], "3") + 1, end);
+        assert_eq!(col(&lines[2], "12345") + 5, end);
+        assert!(lines.iter().all(|l| !l.ends_with(' ')));
+        assert!(lines.iter().all(|l| l.starts_with("  ")));
+    }
+}

@@ -173,6 +173,9 @@ pub(crate) struct RawWorkflow {
     /// Shadow mode: decide and record, never block.
     #[serde(default)]
     pub shadow: bool,
+    /// How long a run may stay open before Warden ends it (`4h`).
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
     pub steps: Vec<RawStep>,
 }
 

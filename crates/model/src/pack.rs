@@ -271,6 +271,9 @@ pub struct Workflow {
     /// Shadow mode: actions in its runs are decided and recorded, never
     /// blocked.
     pub shadow: bool,
+    /// How long a run may stay open: past it, Warden ends the run
+    /// `timed_out` and cancels its pending requests. `None`: no limit.
+    pub timeout: Option<std::time::Duration>,
     /// Its steps in declaration order.
     pub steps: Vec<Step>,
     /// Where it is declared.

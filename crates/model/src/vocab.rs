@@ -145,6 +145,30 @@ pub enum FailureCode {
     /// The agent that asked, or an operator, cancelled the action's
     /// approval request or its run.
     Cancelled,
+    /// The action's run outlived its workflow's `timeout`; Warden ended it
+    /// and cancelled its pending requests.
+    RunTimedOut,
+}
+
+/// Where a workflow run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Accepts actions.
+    Running,
+    /// Every step succeeded.
+    Completed,
+    /// Cancelled by its agent or an operator.
+    Cancelled,
+    /// Outlived its workflow's `timeout`.
+    TimedOut,
+}
+
+impl RunStatus {
+    /// Whether the run still accepts actions.
+    pub fn is_open(self) -> bool {
+        self == Self::Running
+    }
 }
 
 impl From<DenyCode> for FailureCode {
@@ -235,6 +259,13 @@ words!(FailureCode {
     ToolChanged => "tool_changed",
     ToolCircuitOpen => "tool_circuit_open",
     Cancelled => "cancelled",
+    RunTimedOut => "run_timed_out",
+});
+words!(RunStatus {
+    Running => "running",
+    Completed => "completed",
+    Cancelled => "cancelled",
+    TimedOut => "timed_out",
 });
 
 /// A word that is not one of the expected ones.

@@ -3,9 +3,11 @@
 //! pending). The agent that asked may cancel, and so may an operator; the
 //! server says which caller is which.
 
+use std::time::Duration;
+
 use serde_json::json;
 use warden_evidence::{Record, RecordKind};
-use warden_model::{ActionStatus, FailureCode};
+use warden_model::{ActionStatus, FailureCode, RunStatus};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
 use crate::approval::{ApprovalView, add_detail, end_action, record_for};
@@ -63,7 +65,8 @@ impl Runtime {
             .await?
             .ok_or_else(|| RuntimeError::UnknownAction(row.action_id.clone()))?;
         let from = action.state.parse::<ActionStatus>().ok();
-        let (row, action, rec) = cancelled(row, action, by, reason.as_deref(), None);
+        let (row, action, rec) =
+            cancelled(row, action, Ending::Cancel(by), reason.as_deref(), None);
         self.0
             .log
             .commit(
@@ -88,13 +91,26 @@ impl Runtime {
         by: Canceller<'_>,
         reason: Option<String>,
     ) -> Result<RunView, RuntimeError> {
+        self.end_run(id, Ending::Cancel(by), reason).await
+    }
+
+    /// Ends running run `id` `how`, with its pending requests (held under
+    /// the approvals lock, then the run's lock, the order every path uses).
+    pub(crate) async fn end_run(
+        &self,
+        id: &str,
+        how: Ending<'_>,
+        reason: Option<String>,
+    ) -> Result<RunView, RuntimeError> {
         let _approvals = self.0.approvals_lock.lock().await;
         let run = self.run_state(id).await?;
         let mut state = run.lock().await;
-        if !by.may(&state.row.agent) {
+        if let Ending::Cancel(by) = how
+            && !by.may(&state.row.agent)
+        {
             return Err(RuntimeError::UnknownRun(id.to_owned()));
         }
-        if state.row.state != "running" {
+        if state.row.state != RunStatus::Running.as_str() {
             return Err(RuntimeError::RunClosed {
                 run: id.to_owned(),
                 state: state.row.state.clone(),
@@ -118,32 +134,43 @@ impl Runtime {
             if ap.state != "pending" {
                 continue;
             }
-            let (ap, action, rec) = cancelled(ap, action, by, reason.as_deref(), Some(id));
+            let (ap, action, rec) = cancelled(ap, action, how, reason.as_deref(), Some(id));
             records.push(rec);
             writes.push(StateWrite::Action(action.clone()));
             writes.push(StateWrite::Approval(ap));
             ended.push((from, action));
         }
+        let status = how.run_status();
         let mut row = state.row.clone();
-        row.state = "cancelled".into();
+        row.state = status.as_str().into();
         row.updated_us = now;
         let mut r = Record::new(RecordKind::RunCancelled);
         r.agent = Some(row.agent.clone());
         r.workflow = Some(row.workflow.clone());
         r.run = Some(row.id.clone());
+        let why = match how {
+            Ending::Cancel(by) => format!(
+                "run cancelled by `{}`{}",
+                by.id(),
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            Ending::Timeout(limit) => format!(
+                "run timed out: open longer than its workflow's timeout ({})",
+                humantime::format_duration(limit)
+            ),
+        };
         r.message = Some(format!(
-            "run cancelled by `{}`{}; {} pending request(s) cancelled with it",
-            by.id(),
-            reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default(),
+            "{why}; {} pending request(s) cancelled with it",
             ended.len()
         ));
         r.detail = Some(json!({
-            "by": by.id(),
+            "by": how.by(),
             "reason": reason,
-            "state": "cancelled",
+            "state": status.as_str(),
+            "timeout_s": match how { Ending::Timeout(d) => Some(d.as_secs()), Ending::Cancel(_) => None },
             "cancelled_actions": ended.iter().map(|(_, a)| a.id.clone()).collect::<Vec<_>>(),
         }));
         records.push(r);
@@ -162,11 +189,45 @@ impl Runtime {
     }
 }
 
+/// How a run ends before its last step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ending<'a> {
+    /// Cancelled by its agent or an operator.
+    Cancel(Canceller<'a>),
+    /// Open longer than its workflow's timeout.
+    Timeout(Duration),
+}
+
+impl Ending<'_> {
+    /// Who ends it, as recorded.
+    fn by(&self) -> &str {
+        match self {
+            Self::Cancel(c) => c.id(),
+            Self::Timeout(_) => "warden",
+        }
+    }
+
+    fn run_status(&self) -> RunStatus {
+        match self {
+            Self::Cancel(_) => RunStatus::Cancelled,
+            Self::Timeout(_) => RunStatus::TimedOut,
+        }
+    }
+
+    /// The code its cancelled actions end with.
+    fn code(&self) -> FailureCode {
+        match self {
+            Self::Cancel(_) => FailureCode::Cancelled,
+            Self::Timeout(_) => FailureCode::RunTimedOut,
+        }
+    }
+}
+
 /// A pending request and its action, cancelled, with the record that says so.
 fn cancelled(
     mut row: ApprovalRow,
     mut action: ActionRow,
-    by: Canceller<'_>,
+    how: Ending<'_>,
     reason: Option<&str>,
     run: Option<&str>,
 ) -> (ApprovalRow, ActionRow, Record) {
@@ -174,22 +235,17 @@ fn cancelled(
     row.state = "cancelled".into();
     row.due_us = None;
     row.updated_us = now;
-    end_action(
-        &mut action,
-        ActionStatus::Cancelled,
-        FailureCode::Cancelled,
-        now,
-    );
+    end_action(&mut action, ActionStatus::Cancelled, how.code(), now);
     let mut rec = record_for(RecordKind::ApprovalCancelled, &row);
     rec.status = Some(ActionStatus::Cancelled);
-    rec.code = Some(FailureCode::Cancelled.as_str().into());
+    rec.code = Some(how.code().as_str().into());
     rec.message = Some(format!(
         "approval request {} cancelled by `{}`{}{}: not executed",
         row.id,
-        by.id(),
+        how.by(),
         run.map(|r| format!(" with run {r}")).unwrap_or_default(),
         reason.map(|r| format!(" ({r})")).unwrap_or_default()
     ));
-    add_detail(&mut rec, json!({ "by": by.id(), "reason": reason }));
+    add_detail(&mut rec, json!({ "by": how.by(), "reason": reason }));
     (row, action, rec)
 }

@@ -8,6 +8,7 @@ use warden_evidence::{Record, RecordKind};
 use warden_model::{Trigger, Workflow};
 use warden_store::{RunRow, StateWrite};
 
+use crate::cancel::Ending;
 use crate::error::RuntimeError;
 use crate::runtime::{Runtime, new_id, now_us};
 use crate::types::{ActionView, RunView};
@@ -53,6 +54,17 @@ pub(crate) fn next_step(
         wf.id,
         missing.join(", ")
     ))
+}
+
+/// `d` in microseconds, saturating.
+pub(crate) fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Whether run `row` of `wf` is past its timeout at `now`.
+pub(crate) fn timed_out(wf: Option<&Workflow>, row: &RunRow, now: i64) -> bool {
+    wf.and_then(|w| w.timeout)
+        .is_some_and(|limit| now >= row.created_us.saturating_add(micros(limit)))
 }
 
 /// Steps that may run now: not done, every prerequisite done.
@@ -118,7 +130,57 @@ impl Runtime {
         if let Ok(mut runs) = self.0.runs.lock() {
             runs.insert(id, Arc::new(tokio::sync::Mutex::new(state)));
         }
+        if wf.timeout.is_some() {
+            // Its deadline may be the earliest: let the timer task know.
+            self.0.timer_wake.notify_one();
+        }
         Ok(RunView::from_row(&row, next, Vec::new()))
+    }
+
+    /// Ends every run open longer than its workflow's `timeout`, with its
+    /// pending requests; returns how many ended.
+    pub async fn time_out_runs(&self, now: i64) -> Result<usize, RuntimeError> {
+        let engine = self.0.engine.current();
+        let mut n = 0;
+        for (workflow, _) in self.store().oldest_running_runs().await? {
+            let Some(limit) = engine
+                .pack()
+                .workflows
+                .get(&workflow)
+                .and_then(|w| w.timeout)
+            else {
+                continue;
+            };
+            let cutoff = now.saturating_sub(micros(limit));
+            for run in self
+                .store()
+                .running_runs_started_before(&workflow, cutoff.saturating_add(1), 100)
+                .await?
+            {
+                match self.end_run(&run.id, Ending::Timeout(limit), None).await {
+                    Ok(_) => n += 1,
+                    // Ended meanwhile (completed or cancelled): nothing to do.
+                    Err(RuntimeError::RunClosed { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// When the next run reaches its workflow's timeout.
+    pub async fn next_run_deadline(&self) -> Result<Option<i64>, RuntimeError> {
+        let engine = self.0.engine.current();
+        Ok(self
+            .store()
+            .oldest_running_runs()
+            .await?
+            .into_iter()
+            .filter_map(|(w, oldest)| {
+                let limit = engine.pack().workflows.get(&w)?.timeout?;
+                Some(oldest.saturating_add(micros(limit)))
+            })
+            .min())
     }
 
     /// The run `id`, loaded into memory on first use.

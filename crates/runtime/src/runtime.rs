@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use warden_control::Controls;
 use warden_evidence::{Record, Redactor, micros, now};
-use warden_model::{ActionStatus, DenyCode, Outcome, RequestContext};
+use warden_model::{ActionStatus, DenyCode, Outcome, RequestContext, RunStatus};
 use warden_policy::{EngineHandle, Request};
 use warden_store::ApprovalRow;
 use warden_store::{ActionRow, AuditLog, StateWrite, Store};
@@ -265,10 +265,22 @@ impl Runtime {
                     run: r.row.id.clone(),
                 });
             }
-            if r.row.state != "running" {
+            if r.row.state != RunStatus::Running.as_str() {
                 return Err(RuntimeError::RunClosed {
                     run: r.row.id.clone(),
                     state: r.row.state.clone(),
+                });
+            }
+            if crate::runs::timed_out(
+                engine.pack().workflows.get(&r.row.workflow),
+                &r.row,
+                now_us(),
+            ) {
+                // The timer task ends it durably; refuse now, deterministically.
+                self.0.timer_wake.notify_one();
+                return Err(RuntimeError::RunClosed {
+                    run: r.row.id.clone(),
+                    state: RunStatus::TimedOut.as_str().into(),
                 });
             }
         }

@@ -175,7 +175,7 @@ pub struct RunView {
     pub workflow: String,
     /// The agent that started it.
     pub agent: String,
-    /// `running`, `completed` or `cancelled`.
+    /// `running`, `completed`, `cancelled` or `timed_out` ([`warden_model::RunStatus`]).
     pub state: String,
     /// What started it: source, reference, requester.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -97,35 +97,39 @@ impl From<warden_runtime::RuntimeError> for ApiError {
 
 impl From<warden_control::ControlError> for ApiError {
     fn from(e: warden_control::ControlError) -> Self {
-        use warden_control::ControlError as E;
+        control(&e)
+    }
+}
+
+fn control(e: &warden_control::ControlError) -> ApiError {
+    use warden_control::ControlError as E;
+    let status = match e {
+        E::UnknownAgent(_) | E::UnknownTool(_) | E::UnknownGroup(_) => StatusCode::NOT_FOUND,
+        E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError {
+        status,
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+impl From<warden_oversight::OversightError> for ApiError {
+    /// Every variant named, so a new one must be given its status here.
+    fn from(e: warden_oversight::OversightError) -> Self {
+        use warden_oversight::OversightError as E;
         let status = match &e {
-            E::UnknownAgent(_) | E::UnknownTool(_) | E::UnknownGroup(_) => StatusCode::NOT_FOUND,
-            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Control(c) => return control(c),
+            E::UnknownIncident(_) => StatusCode::NOT_FOUND,
+            E::IncidentState { .. } => StatusCode::CONFLICT,
+            E::NotResponder { .. } => StatusCode::FORBIDDEN,
+            E::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            E::Store(_) | E::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {
             status,
             code: e.code(),
             message: e.to_string(),
-        }
-    }
-}
-
-impl From<warden_oversight::OversightError> for ApiError {
-    fn from(e: warden_oversight::OversightError) -> Self {
-        use warden_oversight::OversightError as E;
-        match e {
-            E::Control(c) => c.into(),
-            e => Self {
-                status: match &e {
-                    E::UnknownIncident(_) => StatusCode::NOT_FOUND,
-                    E::IncidentState { .. } => StatusCode::CONFLICT,
-                    E::NotResponder { .. } => StatusCode::FORBIDDEN,
-                    E::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                },
-                code: e.code(),
-                message: e.to_string(),
-            },
         }
     }
 }

@@ -25,6 +25,7 @@ mod audit;
 mod auth;
 mod error;
 mod mcp;
+mod mcp_params;
 mod metrics;
 mod openapi;
 mod oversight;

@@ -64,6 +64,10 @@ pub(crate) fn service(state: AppState, body_limit: usize) -> axum::Router<AppSta
     );
     axum::Router::new()
         .route_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            crate::mcp_params::check_params,
+        ))
         .layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 

@@ -18,7 +18,7 @@ pub struct RunRow {
     pub workflow: String,
     /// The agent that started it.
     pub agent: String,
-    /// `running`, `completed` or `cancelled`.
+    /// `running`, `completed`, `cancelled` or `timed_out`.
     pub state: String,
     /// JSON of the trigger context.
     pub trigger: Option<String>,
@@ -300,6 +300,39 @@ impl Store {
         q.push(RUN_COLS).push(" FROM runs WHERE id = ").text(id);
         let row = q.build(self.backend).fetch_optional(&self.pool).await?;
         row.as_ref().map(run_row).transpose()
+    }
+
+    /// The oldest running run of each workflow that has one: when it
+    /// started (for run timeouts).
+    pub async fn oldest_running_runs(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let q = Sql::new(
+            "SELECT workflow, MIN(created_us) AS oldest FROM runs \
+             WHERE state = 'running' GROUP BY workflow ORDER BY workflow",
+        );
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("workflow")?, r.try_get("oldest")?)))
+            .collect()
+    }
+
+    /// Running runs of `workflow` started before `created_before_us`, oldest
+    /// first, at most `limit`.
+    pub async fn running_runs_started_before(
+        &self,
+        workflow: &str,
+        created_before_us: i64,
+        limit: u32,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(RUN_COLS)
+            .push(" FROM runs WHERE state = 'running' AND workflow = ")
+            .text(workflow)
+            .push(" AND created_us < ")
+            .int(created_before_us)
+            .push(" ORDER BY created_us, id LIMIT ")
+            .int(i64::from(limit));
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter().map(run_row).collect()
     }
 
     /// The action `id`.

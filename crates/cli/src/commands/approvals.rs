@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::remote::{Remote, age, call, text};
 use crate::cli::Exit;
+use crate::render::Table;
 
 /// `warden approvals ...`
 #[derive(Debug, clap::Subcommand)]
@@ -196,22 +197,22 @@ fn print_list(v: &Value) {
         println!("no approval requests");
         return;
     }
-    println!(
-        "{:<28} {:<8} {:<9} {:<14} {:<16} {:<24} DUE",
-        "ID", "AGE", "STATE", "AGENT", "TOOL", "NEEDS"
-    );
+    let mut t = Table::new(&["ID", "AGE", "STATE", "AGENT", "TOOL", "NEEDS", "DUE"]);
     for a in &items {
-        println!(
-            "{:<28} {:<8} {:<9} {:<14} {:<16} {:<24} {}",
-            text(a, "approval_id"),
+        t.row(vec![
+            text(a, "approval_id").to_owned(),
             age(text(a, "created")),
-            text(a, "state"),
-            text(a, "agent"),
-            text(a, "tool"),
+            text(a, "state").to_owned(),
+            text(a, "agent").to_owned(),
+            text(a, "tool").to_owned(),
             needs(a),
-            a.get("due").and_then(Value::as_str).unwrap_or("-"),
-        );
+            a.get("due")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_owned(),
+        ]);
     }
+    t.print("");
     if total > items.len() as i64 {
         println!("({} of {total} shown; --limit shows more)", items.len());
     }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::remote::{Remote, age, call, millis, show, text};
 use crate::cli::Exit;
+use crate::render::Table;
 
 /// `warden incidents ...`
 #[derive(Debug, clap::Subcommand)]
@@ -135,24 +136,23 @@ fn print_list(v: &Value) {
         println!("no incidents");
         return;
     }
-    println!(
-        "{:<28} {:<13} {:<9} {:<22} {:<10} {:<8} {:<8} {:<8} SUMMARY",
-        "ID", "STATE", "SEVERITY", "PLAYBOOK", "OWNER", "AGE", "TTD", "TTA"
-    );
+    let mut t = Table::new(&[
+        "ID", "STATE", "SEVERITY", "PLAYBOOK", "OWNER", "AGE", "TTD", "TTA", "SUMMARY",
+    ]);
     for i in &items {
-        println!(
-            "{:<28} {:<13} {:<9} {:<22} {:<10} {:<8} {:<8} {:<8} {}",
-            text(i, "id"),
-            text(i, "state"),
-            text(i, "severity"),
-            text(i, "playbook"),
-            text(i, "owner"),
+        t.row(vec![
+            text(i, "id").to_owned(),
+            text(i, "state").to_owned(),
+            text(i, "severity").to_owned(),
+            text(i, "playbook").to_owned(),
+            text(i, "owner").to_owned(),
             age(text(i, "detected")),
             ms(i, "ttd_ms"),
             ms(i, "tta_ms"),
-            text(i, "summary"),
-        );
+            text(i, "summary").to_owned(),
+        ]);
     }
+    t.print("");
 }
 
 fn print_one(v: &Value) {

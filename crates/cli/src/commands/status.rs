@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::remote::{Remote, age, call, secs, text};
 use crate::cli::Exit;
+use crate::render::Table;
 
 /// `warden status`
 #[derive(Debug, clap::Args)]
@@ -117,16 +118,16 @@ fn print_runs(v: &Value) {
         stuck.len()
     );
     if !stuck.is_empty() {
-        println!("  {:<28} {:<20} {:<16} IDLE", "RUN", "WORKFLOW", "AGENT");
+        let mut t = Table::new(&["RUN", "WORKFLOW", "AGENT", "IDLE"]);
         for s in stuck {
-            println!(
-                "  {:<28} {:<20} {:<16} {}",
-                text(s, "run"),
-                text(s, "workflow"),
-                text(s, "agent"),
-                secs(int(s, "idle_s"))
-            );
+            t.row(vec![
+                text(s, "run").to_owned(),
+                text(s, "workflow").to_owned(),
+                text(s, "agent").to_owned(),
+                secs(int(s, "idle_s")),
+            ]);
         }
+        t.print("  ");
     }
     let paused: Vec<&str> = items(v, "paused_agents")
         .iter()
@@ -174,21 +175,25 @@ fn print_approvals(v: &Value) {
     if groups.is_empty() {
         return;
     }
-    println!(
-        "  {:<20} {:>7} {:>9} {:>9} {:>9}  OLDEST REQUEST",
-        "GROUP", "PENDING", "AGE P50", "AGE P95", "OLDEST"
-    );
+    let mut t = Table::new(&[
+        "GROUP",
+        ">PENDING",
+        ">AGE P50",
+        ">AGE P95",
+        ">OLDEST",
+        "OLDEST REQUEST",
+    ]);
     for g in groups {
-        println!(
-            "  {:<20} {:>7} {:>9} {:>9} {:>9}  {}",
-            text(g, "group"),
-            int(g, "pending"),
+        t.row(vec![
+            text(g, "group").to_owned(),
+            int(g, "pending").to_string(),
             secs(float(g, "age_p50_s") as i64),
             secs(float(g, "age_p95_s") as i64),
             secs(float(g, "oldest_age_s") as i64),
-            text(g, "oldest"),
-        );
+            text(g, "oldest").to_owned(),
+        ]);
     }
+    t.print("  ");
 }
 
 fn print_hotspots(v: &Value, window: &str) {
@@ -198,22 +203,27 @@ fn print_hotspots(v: &Value, window: &str) {
         println!("  no actions in the window");
         return;
     }
-    println!(
-        "  {:<22} {:<14} {:>7} {:>7} {:>7} {:>7} {:>9}",
-        "TOOL", "SYSTEM", "ACTIONS", "FAILED", "DENIED", "RETRIES", "FAIL RATE"
-    );
-    for t in tools {
-        println!(
-            "  {:<22} {:<14} {:>7} {:>7} {:>7} {:>7} {:>8.1}%",
-            text(t, "tool"),
-            text(t, "system"),
-            int(t, "actions"),
-            int(t, "failed"),
-            int(t, "denied"),
-            int(t, "retries"),
-            float(t, "failure_rate"),
-        );
+    let mut t = Table::new(&[
+        "TOOL",
+        "SYSTEM",
+        ">ACTIONS",
+        ">FAILED",
+        ">DENIED",
+        ">RETRIES",
+        ">FAIL RATE",
+    ]);
+    for x in tools {
+        t.row(vec![
+            text(x, "tool").to_owned(),
+            text(x, "system").to_owned(),
+            int(x, "actions").to_string(),
+            int(x, "failed").to_string(),
+            int(x, "denied").to_string(),
+            int(x, "retries").to_string(),
+            format!("{:.1}%", float(x, "failure_rate")),
+        ]);
     }
+    t.print("  ");
 }
 
 fn print_incidents(v: &Value) {
@@ -222,19 +232,16 @@ fn print_incidents(v: &Value) {
     if list.is_empty() {
         return;
     }
-    println!(
-        "  {:<28} {:<13} {:<9} {:<10} {:<8} SUMMARY",
-        "ID", "STATE", "SEVERITY", "OWNER", "AGE"
-    );
+    let mut t = Table::new(&["ID", "STATE", "SEVERITY", "OWNER", "AGE", "SUMMARY"]);
     for i in list {
-        println!(
-            "  {:<28} {:<13} {:<9} {:<10} {:<8} {}",
-            text(i, "id"),
-            text(i, "state"),
-            text(i, "severity"),
-            text(i, "owner"),
+        t.row(vec![
+            text(i, "id").to_owned(),
+            text(i, "state").to_owned(),
+            text(i, "severity").to_owned(),
+            text(i, "owner").to_owned(),
             age(text(i, "detected")),
-            text(i, "summary"),
-        );
+            text(i, "summary").to_owned(),
+        ]);
     }
+    t.print("  ");
 }

@@ -147,6 +147,19 @@ fn a_500_refund_waits_for_finance_then_executes_once_at_a_receiver() {
     assert_eq!(item["trigger"]["reference"], "T-1042");
     assert_eq!(item["requires"][0]["group"], "finance");
     assert!(item["due"].is_string());
+    // The table keeps its columns in line with the 30-character ids.
+    let table = warden_env(&["approvals", "list"], &carol);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.lines().nth(1).unwrap().starts_with(&approval));
+    assert_eq!(crate::common::column(&table.stdout, "STATE"), ["pending"]);
+    assert_eq!(
+        crate::common::column(&table.stdout, "AGENT"),
+        ["support-bot"]
+    );
+    assert_eq!(
+        crate::common::column(&table.stdout, "TOOL"),
+        ["stripe.refund"]
+    );
     let human = warden_env(&["approvals", "show", &approval], &carol);
     assert_eq!(human.code, 0, "{}", human.stderr);
     assert!(

@@ -272,3 +272,28 @@ pub fn signed_with(seen: &Seen, secret: &str) -> bool {
         .collect();
     sig == &format!("sha256={hex}")
 }
+
+/// The cells of column `col` in the table of `stdout` whose header names
+/// it: each row's text at the header's offset, up to the next two spaces.
+/// A row out of line with its header gives a cell that is not a value.
+pub fn column(stdout: &str, col: &str) -> Vec<String> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let Some((h, at)) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| l.find(&format!("  {col}")).map(|p| (i, p + 2)))
+    else {
+        panic!("no column `{col}` in:\n{stdout}");
+    };
+    let indent = lines[h].len() - lines[h].trim_start().len();
+    lines[h + 1..]
+        .iter()
+        .take_while(|l| {
+            l.len() > indent && l.len() - l.trim_start().len() == indent && l.is_char_boundary(at)
+        })
+        .map(|l| {
+            let cell = l.get(at..).unwrap_or("");
+            cell.split("  ").next().unwrap_or("").to_owned()
+        })
+        .collect()
+}

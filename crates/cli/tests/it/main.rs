@@ -14,6 +14,7 @@ mod mcp_peers;
 mod oversight;
 mod oversight_paging;
 mod postgres;
+mod run_end;
 mod safety;
 mod schema;
 mod serve;

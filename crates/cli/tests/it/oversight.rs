@@ -320,8 +320,33 @@ fn support_refund_playbooks_fire_page_olivia_and_act() {
             out.stdout
         );
     }
+    // Every table stays in line with its header, whatever the ids' length.
+    for cell in crate::common::column(&out.stdout, "WORKFLOW") {
+        assert_eq!(cell, "refund-request", "{}", out.stdout);
+    }
+    for cell in crate::common::column(&out.stdout, "STATE") {
+        assert!(
+            ["open", "acknowledged"].contains(&cell.as_str()),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(!crate::common::column(&out.stdout, "SEVERITY").is_empty());
     let out = warden_env(&["incidents", "list"], &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let states = crate::common::column(&out.stdout, "STATE");
+    assert!(states.len() >= 2, "{}", out.stdout);
+    for cell in states {
+        assert!(
+            ["open", "acknowledged", "resolved"].contains(&cell.as_str()),
+            "{}",
+            out.stdout
+        );
+    }
+    let playbooks = crate::common::column(&out.stdout, "PLAYBOOK");
+    for want in ["policy-violations", "data-in-output"] {
+        assert!(playbooks.iter().any(|p| p == want), "{}", out.stdout);
+    }
     assert!(
         out.stdout.contains("policy-violations") && out.stdout.contains("data-in-output"),
         "{}",

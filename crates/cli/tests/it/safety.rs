@@ -213,13 +213,13 @@ fn approve(server: &Server, id: &str, token: &str) -> Value {
     v
 }
 
-fn action(server: &Server, id: &str) -> Value {
+pub(crate) fn action(server: &Server, id: &str) -> Value {
     let (status, v) = server.get(&format!("/v1/actions/{id}"), Some("demo-support-bot"));
     assert_eq!(status, 200, "{v}");
     v
 }
 
-fn pending_refund(server: &Server, order: &str) -> (String, String) {
+pub(crate) fn pending_refund(server: &Server, order: &str) -> (String, String) {
     let a = post(
         server,
         "demo-support-bot",
@@ -404,7 +404,7 @@ fn i16_identical_proposals_share_one_request_and_every_attempt_is_recorded() {
 
 /// Starts a refund run whose trigger names `requester`, does its lookup,
 /// and proposes a $500 refund in it; returns the approval id.
-fn refund_requested_by(server: &Server, requester: &str, order: &str) -> String {
+pub(crate) fn refund_requested_by(server: &Server, requester: &str, order: &str) -> String {
     let (status, run) = server.post(
         "/v1/runs",
         "demo-support-bot",
@@ -689,94 +689,6 @@ fn i16_responders_act_on_their_own_incidents_and_systems() {
         (200, Some("acknowledged")),
         "{v}"
     );
-    assert!(server.stop().success());
-}
-
-#[test]
-fn i16_runs_and_approval_requests_can_be_cancelled() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"));
-    // The agent that asked cancels its own request.
-    let (act, apr) = pending_refund(&server, "ord_c1");
-    let (status, v) = server.post(
-        &format!("/v1/approvals/{apr}/cancel"),
-        "demo-billing-bot",
-        "{}",
-    );
-    assert_eq!(status, 404, "another agent's request is not found: {v}");
-    let (status, v) = server.post(
-        &format!("/v1/approvals/{apr}/cancel"),
-        "demo-support-bot",
-        r#"{"reason":"customer withdrew"}"#,
-    );
-    assert_eq!(
-        (status, v["state"].as_str()),
-        (200, Some("cancelled")),
-        "{v}"
-    );
-    let a = action(&server, &act);
-    assert_eq!(
-        (a["status"].as_str(), a["code"].as_str()),
-        (Some("cancelled"), Some("cancelled")),
-        "{a}"
-    );
-    // A cancelled request takes no answer, nor a second cancel.
-    let (status, v) = server.post(
-        &format!("/v1/approvals/{apr}/decision"),
-        "demo-carol",
-        r#"{"decision":"approve"}"#,
-    );
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (409, Some("approval_closed")),
-        "{v}"
-    );
-    let (status, _) = server.post(&format!("/v1/approvals/{apr}/cancel"), "demo-olivia", "{}");
-    assert_eq!(status, 409);
-    // A person without the operator role may not cancel.
-    let (_, apr2) = pending_refund(&server, "ord_c2");
-    let (status, _) = server.post(&format!("/v1/approvals/{apr2}/cancel"), "demo-carol", "{}");
-    assert_eq!(status, 403);
-    // Bad body: a JSON error, nothing cancelled.
-    let (status, v) = server.post(
-        &format!("/v1/approvals/{apr2}/cancel"),
-        "demo-olivia",
-        r#"{"why":1}"#,
-    );
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (422, Some("invalid_body")),
-        "{v}"
-    );
-
-    // A run waiting on a person: cancelling it (CLI, as an operator)
-    // cancels its request too; then it accepts no more actions.
-    let apr3 = refund_requested_by(&server, "ada@example.com", "ord_c3");
-    let (_, ap) = server.get(&format!("/v1/approvals/{apr3}"), Some("demo-olivia"));
-    let run = ap["run_id"].as_str().unwrap().to_owned();
-    let out = crate::common::warden_env(
-        &["runs", "cancel", &run, "--reason", "ticket closed"],
-        &[
-            ("WARDEN_SERVER", &server.base),
-            ("WARDEN_TOKEN", "demo-olivia"),
-        ],
-    );
-    assert_eq!(out.code, 0, "{}", out.snapshot());
-    assert!(out.stdout.contains("cancelled"), "{}", out.stdout);
-    let (_, ap) = server.get(&format!("/v1/approvals/{apr3}"), Some("demo-olivia"));
-    assert_eq!(ap["state"], "cancelled", "{ap}");
-    let (status, v) = server.post(
-        "/v1/actions",
-        "demo-support-bot",
-        &refund(500, "ord_c4", Some(&run), "enforce"),
-    );
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (409, Some("run_closed")),
-        "{v}"
-    );
-    let recs = server.wait_for("run_cancelled", 1);
-    assert_eq!(recs[0]["run"], run.as_str());
     assert!(server.stop().success());
 }
 
@@ -1197,5 +1109,58 @@ fn i16_the_contract_holds_for_odd_paths_bodies_and_sessions() {
     let v: Value = resp.json().unwrap();
     assert_eq!(v["error"]["code"], -32700, "{v}");
     assert_eq!(v["jsonrpc"], "2.0");
+    // A session: non-object `arguments` are invalid params (-32602), with
+    // the request's id; closing the session answers 200.
+    let mcp = |session: Option<&str>, body: &str| {
+        let mut r = crate::common::client()
+            .post(format!("{}/mcp", server.base))
+            .bearer_auth("demo-support-bot")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_owned());
+        if let Some(id) = session {
+            r = r
+                .header("mcp-session-id", id)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        r.send().unwrap()
+    };
+    let init = mcp(
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert_eq!(init.status().as_u16(), 200);
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    drop(init.text());
+    let sent = mcp(
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert!(sent.status().is_success(), "{}", sent.status());
+    for (id, args) in [(2, "[1,2]"), (3, "\"cus_1\""), (4, "42")] {
+        let resp = mcp(
+            Some(&session),
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"crm_lookup_customer","arguments":{args}}}}}"#
+            ),
+        );
+        let v: Value = resp.json().unwrap();
+        assert_eq!(v["error"]["code"], -32602, "{args}: {v}");
+        assert_eq!(v["id"], id, "{v}");
+    }
+    // Nothing was proposed by those calls.
+    let (_, v) = server.get("/v1/audit?kind=action_decided", Some("demo-erin"));
+    assert_eq!(v["records"].as_array().unwrap().len(), 0, "{v}");
+    let closed = crate::common::client()
+        .delete(format!("{}/mcp", server.base))
+        .bearer_auth("demo-support-bot")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .unwrap();
+    assert_eq!(closed.status().as_u16(), 200);
     assert!(server.stop().success());
 }

@@ -505,12 +505,28 @@ impl Cx {
                 pack.people.keys().chain(pack.teams.keys()),
             );
         }
+        let timeout = match &w.timeout {
+            Some(t) => match humantime::parse_duration(t.get_ref()) {
+                Ok(d) if !d.is_zero() => Some(d),
+                _ => {
+                    let d = Diagnostic::new(&ModelProblem::InvalidDuration {
+                        value: t.get_ref().clone(),
+                    })
+                    .at(self.loc(t.span()))
+                    .help("write a duration above zero such as `30m`, `4h` or `2d`");
+                    self.report(d);
+                    None
+                }
+            },
+            None => None,
+        };
         Workflow {
             id: wid,
             owner: w.owner.map(Spanned::into_inner),
             business_impact: w.business_impact,
             description: w.description,
             shadow: w.shadow,
+            timeout,
             steps,
             at,
         }

@@ -4,7 +4,8 @@
 //! when a new request may be earlier), then fires what is due. A step
 //! changes the request and writes its record in one transaction, so after
 //! a restart each step fires exactly once: a step missed while the server
-//! was down fires on start.
+//! was down fires on start. The same task ends runs that outlive their
+//! workflow's `timeout` ([`Runtime::time_out_runs`]).
 
 use std::time::Duration;
 
@@ -35,21 +36,29 @@ impl Runtime {
             loop {
                 // After a failure, wait a second before the next round
                 // rather than retrying a due step in a tight loop.
-                let floor = match rt.fire_due().await {
+                let floor = match rt.fire_due().await.and(rt.time_out_runs(now_us()).await) {
                     Ok(_) => Duration::from_millis(5),
                     Err(e) => {
-                        tracing::error!(error = %e, "approval timers failed; retrying in 1s");
+                        tracing::error!(error = %e, "approval or run timers failed; retrying in 1s");
                         Duration::from_secs(1)
                     }
                 };
-                let wait = match rt.store().next_approval_due().await {
+                let next = match (
+                    rt.store().next_approval_due().await,
+                    rt.next_run_deadline().await,
+                ) {
+                    (Ok(a), Ok(r)) => Ok(a.into_iter().chain(r).min()),
+                    (Err(e), _) => Err(RuntimeError::from(e)),
+                    (_, Err(e)) => Err(e),
+                };
+                let wait = match next {
                     Ok(Some(due)) => Duration::from_micros(
                         u64::try_from(due.saturating_sub(now_us())).unwrap_or(0),
                     )
                     .min(MAX_SLEEP),
                     Ok(None) => MAX_SLEEP,
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot read approval timers");
+                        tracing::error!(error = %e, "cannot read approval or run timers");
                         Duration::from_secs(1)
                     }
                 };
