@@ -18,6 +18,7 @@ mod run_end;
 mod safety;
 mod schema;
 mod serve;
+mod tables;
 mod test_cmd;
 mod token;
 mod validate;
