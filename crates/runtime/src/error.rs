@@ -113,6 +113,14 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether the runtime already recorded this refusal itself (a proposal
+    /// denied for an unknown tool or invalid arguments is an
+    /// `action_decided` record); the server records every other client
+    /// error as `request_rejected`.
+    pub fn is_recorded(&self) -> bool {
+        matches!(self, Self::UnknownTool(_) | Self::InvalidArguments(_))
+    }
+
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {

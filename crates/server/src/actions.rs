@@ -11,14 +11,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_evidence::RecordKind;
 use warden_model::Role;
 use warden_runtime::{ActionView, Mode, Proposal, Report};
 
 use crate::AppState;
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
-use crate::routes::{record_refusal, refuse, runtime_refusal};
+use crate::routes::{client_refusal, refuse, runtime_refusal};
 
 /// The body of `POST /v1/actions`. The agent is the token's, never a field.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -82,11 +81,6 @@ pub(crate) fn body_error(e: JsonRejection) -> ApiError {
     }
 }
 
-/// Records a request the caller could not use, then returns the error.
-async fn rejected(s: &AppState, p: &Principal, path: &str, err: ApiError) -> ApiError {
-    record_refusal(s, RecordKind::RequestRejected, p, path, err).await
-}
-
 /// The status of a proposal's answer: 202 while executing, 200 for an
 /// idempotent replay, 201 otherwise.
 fn created_status(view: &ActionView, replayed: bool) -> StatusCode {
@@ -133,7 +127,7 @@ pub async fn propose(
     s.rate_limit(&p)?;
     let body = match body {
         Ok(Json(b)) => b,
-        Err(e) => return Err(rejected(&s, &p, PATH, body_error(e)).await),
+        Err(e) => return Err(client_refusal(&s, &p, PATH, body_error(e)).await),
     };
     let mode = match body.mode.as_deref() {
         None | Some("check") => Mode::Check,
@@ -143,7 +137,7 @@ pub async fn propose(
                 "invalid_body",
                 format!("`mode` must be `check` or `enforce`, not `{other}`"),
             );
-            return Err(rejected(&s, &p, PATH, err).await);
+            return Err(client_refusal(&s, &p, PATH, err).await);
         }
     };
     if let Some(k) = &body.idempotency_key
@@ -153,7 +147,7 @@ pub async fn propose(
             "invalid_body",
             "`idempotency_key` must be 1 to 255 characters",
         );
-        return Err(rejected(&s, &p, PATH, err).await);
+        return Err(client_refusal(&s, &p, PATH, err).await);
     }
     let proposal = Proposal {
         tool: body.tool,
@@ -178,12 +172,7 @@ pub async fn propose(
         }
         Err(e) => {
             s.metrics.rejected(e.code());
-            match e {
-                // The runtime recorded these itself (`action_decided`).
-                warden_runtime::RuntimeError::UnknownTool(_)
-                | warden_runtime::RuntimeError::InvalidArguments(_) => Err(ApiError::from(e)),
-                e => Err(runtime_refusal(&s, &p, PATH, e).await),
-            }
+            Err(runtime_refusal(&s, &p, PATH, e).await)
         }
     }
 }
@@ -276,7 +265,7 @@ pub async fn outcome(
     }
     let report = match body {
         Ok(Json(r)) => r,
-        Err(e) => return Err(rejected(&s, &p, PATH, body_error(e)).await),
+        Err(e) => return Err(client_refusal(&s, &p, PATH, body_error(e)).await),
     };
     match s.runtime.report(&p.id, &id, report).await {
         Ok(v) => Ok(Json(v)),

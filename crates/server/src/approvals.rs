@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::actions::body_error;
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
-use crate::routes::{record_refusal, refuse, runtime_refusal};
+use crate::routes::{client_refusal, refuse, runtime_refusal};
 
 /// Largest page of `GET /v1/approvals`.
 const MAX_LIMIT: u32 = 1000;
@@ -176,14 +176,7 @@ pub async fn decide(
         Ok(Json(b)) => b,
         Err(e) => {
             let err = body_error(e);
-            return Err(record_refusal(
-                &s,
-                warden_evidence::RecordKind::RequestRejected,
-                &p,
-                PATH,
-                err,
-            )
-            .await);
+            return Err(client_refusal(&s, &p, PATH, err).await);
         }
     };
     match s.runtime.answer(&p.id, &id, body).await {

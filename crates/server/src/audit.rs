@@ -12,7 +12,7 @@ use warden_store::Filter;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::{allow, record_refusal};
+use crate::routes::{allow, client_refusal};
 
 /// Query parameters of `GET /v1/audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -142,7 +142,7 @@ pub(crate) async fn erase(
 ) -> Result<Json<Value>, ApiError> {
     const PATH: &str = "/v1/audit/erase";
     allow(&s, &p, PATH, &[Role::Auditor, Role::Operator]).await?;
-    let reject = |e: ApiError| record_refusal(&s, RecordKind::RequestRejected, &p, PATH, e);
+    let reject = |e: ApiError| client_refusal(&s, &p, PATH, e);
     let b = match body {
         Ok(Json(b)) => b,
         Err(e) => return Err(reject(crate::actions::body_error(e)).await),

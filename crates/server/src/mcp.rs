@@ -180,11 +180,7 @@ impl Gateway {
             Ok(sub) => sub,
             Err(e) => {
                 s.metrics.rejected(e.code());
-                return Err(match e {
-                    warden_runtime::RuntimeError::UnknownTool(_)
-                    | warden_runtime::RuntimeError::InvalidArguments(_) => ApiError::from(e),
-                    e => crate::routes::runtime_refusal(s, p, PATH, e).await,
-                });
+                return Err(crate::routes::runtime_refusal(s, p, PATH, e).await);
             }
         };
         if !sub.replayed {

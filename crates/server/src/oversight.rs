@@ -12,7 +12,6 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_evidence::RecordKind;
 use warden_model::Role;
 use warden_oversight::{ApprovalsView, HotspotsView, IncidentView, OversightError, RunsView};
 use warden_store::IncidentFilter;
@@ -21,7 +20,7 @@ use crate::AppState;
 use crate::actions::body_error;
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
-use crate::routes::{record_refusal, refuse};
+use crate::routes::{client_refusal, refuse};
 
 async fn people_only(s: &AppState, p: &Principal, path: &str) -> Result<(), ApiError> {
     if p.kind == Kind::Agent {
@@ -63,7 +62,7 @@ async fn refusal(s: &AppState, p: &Principal, path: &str, e: OversightError) -> 
     } else if err.status == axum::http::StatusCode::FORBIDDEN {
         refuse(s, p, path, err).await
     } else {
-        record_refusal(s, RecordKind::RequestRejected, p, path, err).await
+        client_refusal(s, p, path, err).await
     }
 }
 
@@ -177,7 +176,7 @@ async fn answer(
     people_only(&s, &p, path).await?;
     let b = match optional(body) {
         Ok(b) => b,
-        Err(e) => return Err(record_refusal(&s, RecordKind::RequestRejected, &p, path, e).await),
+        Err(e) => return Err(client_refusal(&s, &p, path, e).await),
     };
     let r = if resolve {
         s.oversight.resolve(&id, &p.id, b.note).await
@@ -371,7 +370,7 @@ async fn set_quarantine(
     operators_only(&s, &p, path).await?;
     let b = match optional(body) {
         Ok(b) => b,
-        Err(e) => return Err(record_refusal(&s, RecordKind::RequestRejected, &p, path, e).await),
+        Err(e) => return Err(client_refusal(&s, &p, path, e).await),
     };
     let group = match (on, b.group) {
         (true, None) => {
@@ -379,7 +378,7 @@ async fn set_quarantine(
                 "invalid_body",
                 "give `group`: the approver group whose approval the agent's writes will need",
             );
-            return Err(record_refusal(&s, RecordKind::RequestRejected, &p, path, e).await);
+            return Err(client_refusal(&s, &p, path, e).await);
         }
         (true, g) => g,
         (false, _) => None,
@@ -396,7 +395,7 @@ async fn set_quarantine(
             "paused": row.paused,
             "changed_by": row.changed_by,
         }))),
-        Err(e) => Err(crate::routes::runtime_refusal(&s, &p, path, e).await),
+        Err(e) => Err(client_refusal(&s, &p, path, e).await),
     }
 }
 
@@ -433,7 +432,7 @@ pub async fn circuit(
     }
     let b = match optional(body) {
         Ok(b) => b,
-        Err(e) => return Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, e).await),
+        Err(e) => return Err(client_refusal(&s, &p, PATH, e).await),
     };
     let open_for = match b.open_for.as_deref() {
         None => Some(Duration::from_secs(600)),
@@ -445,7 +444,7 @@ pub async fn circuit(
                     "invalid_body",
                     format!("`open_for` must be a duration such as `10m`; got `{t}`"),
                 );
-                return Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, e).await);
+                return Err(client_refusal(&s, &p, PATH, e).await);
             }
         },
     };
@@ -461,6 +460,6 @@ pub async fn circuit(
             "open_until": open_for.map(|_| warden_evidence::time_from_micros(row.open_until_us)),
             "changed_by": row.opened_by,
         }))),
-        Err(e) => Err(crate::routes::runtime_refusal(&s, &p, PATH, e).await),
+        Err(e) => Err(client_refusal(&s, &p, PATH, e).await),
     }
 }

@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use warden_evidence::{Record, RecordKind};
 use warden_model::Role;
+use warden_runtime::RuntimeError;
 
 use crate::AppState;
 use crate::auth::{Kind, Principal};
@@ -225,7 +226,7 @@ pub(crate) async fn whoami(p: Principal) -> Json<Value> {
 /// Records a refused request of `p` (kind `access_denied` or
 /// `request_rejected`: its code and message, never its body or token), then
 /// returns the error.
-pub(crate) async fn record_refusal(
+async fn record_refusal(
     s: &AppState,
     kind: RecordKind,
     p: &Principal,
@@ -247,10 +248,26 @@ pub(crate) async fn record_refusal(
     err
 }
 
-/// The answer to a runtime error for `p`: a client error leaves a
+/// The answer to a runtime error for `p`: recorded as [`client_refusal`]
+/// does, unless the runtime recorded it already
+/// ([`RuntimeError::is_recorded`]).
+pub(crate) async fn runtime_refusal(
+    s: &AppState,
+    p: &Principal,
+    path: &str,
+    e: RuntimeError,
+) -> ApiError {
+    if e.is_recorded() {
+        return e.into();
+    }
+    client_refusal(s, p, path, e).await
+}
+
+/// The answer to a refused request of `p`, the one place that records
+/// refusals of the lower layers: a client error leaves a
 /// `request_rejected` record (its code, never the body); Warden's own
 /// errors (5xx) are answered without one.
-pub(crate) async fn runtime_refusal(
+pub(crate) async fn client_refusal(
     s: &AppState,
     p: &Principal,
     path: &str,

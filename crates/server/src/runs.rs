@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_evidence::RecordKind;
 use warden_model::{Role, Trigger};
 use warden_runtime::RunView;
 
@@ -15,7 +14,7 @@ use crate::AppState;
 use crate::actions::{body_error, viewer};
 use crate::auth::{Kind, Principal};
 use crate::error::ApiError;
-use crate::routes::{record_refusal, refuse, runtime_refusal};
+use crate::routes::{client_refusal, refuse, runtime_refusal};
 
 /// The body of `POST /v1/runs`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -56,7 +55,7 @@ pub async fn start_run(
         Ok(Json(b)) => b,
         Err(e) => {
             let err = body_error(e);
-            return Err(record_refusal(&s, RecordKind::RequestRejected, &p, PATH, err).await);
+            return Err(client_refusal(&s, &p, PATH, err).await);
         }
     };
     match s
@@ -114,7 +113,7 @@ async fn set_paused(
         Err(JsonRejection::MissingJsonContentType(_)) => None,
         Err(e) => {
             let err = body_error(e);
-            return Err(record_refusal(s, RecordKind::RequestRejected, p, path, err).await);
+            return Err(client_refusal(s, p, path, err).await);
         }
     };
     let row = s
@@ -200,7 +199,7 @@ pub(crate) async fn cancel_reason(
     match body {
         Ok(Json(b)) => Ok(b.reason),
         Err(JsonRejection::MissingJsonContentType(_)) => Ok(None),
-        Err(e) => Err(record_refusal(s, RecordKind::RequestRejected, p, path, body_error(e)).await),
+        Err(e) => Err(client_refusal(s, p, path, body_error(e)).await),
     }
 }
 
