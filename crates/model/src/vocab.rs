@@ -150,6 +150,22 @@ pub enum FailureCode {
     RunTimedOut,
 }
 
+/// Where an approval request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for answers.
+    Pending,
+    /// Every required group reached its quorum.
+    Approved,
+    /// An approver refused.
+    Denied,
+    /// Its chain ended unanswered.
+    Expired,
+    /// Withdrawn by the agent, an operator, or its run's end.
+    Cancelled,
+}
+
 /// Where a workflow run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -260,6 +276,13 @@ words!(FailureCode {
     ToolCircuitOpen => "tool_circuit_open",
     Cancelled => "cancelled",
     RunTimedOut => "run_timed_out",
+});
+words!(ApprovalState {
+    Pending => "pending",
+    Approved => "approved",
+    Denied => "denied",
+    Expired => "expired",
+    Cancelled => "cancelled",
 });
 words!(RunStatus {
     Running => "running",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use warden_evidence::{Record, RecordKind};
-use warden_model::{ActionStatus, FailureCode, RunStatus};
+use warden_model::{ActionStatus, ApprovalState, FailureCode, RunStatus};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
 use crate::approval::{ApprovalView, add_detail, end_action, record_for};
@@ -53,7 +53,7 @@ impl Runtime {
             Some(r) if by.may(&r.agent) => r,
             _ => return Err(RuntimeError::UnknownApproval(id.to_owned())),
         };
-        if row.state != "pending" {
+        if row.state != ApprovalState::Pending {
             return Err(RuntimeError::ApprovalClosed {
                 id: row.id,
                 state: row.state,
@@ -64,7 +64,7 @@ impl Runtime {
             .action(&row.action_id)
             .await?
             .ok_or_else(|| RuntimeError::UnknownAction(row.action_id.clone()))?;
-        let from = action.state.parse::<ActionStatus>().ok();
+        let from = Some(action.state);
         let (row, action, rec) =
             cancelled(row, action, Ending::Cancel(by), reason.as_deref(), None);
         self.0
@@ -110,10 +110,10 @@ impl Runtime {
         {
             return Err(RuntimeError::UnknownRun(id.to_owned()));
         }
-        if state.row.state != RunStatus::Running.as_str() {
+        if state.row.state != RunStatus::Running {
             return Err(RuntimeError::RunClosed {
                 run: id.to_owned(),
-                state: state.row.state.clone(),
+                state: state.row.state,
             });
         }
         let now = now_us();
@@ -121,7 +121,7 @@ impl Runtime {
         let mut writes = Vec::new();
         let mut ended = Vec::new();
         for action in self.store().run_actions(id).await? {
-            let from = action.state.parse::<ActionStatus>().ok();
+            let from = Some(action.state);
             if !matches!(
                 from,
                 Some(ActionStatus::AwaitingApproval | ActionStatus::Escalated)
@@ -131,7 +131,7 @@ impl Runtime {
             let Some(ap) = self.store().approval_of_action(&action.id).await? else {
                 continue;
             };
-            if ap.state != "pending" {
+            if ap.state != ApprovalState::Pending {
                 continue;
             }
             let (ap, action, rec) = cancelled(ap, action, how, reason.as_deref(), Some(id));
@@ -142,7 +142,7 @@ impl Runtime {
         }
         let status = how.run_status();
         let mut row = state.row.clone();
-        row.state = status.as_str().into();
+        row.state = status;
         row.updated_us = now;
         let mut r = Record::new(RecordKind::RunCancelled);
         r.agent = Some(row.agent.clone());
@@ -232,7 +232,7 @@ fn cancelled(
     run: Option<&str>,
 ) -> (ApprovalRow, ActionRow, Record) {
     let now = now_us();
-    row.state = "cancelled".into();
+    row.state = ApprovalState::Cancelled;
     row.due_us = None;
     row.updated_us = now;
     end_action(&mut action, ActionStatus::Cancelled, how.code(), now);

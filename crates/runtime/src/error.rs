@@ -36,7 +36,7 @@ pub enum RuntimeError {
         /// The run.
         run: String,
         /// Its state.
-        state: String,
+        state: warden_model::RunStatus,
     },
     /// Enforce mode for a tool Warden cannot execute.
     #[error("tool `{0}` has no connector (`[tools.execute]`): propose it in `check` mode")]
@@ -57,7 +57,7 @@ pub enum RuntimeError {
         /// The action.
         action: String,
         /// Its state.
-        state: String,
+        state: warden_model::ActionStatus,
         /// What would have been needed.
         why: &'static str,
     },
@@ -70,7 +70,7 @@ pub enum RuntimeError {
         /// The request.
         id: String,
         /// Its state.
-        state: String,
+        state: warden_model::ApprovalState,
     },
     /// The person already answered this request (one person counts once).
     #[error("{person} already answered approval request `{id}`; one person counts once")]

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use warden_evidence::{Record, RecordKind, ResultRules};
-use warden_model::{ActionStatus, FailureCode, OnInterrupt};
+use warden_model::{ActionStatus, FailureCode, OnInterrupt, RunStatus};
 use warden_store::{ActionRow, RunRow, StateWrite};
 
 use crate::connector::ExecOutcome;
@@ -44,7 +44,7 @@ impl Runtime {
             .map_or(warden_model::DEFAULT_MAX_RESULT_BYTES, |e| {
                 e.max_result_bytes
             });
-        let from = row.state.parse::<ActionStatus>().ok();
+        let from = Some(row.state);
         let status = if outcome.ok {
             ActionStatus::Succeeded
         } else {
@@ -95,7 +95,7 @@ impl Runtime {
             o
         };
         let t = now_us();
-        row.state = status.as_str().to_owned();
+        row.state = status;
         row.code = outcome.code.map(|c| c.as_str().to_owned());
         row.arguments = None;
         row.result = Some(summary(recorded_result.clone()).to_string());
@@ -142,9 +142,9 @@ impl Runtime {
             next.row.updated_us = t;
             if let Some(wf) = wf
                 && wf.steps.iter().all(|s| next.done.contains(&s.id))
-                && next.row.state == "running"
+                && next.row.state == RunStatus::Running
             {
-                next.row.state = "completed".into();
+                next.row.state = RunStatus::Completed;
                 let mut r = Record::new(RecordKind::RunFinished);
                 r.agent = Some(next.row.agent.clone());
                 r.workflow = Some(next.row.workflow.clone());
@@ -160,7 +160,7 @@ impl Runtime {
         self.0.log.commit(records, writes).await?;
         drop(guard);
         if let Some(r) = run_update
-            && r.state != "running"
+            && r.state != RunStatus::Running
             && let Ok(mut runs) = self.0.runs.lock()
         {
             runs.remove(&r.id);
@@ -188,7 +188,7 @@ impl Runtime {
             Some(r) if r.agent == agent => r,
             _ => return Err(RuntimeError::UnknownAction(id.to_owned())),
         };
-        if row.mode != Mode::Check.as_str() || row.state != ActionStatus::Approved.as_str() {
+        if row.mode != Mode::Check.as_str() || row.state != ActionStatus::Approved {
             return Err(RuntimeError::InvalidTransition {
                 action: row.id,
                 state: row.state,

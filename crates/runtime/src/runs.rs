@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use warden_evidence::{Record, RecordKind};
-use warden_model::{Trigger, Workflow};
+use warden_model::{RunStatus, Trigger, Workflow};
 use warden_store::{RunRow, StateWrite};
 
 use crate::cancel::Ending;
@@ -98,7 +98,7 @@ impl Runtime {
             id: id.clone(),
             workflow: workflow.to_owned(),
             agent: agent.to_owned(),
-            state: "running".into(),
+            state: RunStatus::Running,
             trigger: trigger
                 .as_ref()
                 .map(|t| serde_json::to_string(t).unwrap_or_default()),
@@ -231,7 +231,7 @@ impl Runtime {
             .collect();
         let engine = self.0.engine.current();
         let next = match engine.pack().workflows.get(&row.workflow) {
-            Some(wf) if row.state == "running" => ready_steps(wf, &done),
+            Some(wf) if row.state == RunStatus::Running => ready_steps(wf, &done),
             _ => Vec::new(),
         };
         let actions = self

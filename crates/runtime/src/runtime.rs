@@ -265,10 +265,10 @@ impl Runtime {
                     run: r.row.id.clone(),
                 });
             }
-            if r.row.state != RunStatus::Running.as_str() {
+            if r.row.state != RunStatus::Running {
                 return Err(RuntimeError::RunClosed {
                     run: r.row.id.clone(),
-                    state: r.row.state.clone(),
+                    state: r.row.state,
                 });
             }
             if crate::runs::timed_out(
@@ -280,7 +280,7 @@ impl Runtime {
                 self.0.timer_wake.notify_one();
                 return Err(RuntimeError::RunClosed {
                     run: r.row.id.clone(),
-                    state: RunStatus::TimedOut.as_str().into(),
+                    state: RunStatus::TimedOut,
                 });
             }
         }
@@ -416,7 +416,7 @@ impl Runtime {
             step,
             mode: p.mode.as_str().to_owned(),
             shadow: verdict.shadow,
-            state: state.as_str().to_owned(),
+            state,
             code: verdict.code.map(|c| c.as_str().to_owned()),
             idempotency_key: p.idempotency_key.clone(),
             request_hash,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use warden_model::{ActionStatus, Trigger};
+use warden_model::{ActionStatus, RunStatus, Trigger};
 use warden_store::{ActionRow, RunRow};
 
 /// How an allowed action is executed.
@@ -133,7 +133,7 @@ impl ActionView {
                 Mode::Check
             },
             shadow: row.shadow,
-            status: row.state.parse().unwrap_or(ActionStatus::Failed),
+            status: row.state,
             code: row.code.clone(),
             outcome: row
                 .result
@@ -175,8 +175,9 @@ pub struct RunView {
     pub workflow: String,
     /// The agent that started it.
     pub agent: String,
-    /// `running`, `completed`, `cancelled` or `timed_out` ([`warden_model::RunStatus`]).
-    pub state: String,
+    /// `running`, `completed`, `cancelled` or `timed_out`.
+    #[schema(value_type = String, example = "running")]
+    pub state: RunStatus,
     /// What started it: source, reference, requester.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -203,7 +204,7 @@ impl RunView {
             run_id: row.id.clone(),
             workflow: row.workflow.clone(),
             agent: row.agent.clone(),
-            state: row.state.clone(),
+            state: row.state,
             trigger: row
                 .trigger
                 .as_deref()

@@ -5,6 +5,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::ApprovalState;
 
 use crate::Store;
 use crate::error::StoreError;
@@ -25,8 +26,8 @@ pub struct ApprovalRow {
     pub run_id: Option<String>,
     /// `sha256:<hex>` of the canonical request it is bound to.
     pub request_hash: String,
-    /// `pending`, `approved`, `denied` or `expired`.
-    pub state: String,
+    /// Where it is.
+    pub state: ApprovalState,
     /// JSON: the required groups with quorum and escalation level.
     pub slots: String,
     /// `,group,group,`: every group whose members may answer.
@@ -96,7 +97,7 @@ pub(crate) async fn write(
                 .push(", ")
                 .text(a.request_hash.clone())
                 .push(", ")
-                .text(a.state.clone())
+                .text(a.state.as_str())
                 .push(", ")
                 .text(a.slots.clone())
                 .push(", ")
@@ -151,7 +152,7 @@ pub(crate) async fn write(
                     .push(", ")
                     .text(*g)
                     .push(", ")
-                    .text(a.state.clone())
+                    .text(a.state.as_str())
                     .push(", ")
                     .int(a.created_us)
                     .push(")");
@@ -175,7 +176,7 @@ fn approval_row(row: &AnyRow) -> Result<ApprovalRow, StoreError> {
         tool: row.try_get("tool")?,
         run_id: row.try_get("run_id")?,
         request_hash: row.try_get("request_hash")?,
-        state: row.try_get("state")?,
+        state: crate::state::word(row, "state")?,
         slots: row.try_get("slots")?,
         eligible: row.try_get("eligible")?,
         votes: row.try_get("votes")?,

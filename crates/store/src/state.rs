@@ -3,6 +3,7 @@
 //! whole rows (upserts) in the audit log's transactions and reads them back.
 
 use sqlx::Row;
+use warden_model::{ActionStatus, RunStatus};
 use sqlx::any::AnyRow;
 
 use crate::Store;
@@ -18,8 +19,8 @@ pub struct RunRow {
     pub workflow: String,
     /// The agent that started it.
     pub agent: String,
-    /// `running`, `completed`, `cancelled` or `timed_out`.
-    pub state: String,
+    /// Where it is.
+    pub state: RunStatus,
     /// JSON of the trigger context.
     pub trigger: Option<String>,
     /// JSON array of the step ids that succeeded.
@@ -48,7 +49,7 @@ pub struct ActionRow {
     /// Decided in shadow mode.
     pub shadow: bool,
     /// Lifecycle status.
-    pub state: String,
+    pub state: ActionStatus,
     /// Standardized code when it did not succeed.
     pub code: Option<String>,
     /// The agent's idempotency key.
@@ -158,7 +159,7 @@ pub(crate) async fn write_state(
                 .push(", ")
                 .text(r.agent.clone())
                 .push(", ")
-                .text(r.state.clone())
+                .text(r.state.as_str())
                 .push(", ")
                 .opt_text(r.trigger.clone())
                 .push(", ")
@@ -194,7 +195,7 @@ pub(crate) async fn write_state(
                 .push(", ")
                 .int(i64::from(a.shadow))
                 .push(", ")
-                .text(a.state.clone())
+                .text(a.state.as_str())
                 .push(", ")
                 .opt_text(a.code.clone())
                 .push(", ")
@@ -258,12 +259,23 @@ pub(crate) async fn write_state(
     Ok(())
 }
 
+/// A column holding one of Warden's words (a lifecycle state); anything
+/// else is a corrupt store, never a silent default.
+pub(crate) fn word<T>(row: &AnyRow, col: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr<Err = warden_model::UnknownWord>,
+{
+    let text: String = row.try_get(col)?;
+    text.parse()
+        .map_err(|e: warden_model::UnknownWord| StoreError::Corrupt(format!("column `{col}`: {e}")))
+}
+
 pub(crate) fn run_row(row: &AnyRow) -> Result<RunRow, StoreError> {
     Ok(RunRow {
         id: row.try_get("id")?,
         workflow: row.try_get("workflow")?,
         agent: row.try_get("agent")?,
-        state: row.try_get("state")?,
+        state: word(row, "state")?,
         trigger: row.try_get("trigger_ctx")?,
         done_steps: row.try_get("done_steps")?,
         created_us: row.try_get("created_us")?,
@@ -280,7 +292,7 @@ fn action_row(row: &AnyRow) -> Result<ActionRow, StoreError> {
         step: row.try_get("step")?,
         mode: row.try_get("mode")?,
         shadow: row.try_get::<i64, _>("shadow")? != 0,
-        state: row.try_get("state")?,
+        state: word(row, "state")?,
         code: row.try_get("code")?,
         idempotency_key: row.try_get("idempotency_key")?,
         request_hash: row.try_get("request_hash")?,

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use warden_evidence::{ApprovalOutcome, Record, RecordKind};
-use warden_model::{ActionStatus, FailureCode, RequestContext};
+use warden_model::{ActionStatus, ApprovalState, FailureCode, RequestContext};
 use warden_policy::{Engine, Request};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
@@ -51,10 +51,10 @@ impl Runtime {
         let now = now_us();
         // A timer that is due fires first: an answer after the deadline
         // meets the state the deadline made.
-        if row.state == "pending" && row.due_us.is_some_and(|d| d <= now) {
+        if row.state == ApprovalState::Pending && row.due_us.is_some_and(|d| d <= now) {
             row = self.fire(row, now).await?;
         }
-        if row.state != "pending" {
+        if row.state != ApprovalState::Pending {
             return Err(RuntimeError::ApprovalClosed {
                 id: row.id,
                 state: row.state,
@@ -106,7 +106,7 @@ impl Runtime {
             .action(&row.action_id)
             .await?
             .ok_or_else(|| RuntimeError::UnknownAction(row.action_id.clone()))?;
-        let from = action.state.parse::<ActionStatus>().ok();
+        let from = Some(action.state);
         let latency_ms = u64::try_from(now.saturating_sub(row.created_us) / 1000).unwrap_or(0);
         let vote = Vote {
             approver: person.to_owned(),
@@ -135,7 +135,7 @@ impl Runtime {
         let mut records = Vec::new();
         let after = match body.decision {
             Verdict::Deny => {
-                row.state = "denied".into();
+                row.state = ApprovalState::Denied;
                 row.due_us = None;
                 end_action(
                     &mut action,
@@ -300,7 +300,7 @@ impl Runtime {
         action.updated_us = now;
         let after = match verdict.status {
             ActionStatus::Approved => {
-                row.state = "approved".into();
+                row.state = ApprovalState::Approved;
                 row.due_us = None;
                 let enforce = action.mode == Mode::Enforce.as_str();
                 let next = if enforce {
@@ -308,7 +308,7 @@ impl Runtime {
                 } else {
                     ActionStatus::Approved
                 };
-                action.state = next.as_str().into();
+                action.state = next;
                 action.code = None;
                 rec.status = Some(next);
                 rec.message = Some(format!(
@@ -327,7 +327,7 @@ impl Runtime {
                 }
             }
             ActionStatus::Denied => {
-                row.state = "approved".into();
+                row.state = ApprovalState::Approved;
                 row.due_us = None;
                 let code = verdict.code.unwrap_or(FailureCode::PolicyDenied);
                 end_action(action, ActionStatus::Denied, code, now);
@@ -379,7 +379,7 @@ impl Runtime {
                 row.slots = serde_json::to_string(&*slots).unwrap_or_default();
                 row.eligible = eligible(slots);
                 row.due_us = next_due(pack, slots, votes);
-                rec.status = action.state.parse().ok();
+                rec.status = Some(action.state);
                 rec.message = Some(format!(
                     "the pack in force needs more approvals: {}",
                     verdict.message
@@ -401,7 +401,7 @@ impl Runtime {
         records: Vec<Record>,
         after: After,
     ) -> Result<ApprovalView, RuntimeError> {
-        let to = action.state.parse::<ActionStatus>().ok();
+        let to = Some(action.state);
         if let After::Execute(_) = &after {
             self.watch(&action.id);
         }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use warden_evidence::{Record, RecordKind};
-use warden_model::{DEFAULT_EXPIRES_AFTER, Pack, RequestContext};
+use warden_model::{ApprovalState, DEFAULT_EXPIRES_AFTER, Pack, RequestContext};
 use warden_policy::Decision;
 use warden_store::{ApprovalFilter, ApprovalRow, StateWrite};
 
@@ -124,7 +124,7 @@ pub(crate) fn end_action(
     code: warden_model::FailureCode,
     now: i64,
 ) {
-    action.state = status.as_str().into();
+    action.state = status;
     action.code = Some(code.as_str().into());
     action.arguments = None;
     action.updated_us = now;
@@ -190,7 +190,7 @@ impl Runtime {
             tool: n.tool.to_owned(),
             run_id: n.context.run.clone(),
             request_hash: n.request_hash.to_owned(),
-            state: "pending".into(),
+            state: ApprovalState::Pending,
             slots: serde_json::to_string(&slots).unwrap_or_default(),
             eligible: eligible(&slots),
             votes: "[]".into(),
@@ -292,7 +292,7 @@ impl Runtime {
             json!({ "request_sha256": request_hash, "approval_state": ap.state, "mode": mode }),
         );
         let mut writes = Vec::new();
-        if ap.state != "pending" && view.is_final() {
+        if ap.state != ApprovalState::Pending && view.is_final() {
             // An ended request changes no more, so this write needs no lock
             // (and must not take the approvals lock: the caller holds its
             // run's lock, which answers take after the approvals lock).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use warden_evidence::RecordKind;
-use warden_model::{ActionStatus, FailureCode};
+use warden_model::{ActionStatus, ApprovalState, FailureCode};
 use warden_store::ApprovalRow;
 
 use super::answer::After;
@@ -82,7 +82,7 @@ impl Runtime {
             let _one_at_a_time = self.0.approvals_lock.lock().await;
             // Someone may have answered since the list was read.
             let fired = match self.store().approval(&candidate.id).await {
-                Ok(Some(row)) if row.state == "pending" && row.due_us.is_some_and(|d| d <= now) => {
+                Ok(Some(row)) if row.state == ApprovalState::Pending && row.due_us.is_some_and(|d| d <= now) => {
                     self.fire(row, now).await.map(|_| 1)
                 }
                 Ok(_) => Ok(0),
@@ -133,11 +133,11 @@ impl Runtime {
         let Some(mut action) = self.store().action(&row.action_id).await? else {
             return Err(RuntimeError::UnknownAction(row.action_id.clone()));
         };
-        let from = action.state.parse::<ActionStatus>().ok();
+        let from = Some(action.state);
         row.updated_us = now;
         let mut records = Vec::new();
         let after = if expired {
-            row.state = "expired".into();
+            row.state = ApprovalState::Expired;
             row.due_us = None;
             end_action(
                 &mut action,
@@ -166,7 +166,7 @@ impl Runtime {
             row.slots = serde_json::to_string(&slots).unwrap_or_default();
             row.eligible = eligible(&slots);
             row.due_us = next_due(pack, &slots, &votes);
-            action.state = ActionStatus::Escalated.as_str().into();
+            action.state = ActionStatus::Escalated;
             action.updated_us = now;
             for (group, to) in &escalated {
                 let mut r = record_for(RecordKind::ApprovalEscalated, &row);

@@ -1,5 +1,6 @@
 //! Approval requests as the API shows them, and the answers people give.
 
+use warden_model::ApprovalState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use warden_store::ApprovalRow;
@@ -73,8 +74,9 @@ pub struct ApprovalView {
     pub approval_id: String,
     /// The action waiting for it.
     pub action_id: String,
-    /// `pending`, `approved`, `denied` or `expired`.
-    pub state: String,
+    /// `pending`, `approved`, `denied`, `expired` or `cancelled`.
+    #[schema(value_type = String, example = "pending")]
+    pub state: ApprovalState,
     /// The requesting agent.
     pub agent: String,
     /// The tool.
@@ -127,7 +129,7 @@ impl ApprovalView {
     /// carries them.
     pub fn from_row(row: &ApprovalRow) -> Self {
         let mut v = Self::for_webhook(row);
-        if row.state == "pending"
+        if row.state == ApprovalState::Pending
             && let Some(exact) = row
                 .arguments
                 .as_deref()
@@ -148,7 +150,7 @@ impl ApprovalView {
         Self {
             approval_id: row.id.clone(),
             action_id: row.action_id.clone(),
-            state: row.state.clone(),
+            state: row.state,
             agent: row.agent.clone(),
             tool: row.tool.clone(),
             run_id: row.run_id.clone(),
@@ -173,7 +175,7 @@ impl ApprovalView {
             escalations: row.escalations,
             due: row
                 .due_us
-                .filter(|_| row.state == "pending")
+                .filter(|_| row.state == ApprovalState::Pending)
                 .map(warden_evidence::time_from_micros),
             created: warden_evidence::time_from_micros(row.created_us),
             updated: warden_evidence::time_from_micros(row.updated_us),

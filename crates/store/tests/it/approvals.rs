@@ -17,7 +17,7 @@ fn action(id: &str, state: &str, args: Option<&str>) -> ActionRow {
         step: None,
         mode: "enforce".into(),
         shadow: false,
-        state: state.into(),
+        state: state.parse().unwrap(),
         code: None,
         idempotency_key: None,
         request_hash: format!("sha256:{id}"),
@@ -38,7 +38,7 @@ fn approval(id: &str, action: &str, eligible: &str, due: Option<i64>, created: i
         tool: "stripe.refund".into(),
         run_id: None,
         request_hash: format!("sha256:{action}"),
-        state: "pending".into(),
+        state: warden_model::ApprovalState::Pending,
         slots: "[]".into(),
         eligible: eligible.into(),
         votes: "[]".into(),
@@ -141,7 +141,7 @@ async fn approval_rows_serve_the_inbox_the_timers_and_re_proposals(db: &TestDb) 
     // A request ends: its action is final (arguments dropped), it leaves
     // the pending inbox and the timers; a re-proposal finds it once.
     let mut a = db.store.approval("apr_a").await.unwrap().unwrap();
-    a.state = "denied".into();
+    a.state = warden_model::ApprovalState::Denied;
     a.due_us = None;
     log.commit(
         Vec::new(),
