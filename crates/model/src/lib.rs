@@ -52,5 +52,6 @@ pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
 pub use source::{Location, SourceFile};
 pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};
 pub use vocab::{
-    Access, ActionStatus, ApprovalState, DenyCode, FailureCode, Outcome, Risk, Role, RunStatus, UnknownWord,
+    Access, ActionStatus, ApprovalState, DeliveryState, DenyCode, FailureCode, IncidentState,
+    Outcome, Risk, Role, RunStatus, UnknownWord,
 };

@@ -166,6 +166,30 @@ pub enum ApprovalState {
     Cancelled,
 }
 
+/// Where an incident is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    /// Detected; nobody has acknowledged it.
+    Open,
+    /// A responder took it.
+    Acknowledged,
+    /// Over.
+    Resolved,
+}
+
+/// Where a page (an outbox notification) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not delivered yet; retried until its attempts run out.
+    Pending,
+    /// The route accepted it.
+    Delivered,
+    /// Every attempt failed.
+    Failed,
+}
+
 /// Where a workflow run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -283,6 +307,16 @@ words!(ApprovalState {
     Denied => "denied",
     Expired => "expired",
     Cancelled => "cancelled",
+});
+words!(IncidentState {
+    Open => "open",
+    Acknowledged => "acknowledged",
+    Resolved => "resolved",
+});
+words!(DeliveryState {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
 });
 words!(RunStatus {
     Running => "running",

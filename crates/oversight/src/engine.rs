@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use warden_evidence::{Record, RecordKind};
-use warden_model::{Detector, Pack, PlaybookAction};
+use warden_model::{Detector, IncidentState, Pack, PlaybookAction};
 use warden_store::{ApprovalFilter, IncidentRow, StateWrite};
 
 use crate::detect::{Detectors, Event, Subject, Trigger};
@@ -141,7 +141,7 @@ impl Oversight {
             playbook: pb.id.clone(),
             detector: pb.detector.kind().to_owned(),
             dedup_key: t.dedup_key.clone(),
-            state: "open".into(),
+            state: IncidentState::Open,
             severity: severity.as_str().to_owned(),
             owner: owner.clone(),
             summary: t.summary.clone(),
@@ -215,7 +215,7 @@ impl Oversight {
                 key,
                 Active {
                     id,
-                    state: "open".into(),
+                    state: IncidentState::Open,
                     due_us: row.due_us,
                     unsaved: 0,
                     last_trigger_us: now,
@@ -303,7 +303,9 @@ impl Oversight {
             .lock()
             .map(|a| {
                 a.values()
-                    .filter(|x| x.state == "open" && x.due_us.is_some_and(|d| d <= now))
+                    .filter(|x| {
+                        x.state == IncidentState::Open && x.due_us.is_some_and(|d| d <= now)
+                    })
                     .map(|x| x.id.clone())
                     .collect()
             })
@@ -313,7 +315,7 @@ impl Oversight {
             let Some(mut r) = self.store().incident(&id).await? else {
                 continue;
             };
-            if r.state != "open" || r.due_us.is_none_or(|d| d > now) {
+            if r.state != IncidentState::Open || r.due_us.is_none_or(|d| d > now) {
                 self.sync_active(&r);
                 continue;
             }
@@ -366,10 +368,10 @@ impl Oversight {
     fn sync_active(&self, r: &IncidentRow) {
         if let Ok(mut a) = self.0.active.lock() {
             let key = (r.playbook.clone(), r.dedup_key.clone());
-            if r.state == "resolved" {
+            if r.state == IncidentState::Resolved {
                 a.remove(&key);
             } else if let Some(x) = a.get_mut(&key) {
-                x.state = r.state.clone();
+                x.state = r.state;
                 x.due_us = r.due_us;
             }
         }
@@ -398,7 +400,7 @@ impl Oversight {
         for (id, n, last) in todo {
             let _g = self.0.ops.lock().await;
             if let Some(mut r) = self.store().incident(&id).await?
-                && r.state != "resolved"
+                && r.state != IncidentState::Resolved
             {
                 r.triggers += n;
                 r.last_trigger_us = last;

@@ -12,7 +12,7 @@ pub enum OversightError {
         /// The incident.
         id: String,
         /// Its state.
-        state: String,
+        state: warden_model::IncidentState,
         /// What would have been needed.
         why: &'static str,
     },

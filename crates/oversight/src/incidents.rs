@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use warden_evidence::{Record, RecordKind, time_from_micros};
-use warden_model::{Pack, Role};
+use warden_model::{DeliveryState, IncidentState, Pack, Role};
 use warden_store::{IncidentFilter, IncidentRow, NotificationRow, StateWrite};
 
 use crate::error::OversightError;
@@ -18,7 +18,8 @@ pub struct IncidentView {
     /// `inc_…`.
     pub id: String,
     /// `open`, `acknowledged`, `resolved`.
-    pub state: String,
+    #[schema(value_type = String, example = "open")]
+    pub state: IncidentState,
     /// The playbook that opened it.
     pub playbook: String,
     /// Its detector.
@@ -93,7 +94,8 @@ pub struct NotificationView {
     /// `webhook`, `slack`, `pagerduty`.
     pub kind: String,
     /// `pending`, `delivered`, `failed`.
-    pub state: String,
+    #[schema(value_type = String, example = "delivered")]
+    pub state: DeliveryState,
     /// Attempts made.
     pub attempts: i64,
     /// Why the last attempt failed.
@@ -112,7 +114,7 @@ impl IncidentView {
         let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
         Self {
             id: r.id.clone(),
-            state: r.state.clone(),
+            state: r.state,
             playbook: r.playbook.clone(),
             detector: r.detector.clone(),
             severity: r.severity.clone(),
@@ -127,7 +129,10 @@ impl IncidentView {
             first_event: time_from_micros(r.first_event_us),
             first_seq: r.first_seq,
             detected: time_from_micros(r.detected_us),
-            acknowledge_by: r.due_us.filter(|_| r.state == "open").map(time_from_micros),
+            acknowledge_by: r
+                .due_us
+                .filter(|_| r.state == IncidentState::Open)
+                .map(time_from_micros),
             acknowledged: r.acked_us.map(time_from_micros),
             acknowledged_by: r.acked_by.clone(),
             resolved: r.resolved_us.map(time_from_micros),
@@ -151,11 +156,11 @@ impl NotificationView {
             step: n.step.clone(),
             route: n.route.clone(),
             kind: n.kind.clone(),
-            state: n.state.clone(),
+            state: n.state,
             attempts: n.attempts,
             last_error: n.last_error.clone(),
             queued: time_from_micros(n.created_us),
-            done: (n.state != "pending").then(|| time_from_micros(n.updated_us)),
+            done: (n.state != DeliveryState::Pending).then(|| time_from_micros(n.updated_us)),
         }
     }
 }
@@ -198,7 +203,7 @@ pub(crate) fn queue(
         route: route.to_owned(),
         kind: kind.as_str().to_owned(),
         payload: crate::routes::payload_for(kind, incident, step, &pack.name).to_string(),
-        state: "pending".into(),
+        state: DeliveryState::Pending,
         attempts: 0,
         next_us: now,
         lease_us: None,
@@ -336,12 +341,12 @@ impl Oversight {
                 id: id.to_owned(),
             });
         }
-        match (r.state.as_str(), resolve) {
-            ("open", _) | ("acknowledged", true) => {}
+        match (r.state, resolve) {
+            (IncidentState::Open, _) | (IncidentState::Acknowledged, true) => {}
             (state, _) => {
                 return Err(OversightError::IncidentState {
                     id: id.to_owned(),
-                    state: state.to_owned(),
+                    state,
                     why: if resolve {
                         "only an open or acknowledged incident can be resolved"
                     } else {
@@ -352,7 +357,7 @@ impl Oversight {
         }
         let now = now_us();
         let (kind, step, message, extra) = if resolve {
-            r.state = "resolved".into();
+            r.state = IncidentState::Resolved;
             r.resolved_us = Some(now);
             r.resolved_by = Some(person.to_owned());
             r.due_us = None;
@@ -364,7 +369,7 @@ impl Oversight {
                 json!({ "by": person, "note": note, "ttr_ms": ttr }),
             )
         } else {
-            r.state = "acknowledged".into();
+            r.state = IncidentState::Acknowledged;
             r.acked_us = Some(now);
             r.acked_by = Some(person.to_owned());
             r.due_us = None;
@@ -389,7 +394,7 @@ impl Oversight {
             if resolve {
                 a.remove(&key);
             } else if let Some(x) = a.get_mut(&key) {
-                x.state = r.state.clone();
+                x.state = r.state;
                 x.due_us = None;
                 x.unsaved = 0;
             }

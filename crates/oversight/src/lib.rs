@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use warden_control::Controls;
+use warden_model::IncidentState;
 use warden_policy::EngineHandle;
 use warden_store::{AuditLog, Store};
 
@@ -74,7 +75,7 @@ impl Default for OversightConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct Active {
     pub(crate) id: String,
-    pub(crate) state: String,
+    pub(crate) state: IncidentState,
     pub(crate) due_us: Option<i64>,
     /// Triggers grouped in memory since the row was last written.
     pub(crate) unsaved: i64,
@@ -129,7 +130,7 @@ impl Oversight {
                 (r.playbook.clone(), r.dedup_key.clone()),
                 Active {
                     id: r.id.clone(),
-                    state: r.state.clone(),
+                    state: r.state,
                     due_us: r.due_us,
                     unsaved: 0,
                     last_trigger_us: r.last_trigger_us,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use warden_evidence::{Record, RecordKind};
+use warden_model::DeliveryState;
 use warden_store::{NotificationRow, StateWrite};
 
 use crate::error::OversightError;
@@ -86,7 +87,7 @@ impl Oversight {
         let mut records = Vec::new();
         match result {
             Ok(status) => {
-                n.state = "delivered".into();
+                n.state = DeliveryState::Delivered;
                 n.last_error = None;
                 self.0.stats.notified(&n.route, "delivered");
                 let mut r = Record::new(RecordKind::NotificationDelivered);
@@ -107,7 +108,7 @@ impl Oversight {
                 records.push(r);
             }
             Err(why) if n.attempts >= i64::from(cfg.max_attempts) => {
-                n.state = "failed".into();
+                n.state = DeliveryState::Failed;
                 n.last_error = Some(why.clone());
                 self.0.stats.notified(&n.route, "failed");
                 tracing::error!(incident = %n.incident_id, route = %n.route, error = %why, "notification not delivered: giving up");

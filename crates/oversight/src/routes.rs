@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use warden_model::{Pack, RouteKind};
+use warden_model::{IncidentState, Pack, RouteKind};
 use warden_store::IncidentRow;
 
 /// A route with its URL and secrets read.
@@ -150,7 +150,7 @@ pub fn payload_for(kind: RouteKind, i: &IncidentRow, step: &str, pack_name: &str
                 i.playbook,
                 i.owner,
                 match &ack_by {
-                    Some(t) if i.state == "open" =>
+                    Some(t) if i.state == IncidentState::Open =>
                         format!("acknowledge by {t}: `warden incidents ack {}`", i.id),
                     _ => format!("state {}", i.state),
                 }

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::{DeliveryState, IncidentState};
 
 use crate::Store;
 use crate::error::StoreError;
@@ -20,8 +21,8 @@ pub struct IncidentRow {
     pub detector: String,
     /// Repeat triggers with this key group into the open incident.
     pub dedup_key: String,
-    /// `open`, `acknowledged`, `resolved`.
-    pub state: String,
+    /// Where it is.
+    pub state: IncidentState,
     /// `info`, `warning`, `high`, `critical`.
     pub severity: String,
     /// The person or team paged.
@@ -75,8 +76,8 @@ pub struct NotificationRow {
     pub kind: String,
     /// JSON, without secrets (added when sent).
     pub payload: String,
-    /// `pending`, `delivered`, `failed`.
-    pub state: String,
+    /// Where it is.
+    pub state: DeliveryState,
     /// Attempts made.
     pub attempts: i64,
     /// Next attempt (µs), while pending.
@@ -208,7 +209,7 @@ impl Writes {
                 .push(", ")
                 .text(i.dedup_key)
                 .push(", ")
-                .text(i.state)
+                .text(i.state.as_str())
                 .push(", ")
                 .text(i.severity)
                 .push(", ")
@@ -271,7 +272,7 @@ impl Writes {
                 .push(", ")
                 .text(n.payload)
                 .push(", ")
-                .text(n.state)
+                .text(n.state.as_str())
                 .push(", ")
                 .int(n.attempts)
                 .push(", ")
@@ -324,7 +325,7 @@ fn incident_row(r: &AnyRow) -> Result<IncidentRow, StoreError> {
         playbook: r.try_get("playbook")?,
         detector: r.try_get("detector")?,
         dedup_key: r.try_get("dedup_key")?,
-        state: r.try_get("state")?,
+        state: crate::state::word(r, "state")?,
         severity: r.try_get("severity")?,
         owner: r.try_get("owner")?,
         summary: r.try_get("summary")?,
@@ -354,7 +355,7 @@ fn notification_row(r: &AnyRow) -> Result<NotificationRow, StoreError> {
         route: r.try_get("route")?,
         kind: r.try_get("kind")?,
         payload: r.try_get("payload")?,
-        state: r.try_get("state")?,
+        state: crate::state::word(r, "state")?,
         attempts: r.try_get("attempts")?,
         next_us: r.try_get("next_us")?,
         lease_us: r.try_get("lease_us")?,

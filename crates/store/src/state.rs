@@ -3,8 +3,8 @@
 //! whole rows (upserts) in the audit log's transactions and reads them back.
 
 use sqlx::Row;
-use warden_model::{ActionStatus, RunStatus};
 use sqlx::any::AnyRow;
+use warden_model::{ActionStatus, RunStatus};
 
 use crate::Store;
 use crate::error::StoreError;

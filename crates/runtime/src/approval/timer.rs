@@ -82,7 +82,10 @@ impl Runtime {
             let _one_at_a_time = self.0.approvals_lock.lock().await;
             // Someone may have answered since the list was read.
             let fired = match self.store().approval(&candidate.id).await {
-                Ok(Some(row)) if row.state == ApprovalState::Pending && row.due_us.is_some_and(|d| d <= now) => {
+                Ok(Some(row))
+                    if row.state == ApprovalState::Pending
+                        && row.due_us.is_some_and(|d| d <= now) =>
+                {
                     self.fire(row, now).await.map(|_| 1)
                 }
                 Ok(_) => Ok(0),

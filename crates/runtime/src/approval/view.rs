@@ -1,8 +1,8 @@
 //! Approval requests as the API shows them, and the answers people give.
 
-use warden_model::ApprovalState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use warden_model::ApprovalState;
 use warden_store::ApprovalRow;
 
 use super::{parse_slots, parse_votes};

@@ -16,7 +16,7 @@ fn incident(id: &str, state: &str, detected: i64) -> IncidentRow {
         playbook: "policy-violations".into(),
         detector: "policy_violation".into(),
         dedup_key: format!("agent:{id}"),
-        state: state.into(),
+        state: state.parse().unwrap(),
         severity: "critical".into(),
         owner: "olivia".into(),
         summary: "support-bot attempted a forbidden refund".into(),
@@ -46,7 +46,7 @@ fn page(incident: &str, step: &str, next: i64) -> NotificationRow {
         route: "olivia-webhook".into(),
         kind: "webhook".into(),
         payload: r#"{"event":"incident.opened"}"#.into(),
-        state: "pending".into(),
+        state: warden_model::DeliveryState::Pending,
         attempts: 0,
         next_us: next,
         lease_us: None,
@@ -165,7 +165,7 @@ async fn incidents_and_the_outbox_round_trip(db: &TestDb) {
 
     // Delivered: never pending again, even if the step is queued again.
     let mut sent = page("inc_a", "opened", 100);
-    sent.state = "delivered".into();
+    sent.state = warden_model::DeliveryState::Delivered;
     sent.attempts = 1;
     log.commit(Vec::new(), vec![StateWrite::Notification(sent.clone())])
         .await
