@@ -188,6 +188,7 @@ pub(crate) async fn erase(
         "erased": report.erased.seqs.len(),
         "seqs": report.erased.seqs,
         "actions": report.erased.actions,
+        "runs": report.erased.runs,
         "record": report.receipt.seq,
     })))
 }

@@ -20,8 +20,13 @@ const CHUNK: usize = 500;
 pub struct Erasure {
     /// The erased records' positions in the log.
     pub seqs: Vec<u64>,
-    /// Actions whose stored result and arguments were dropped too.
+    /// Actions whose stored result and arguments were dropped too (and
+    /// the context of their approval requests, once decided).
     pub actions: Vec<String>,
+    /// Runs whose matching records carried their trigger: the stored
+    /// trigger of those that ended is dropped (a running run keeps it,
+    /// separation of duties needs its requester).
+    pub runs: Vec<String>,
 }
 
 /// The `records_erased` record's receipt and what was erased.
@@ -45,6 +50,7 @@ impl AuditLog {
     ) -> Result<ErasureReport, StoreError> {
         let mut seqs = Vec::new();
         let mut actions: Vec<String> = Vec::new();
+        let mut runs: Vec<String> = Vec::new();
         let mut after = -1i64;
         loop {
             let page = self.store().leaves(after, PAGE).await?;
@@ -64,6 +70,12 @@ impl AuditLog {
                 {
                     actions.push(a.to_owned());
                 }
+                if let Some(r) = v["run"].as_str()
+                    && !v["trigger"].is_null()
+                    && !runs.iter().any(|x| x == r)
+                {
+                    runs.push(r.to_owned());
+                }
             }
         }
         record.kind = RecordKind::RecordsErased;
@@ -77,8 +89,13 @@ impl AuditLog {
         detail.insert("records".into(), serde_json::json!(seqs.len()));
         detail.insert("seqs".into(), serde_json::json!(seqs));
         detail.insert("actions".into(), serde_json::json!(actions.len()));
+        detail.insert("runs".into(), serde_json::json!(runs.len()));
         record.detail = Some(Value::Object(detail));
-        let erased = Erasure { seqs, actions };
+        let erased = Erasure {
+            seqs,
+            actions,
+            runs,
+        };
         let receipts = self
             .commit(vec![record], vec![StateWrite::Erase(erased.clone())])
             .await?;
@@ -117,6 +134,33 @@ pub(crate) async fn write_erasure(
         }
         q.push(")");
         q.build(backend).execute(&mut **tx).await?;
+        let mut q = Sql::new(
+            "UPDATE approvals SET context = '{}' WHERE state <> 'pending' AND action_id IN (",
+        );
+        for (i, a) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.text(a.clone());
+        }
+        q.push(")");
+        q.build(backend).execute(&mut **tx).await?;
+    }
+    for chunk in e.runs.chunks(CHUNK) {
+        for head in [
+            "UPDATE runs SET trigger_ctx = NULL WHERE state <> 'running' AND id IN (",
+            "UPDATE approvals SET context = '{}' WHERE state <> 'pending' AND run_id IN (",
+        ] {
+            let mut q = Sql::new(head);
+            for (i, r) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.text(r.clone());
+            }
+            q.push(")");
+            q.build(backend).execute(&mut **tx).await?;
+        }
     }
     Ok(())
 }

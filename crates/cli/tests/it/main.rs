@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 mod common;
 mod decide;
+mod erasure;
 mod gateway;
 mod kill9;
 mod mcp;

@@ -37,9 +37,10 @@ pub fn run(a: EraseArgs) -> anyhow::Result<Exit> {
         )? {
             Ok(v) => show(&a.remote, &v, |v| {
                 println!(
-                    "erased the payloads of {} records ({} actions); their leaf hashes remain, so the log still verifies; recorded as #{}",
+                    "erased the payloads of {} records ({} actions, {} runs); their leaf hashes remain, so the log still verifies; recorded as #{}",
                     v["erased"],
                     v["actions"].as_array().map_or(0, Vec::len),
+                    v["runs"].as_array().map_or(0, Vec::len),
                     v["record"]
                 );
             }),
