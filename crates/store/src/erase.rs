@@ -110,57 +110,50 @@ pub(crate) async fn write_erasure(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     e: &Erasure,
 ) -> Result<(), StoreError> {
-    for chunk in e.seqs.chunks(CHUNK) {
-        let mut q = Sql::new("UPDATE evidence SET body = NULL WHERE seq IN (");
-        for (i, s) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.int(*s as i64);
-        }
-        q.push(")");
-        q.build(backend).execute(&mut **tx).await?;
-    }
-    for chunk in e.actions.chunks(CHUNK) {
-        let mut q = Sql::new(
+    let seqs: Vec<Bound> = e.seqs.iter().map(|s| Bound::Int(*s as i64)).collect();
+    let actions: Vec<Bound> = e.actions.iter().map(|a| Bound::Text(a)).collect();
+    let runs: Vec<Bound> = e.runs.iter().map(|r| Bound::Text(r)).collect();
+    let updates: [(&'static str, &[Bound]); 5] = [
+        ("UPDATE evidence SET body = NULL WHERE seq IN (", &seqs),
+        (
             "UPDATE actions SET result = NULL, arguments = NULL \
              WHERE state IN ('denied', 'succeeded', 'failed', 'expired', 'cancelled') AND id IN (",
-        );
-        for (i, a) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.text(a.clone());
-        }
-        q.push(")");
-        q.build(backend).execute(&mut **tx).await?;
-        let mut q = Sql::new(
+            &actions,
+        ),
+        (
             "UPDATE approvals SET context = '{}' WHERE state <> 'pending' AND action_id IN (",
-        );
-        for (i, a) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.text(a.clone());
-        }
-        q.push(")");
-        q.build(backend).execute(&mut **tx).await?;
-    }
-    for chunk in e.runs.chunks(CHUNK) {
-        for head in [
+            &actions,
+        ),
+        (
             "UPDATE runs SET trigger_ctx = NULL WHERE state <> 'running' AND id IN (",
+            &runs,
+        ),
+        (
             "UPDATE approvals SET context = '{}' WHERE state <> 'pending' AND run_id IN (",
-        ] {
+            &runs,
+        ),
+    ];
+    for (head, ids) in updates {
+        for chunk in ids.chunks(CHUNK) {
             let mut q = Sql::new(head);
-            for (i, r) in chunk.iter().enumerate() {
+            for (i, id) in chunk.iter().enumerate() {
                 if i > 0 {
                     q.push(", ");
                 }
-                q.text(r.clone());
+                match id {
+                    Bound::Int(n) => q.int(*n),
+                    Bound::Text(t) => q.text(*t),
+                };
             }
             q.push(")");
             q.build(backend).execute(&mut **tx).await?;
         }
     }
     Ok(())
+}
+
+/// One id of an `IN (...)` list.
+enum Bound<'a> {
+    Int(i64),
+    Text(&'a str),
 }

@@ -540,5 +540,53 @@ async fn erasure_drops_matching_payloads_in_one_commit_and_the_log_verifies(db: 
         .await
         .unwrap();
     assert!(again.erased.seqs.is_empty());
+
+    // A requester named in runs' triggers: an ended run's stored trigger
+    // goes, a running one keeps it (separation of duties needs it).
+    let trigger = warden_model::Trigger {
+        source: "ticket".into(),
+        reference: Some("T-1".into()),
+        requester: Some("grace@example.com".into()),
+    };
+    for (id, state) in [
+        ("run_ended", warden_model::RunStatus::Completed),
+        ("run_open", warden_model::RunStatus::Running),
+    ] {
+        let mut r = warden_evidence::Record::new(RecordKind::RunStarted);
+        r.run = Some(id.into());
+        r.trigger = Some(trigger.clone());
+        let row = warden_store::RunRow {
+            id: id.into(),
+            workflow: "refund-request".into(),
+            agent: "support-bot".into(),
+            state,
+            trigger: Some(serde_json::to_string(&trigger).unwrap()),
+            done_steps: "[]".into(),
+            created_us: 1,
+            updated_us: 1,
+        };
+        log.commit(vec![r], vec![warden_store::StateWrite::Run(row)])
+            .await
+            .unwrap();
+    }
+    let query = db
+        .data
+        .redactor()
+        .erasure_query("requester", "grace@example.com")
+        .unwrap();
+    let report = log
+        .erase(
+            &query,
+            warden_evidence::Record::new(RecordKind::RecordsErased),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.erased.seqs.len(), 2);
+    assert_eq!(report.erased.runs, ["run_ended", "run_open"]);
+    let ended = db.store.run("run_ended").await.unwrap().unwrap();
+    assert_eq!(ended.trigger, None);
+    let open = db.store.run("run_open").await.unwrap().unwrap();
+    assert!(open.trigger.unwrap().contains("grace@example.com"));
+    db.verify_ok().await;
     log.close().await.unwrap();
 }
