@@ -97,17 +97,17 @@ fn i16_runs_and_approval_requests_can_be_cancelled() {
     assert!(server.stop().success());
 }
 
-/// A pack whose refund workflow times out after `limit`.
+/// The edit of the example manifest that gives the refund workflow a
+/// `timeout` of `limit`.
+fn timeout_edit(limit: &str) -> (&'static str, String) {
+    const WORKFLOW: &str = "id = \"refund-request\"\nowner = \"sam\"\n";
+    (WORKFLOW, format!("{WORKFLOW}timeout = \"{limit}\"\n"))
+}
+
+/// A (valid) pack whose refund workflow times out after `limit`.
 fn pack_with_timeout(tmp: &std::path::Path, limit: &str) -> std::path::PathBuf {
-    support_pack(
-        tmp,
-        &[(
-            "id = \"refund-request\"\nowner = \"sam\"\n",
-            &format!("id = \"refund-request\"\nowner = \"sam\"\ntimeout = \"{limit}\"\n"),
-        )],
-        &[],
-        &[],
-    )
+    let (from, to) = timeout_edit(limit);
+    support_pack(tmp, &[(from, &to)], &[], &[])
 }
 
 fn run_of(server: &Server, approval: &str) -> String {
@@ -211,11 +211,10 @@ fn i16_a_bad_workflow_timeout_is_a_validation_error_with_its_line() {
             &dir.join("pack"),
         );
         let manifest = dir.join("pack/warden.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap().replacen(
-            "id = \"refund-request\"\nowner = \"sam\"\n",
-            &format!("id = \"refund-request\"\nowner = \"sam\"\ntimeout = \"{bad}\"\n"),
-            1,
-        );
+        let (from, to) = timeout_edit(bad);
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replacen(from, &to, 1);
         std::fs::write(&manifest, text).unwrap();
         let out = warden(&[
             "validate",

@@ -36,17 +36,22 @@ impl Runtime {
             loop {
                 // After a failure, wait a second before the next round
                 // rather than retrying a due step in a tight loop.
-                let floor = match rt.fire_due().await.and(rt.time_out_runs(now_us()).await) {
-                    Ok(_) => Duration::from_millis(5),
+                let fired = rt.fire_due().await.map(drop);
+                // Runs are looked at once per round; ended only when one is due.
+                let mut run_due = rt.next_run_deadline().await;
+                let mut timed = Ok(());
+                if matches!(run_due, Ok(Some(d)) if d <= now_us()) {
+                    timed = rt.time_out_runs(now_us()).await.map(drop);
+                    run_due = rt.next_run_deadline().await;
+                }
+                let floor = match fired.and(timed) {
+                    Ok(()) => Duration::from_millis(5),
                     Err(e) => {
                         tracing::error!(error = %e, "approval or run timers failed; retrying in 1s");
                         Duration::from_secs(1)
                     }
                 };
-                let next = match (
-                    rt.store().next_approval_due().await,
-                    rt.next_run_deadline().await,
-                ) {
+                let next = match (rt.store().next_approval_due().await, run_due) {
                     (Ok(a), Ok(r)) => Ok(a.into_iter().chain(r).min()),
                     (Err(e), _) => Err(RuntimeError::from(e)),
                     (_, Err(e)) => Err(e),

@@ -200,29 +200,7 @@ async fn step_order_and_run_state_gate_actions_in_runs() {
     .await;
     // A cancelled run takes no more actions, and its waiting refund ends
     // with it, unexecuted.
-    let run =
-        h.rt.start_run(BOT, "refund-request", None)
-            .await
-            .unwrap()
-            .run_id;
-    h.check(
-        BOT,
-        "crm.lookup_customer",
-        lookup(),
-        Some(&run),
-        Expect::Action(Succeeded, None),
-    )
-    .await;
-    let waiting = h
-        .check(
-            BOT,
-            "stripe.refund",
-            refund(50_000, "ord_3"),
-            Some(&run),
-            Expect::Action(AwaitingApproval, None),
-        )
-        .await
-        .unwrap();
+    let (run, waiting) = h.refund_waiting_in_run(BOT, "ord_3").await;
     h.rt.cancel_run(&run, Canceller::Operator("olivia"), None)
         .await
         .unwrap();
@@ -301,29 +279,7 @@ async fn a_run_past_its_workflow_timeout_ends_with_what_it_waits_for() {
     );
     std::fs::write(&manifest, text).unwrap();
     let h = Harness::with_pack(&pack).await;
-    let run =
-        h.rt.start_run(BOT, "refund-request", None)
-            .await
-            .unwrap()
-            .run_id;
-    h.check(
-        BOT,
-        "crm.lookup_customer",
-        lookup(),
-        Some(&run),
-        Expect::Action(Succeeded, None),
-    )
-    .await;
-    let waiting = h
-        .check(
-            BOT,
-            "stripe.refund",
-            refund(50_000, "ord_t1"),
-            Some(&run),
-            Expect::Action(AwaitingApproval, None),
-        )
-        .await
-        .unwrap();
+    let (run, waiting) = h.refund_waiting_in_run(BOT, "ord_t1").await;
     let now = |plus: i64| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -131,6 +131,32 @@ impl Harness {
             .await
     }
 
+    /// A run of `refund-request` by `agent`: the customer looked up, then
+    /// a $500 refund of `order` waiting for finance. The run and the refund.
+    pub async fn refund_waiting_in_run(&self, agent: &str, order: &str) -> (String, ActionView) {
+        let run = self
+            .rt
+            .start_run(agent, "refund-request", None)
+            .await
+            .unwrap()
+            .run_id;
+        let look = Expect::Action(ActionStatus::Succeeded, None);
+        self.check(agent, "crm.lookup_customer", lookup(), Some(&run), look)
+            .await;
+        let wait = Expect::Action(ActionStatus::AwaitingApproval, None);
+        let waiting = self
+            .check(
+                agent,
+                "stripe.refund",
+                refund(50_000, order),
+                Some(&run),
+                wait,
+            )
+            .await
+            .unwrap();
+        (run, waiting)
+    }
+
     /// The action `id` now.
     pub async fn action(&self, id: &str) -> ActionView {
         self.rt.action(id, None).await.unwrap()
