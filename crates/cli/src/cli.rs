@@ -66,6 +66,11 @@ enum Command {
     Mcp(crate::commands::mcp::McpCommand),
     /// Drive a server with concurrent agents; report throughput and latency.
     Bench(crate::commands::bench::BenchArgs),
+    /// Decide recorded proposals again with a candidate pack and compare
+    /// (exit 1 when a decision loosens).
+    Replay(crate::commands::rollout::replay::ReplayArgs),
+    /// Suggest pack changes from recorded approvals, verified by replay.
+    Tune(crate::commands::rollout::tune::TuneArgs),
 }
 
 /// `warden validate`
@@ -179,6 +184,8 @@ pub fn run() -> ExitCode {
         Command::Tools(a) => commands::agents::run_tools(a),
         Command::Runs(a) => commands::runs::run(a),
         Command::Status(a) => commands::status::run(a),
+        Command::Replay(a) => commands::rollout::replay::run(a),
+        Command::Tune(a) => commands::rollout::tune::run(a),
     };
     match result {
         Ok(exit) => exit.into(),

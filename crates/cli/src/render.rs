@@ -51,7 +51,7 @@ pub fn count(n: usize, word: &str) -> String {
 /// last column is not padded.
 #[derive(Debug, Default)]
 pub struct Table {
-    head: Vec<&'static str>,
+    head: Vec<String>,
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
 }
@@ -59,9 +59,13 @@ pub struct Table {
 impl Table {
     /// A table with these column titles; a title starting with `>` is a
     /// right-aligned (numeric) column, the `>` is not shown.
-    pub fn new(head: &[&'static str]) -> Self {
+    pub fn new<S: AsRef<str>>(head: &[S]) -> Self {
+        let head: Vec<&str> = head.iter().map(AsRef::as_ref).collect();
         Self {
-            head: head.iter().map(|h| h.trim_start_matches('>')).collect(),
+            head: head
+                .iter()
+                .map(|h| h.trim_start_matches('>').to_owned())
+                .collect(),
             right: head.iter().map(|h| h.starts_with('>')).collect(),
             rows: Vec::new(),
         }
@@ -102,7 +106,7 @@ impl Table {
             }
             out.trim_end().to_owned()
         };
-        let mut out = vec![line(self.head.clone())];
+        let mut out = vec![line(self.head.iter().map(String::as_str).collect())];
         for r in &self.rows {
             out.push(line(
                 (0..n)

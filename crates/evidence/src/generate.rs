@@ -1,6 +1,13 @@
 //! Realistic evidence for demos, tests and benchmarks: runs of the
 //! `refund-request` workflow of `examples/support-refunds`, decided by the
-//! real policy engine, with approvals, retries and failures.
+//! real policy engine, with approvals, retries and failures. The records
+//! are those the runtime writes (`approval_requested`, `approval_recorded`,
+//! `approval_granted`, `action_reevaluated`, `approval_escalated`,
+//! `approval_expired`), and the finance approvers answer in plausible
+//! patterns: every refund up to $250 approved, about one in eight above it
+//! denied, a second approver for refunds above $1,000 sometimes never
+//! coming (the request expires), and one approver (dave) approving within
+//! seconds.
 //!
 //! Deterministic: the same seed gives the same records.
 
@@ -28,7 +35,7 @@ pub struct RunGenerator<'a> {
 }
 
 const AGENTS: &[&str] = &["support-bot", "support-bot", "billing-bot", "intern-bot"];
-const FINANCE: &[&str] = &["carol", "dave", "erin"];
+const FINANCE: &[&'static str] = &["carol", "dave", "erin"];
 
 impl<'a> RunGenerator<'a> {
     /// A generator starting at `start_us`, one run every `spacing_us`.
@@ -59,6 +66,53 @@ impl<'a> RunGenerator<'a> {
 
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
+    }
+
+    /// Whether finance approves a refund of `amount` cents: everything up to
+    /// $250, most of the rest; larger refunds are denied more often.
+    fn approves(&mut self, amount: i64) -> bool {
+        match amount {
+            ..=25_000 => true,
+            ..=100_000 => self.below(100) >= 12,
+            _ => self.below(100) >= 15,
+        }
+    }
+
+    /// Who answers: dave approves most requests he sees within seconds
+    /// (the rubber-stamping pattern `approvals stats` flags) and never
+    /// denies; carol and erin read the order first.
+    fn approver(&mut self, who: &mut Vec<&'static str>, yes: bool) -> &'static str {
+        let pick = if yes {
+            match self.below(100) {
+                0..=44 => "carol",
+                45..=79 => "dave",
+                _ => "erin",
+            }
+        } else if self.below(100) < 60 {
+            "carol"
+        } else {
+            "erin"
+        };
+        let pick = if who.contains(&pick) {
+            pick
+        } else {
+            who.iter()
+                .copied()
+                .find(|p| yes || *p != "dave")
+                .unwrap_or(pick)
+        };
+        who.retain(|p| *p != pick);
+        pick
+    }
+
+    /// Time an approver takes to answer, in µs.
+    fn latency_us(&mut self, approver: &str) -> i64 {
+        let ms = match approver {
+            "dave" => 1_500 + self.below(3_000),
+            "carol" => 120_000 + self.below(1_080_000),
+            _ => 300_000 + self.below(1_500_000),
+        };
+        ms as i64 * 1000
     }
 
     /// The records of run number `n`, in order.
@@ -262,17 +316,70 @@ impl<'a> RunGenerator<'a> {
             Outcome::Deny => return Ok(false),
             Outcome::Allow => {}
             Outcome::ApprovalRequired => {
+                let amount = args
+                    .get("amount_cents")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 let groups = first.approval.clone().map(|a| a.groups).unwrap_or_default();
+                let approval_id = format!("apr-{run:07}-{step}");
+                let with_id = |mut r: Record| {
+                    r.detail = Some(json!({ "approval_id": approval_id }));
+                    r
+                };
+                *t += 1_000;
+                let requested = *t;
+                let mut req = with_id(stamp(RecordKind::ApprovalRequested, *t));
+                req.trigger = ctx.trigger.clone();
+                req.message = Some(format!(
+                    "approval requested from {}",
+                    groups
+                        .iter()
+                        .map(|(g, q)| format!("{q} of `{g}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+                if let Some(d) = req.detail.as_mut() {
+                    d["requires"] = json!(
+                        groups
+                            .iter()
+                            .map(|(g, q)| json!({ "group": g, "quorum": q }))
+                            .collect::<Vec<_>>()
+                    );
+                }
+                push(out, req)?;
+                let mut votes: Vec<ApprovalOutcome> = Vec::new();
                 let mut granted: Vec<String> = Vec::new();
                 for (group, quorum) in groups {
                     let mut who: Vec<&str> = FINANCE.to_vec();
-                    for _ in 0..quorum {
-                        let latency = 30_000 + self.below(7_200_000);
-                        *t += latency as i64 * 1000;
-                        let approver = who.remove(self.below(who.len() as u64) as usize);
-                        let yes = self.below(100) < 90;
-                        let mut rec = stamp(RecordKind::ApprovalRecorded, *t);
-                        rec.approvals.push(ApprovalOutcome {
+                    for i in 0..quorum {
+                        // A second approver sometimes never comes: the request
+                        // escalates after 30 minutes and expires after 4 hours.
+                        if i > 0 && self.below(100) < 6 {
+                            let mut esc = with_id(stamp(
+                                RecordKind::ApprovalEscalated,
+                                requested + 1_800_000_000,
+                            ));
+                            esc.status = Some(ActionStatus::Escalated);
+                            if let Some(d) = esc.detail.as_mut() {
+                                d["group"] = json!(group);
+                                d["to"] = json!("support-leads");
+                                d["step"] = json!(1);
+                            }
+                            push(out, esc)?;
+                            *t = requested + 14_400_000_000;
+                            let mut exp = with_id(stamp(RecordKind::ApprovalExpired, *t));
+                            exp.status = Some(ActionStatus::Expired);
+                            exp.code = Some(FailureCode::ApprovalExpired.as_str().to_owned());
+                            exp.message = Some(format!("approval expired unanswered by `{group}`"));
+                            push(out, exp)?;
+                            return Ok(false);
+                        }
+                        let yes = self.approves(amount);
+                        let approver = self.approver(&mut who, yes);
+                        *t += self.latency_us(approver);
+                        let latency_ms = u64::try_from((*t - requested) / 1000).unwrap_or(0);
+                        let mut rec = with_id(stamp(RecordKind::ApprovalRecorded, *t));
+                        let vote = ApprovalOutcome {
                             approver: approver.to_owned(),
                             group: group.clone(),
                             decision: if yes { "approve" } else { "deny" }.into(),
@@ -284,26 +391,36 @@ impl<'a> RunGenerator<'a> {
                                 }
                                 .into(),
                             ),
-                            latency_ms: latency,
-                        });
+                            latency_ms,
+                            via: None,
+                        };
+                        rec.approvals.push(vote.clone());
+                        votes.push(vote);
                         if !yes {
                             rec.status = Some(ActionStatus::Denied);
                             rec.code = Some(FailureCode::ApprovalDenied.as_str().to_owned());
+                            rec.message = Some(format!(
+                                "{approver} denied for `{group}`: \"refund policy not met\""
+                            ));
                             push(out, rec)?;
                             return Ok(false);
                         }
                         rec.status = Some(ActionStatus::AwaitingApproval);
+                        rec.message = Some(format!(
+                            "{approver} approved for `{group}`: \"verified the order\""
+                        ));
                         push(out, rec)?;
-                        if who.is_empty() {
-                            break;
-                        }
                     }
                     granted.push(group);
                 }
+                let mut done = with_id(stamp(RecordKind::ApprovalGranted, *t));
+                done.approvals = votes;
+                done.message = Some("quorum met".into());
+                push(out, done)?;
                 // Approved: policy is evaluated again before execution.
                 *t += 2_000;
                 let again = decide(&granted);
-                let mut re = stamp(RecordKind::ActionDecided, *t);
+                let mut re = stamp(RecordKind::ActionReevaluated, *t);
                 re.checks.push(Check::from(&again));
                 re.message = Some(again.message());
                 if again.outcome != Outcome::Allow {

@@ -255,6 +255,10 @@ pub struct ApprovalOutcome {
     pub comment: Option<String>,
     /// Milliseconds from the request for approval to this answer.
     pub latency_ms: u64,
+    /// The group the approver answered through, when it is not `group`
+    /// (an escalation step's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// One evidence record. `seq` is assigned by the log when it is appended.

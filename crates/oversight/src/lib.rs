@@ -22,6 +22,7 @@ mod engine;
 mod error;
 mod incidents;
 mod outbox;
+pub mod rollout;
 mod routes;
 mod stats;
 mod views;

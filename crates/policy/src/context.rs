@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cedar_policy_core::ast::{Context, Value};
+use cedar_policy_core::ast::{Context, Expr, Unknown, Value};
 use serde_json::Value as Json;
 use smol_str::SmolStr;
 use warden_model::RequestContext;
@@ -23,6 +23,36 @@ pub(crate) struct BaseContext(BTreeMap<SmolStr, Value>);
 pub(crate) fn args_value(fields: &[ArgField], args: &Json) -> Result<Value, String> {
     let obj = args.as_object().ok_or("arguments must be a JSON object")?;
     record(fields, obj, "")
+}
+
+/// `context.args` as a Cedar record expression in which each top-level
+/// field named in `unknown` is a Cedar unknown named `args.<field>` (for
+/// partial evaluation of recorded arguments whose sensitive fields were
+/// redacted).
+pub(crate) fn args_residual(
+    fields: &[ArgField],
+    args: &Json,
+    unknown: &[String],
+) -> Result<Expr, String> {
+    let obj = args.as_object().ok_or("arguments must be a JSON object")?;
+    let mut m = BTreeMap::new();
+    for f in fields {
+        if unknown.contains(&f.name) {
+            m.insert(
+                f.key.clone(),
+                Expr::unknown(Unknown::new_untyped(format!("args.{}", f.name))),
+            );
+            continue;
+        }
+        match obj.get(&f.name) {
+            None | Some(Json::Null) if !f.required => {}
+            None | Some(Json::Null) => return Err(format!("`{}` is required", f.name)),
+            Some(v) => {
+                m.insert(f.key.clone(), Expr::from(value(&f.ty, v, "", &f.name)?));
+            }
+        }
+    }
+    Ok(Expr::record_arc(Arc::new(m)))
 }
 
 fn record(
@@ -110,6 +140,26 @@ impl BaseContext {
     /// The whole context, with these approvals (keeps the base for another pass).
     pub fn with_approvals<'a>(&self, approvals: impl IntoIterator<Item = &'a str>) -> Context {
         self.clone().into_context(approvals)
+    }
+
+    /// The whole context with `args` replaced by an expression holding
+    /// unknowns (see [`args_residual`]), with these approvals.
+    pub fn residual<'a>(
+        &self,
+        args: &Expr,
+        approvals: impl IntoIterator<Item = &'a str>,
+    ) -> Context {
+        let mut m: BTreeMap<SmolStr, Expr> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), Expr::from(v.clone())))
+            .collect();
+        m.insert(SmolStr::new_static("args"), args.clone());
+        m.insert(
+            SmolStr::new_static("approvals"),
+            Expr::from(Value::set(approvals.into_iter().map(Value::from), None)),
+        );
+        Context::RestrictedResidual(Arc::new(m))
     }
 
     /// The whole context, with these approvals.

@@ -86,7 +86,7 @@ pub(crate) fn second_pass_follows(slice: &[SlicePolicy]) -> bool {
 }
 
 /// What Cedar's decision rule gives for one evaluation.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Verdict {
     pub allow: bool,
     /// The determining policies: satisfied forbids for a deny by forbid,
@@ -153,11 +153,127 @@ pub(crate) fn evaluate(
             )),
         }
     }
-    if !forbids.is_empty() {
-        v.reasons = forbids;
-    } else if !v.permits.is_empty() {
-        v.allow = true;
-        v.reasons.clone_from(&v.permits);
-    }
+    v.decide(forbids);
     v
+}
+
+impl Verdict {
+    /// Cedar's decision rule over the satisfied policies: any satisfied
+    /// forbid denies (the forbids are the reasons); otherwise any satisfied
+    /// permit allows (the permits are the reasons).
+    fn decide(&mut self, forbids: Vec<Arc<PolicyInfo>>) {
+        if !forbids.is_empty() {
+            self.reasons = forbids;
+        } else if !self.permits.is_empty() {
+            self.allow = true;
+            self.reasons.clone_from(&self.permits);
+        }
+    }
+}
+
+/// A policy's condition evaluated with some of the context unknown.
+#[derive(Debug, Clone)]
+pub(crate) enum Partial {
+    /// Satisfied whatever the unknowns are.
+    Holds,
+    /// Not satisfied whatever the unknowns are (or not for this principal).
+    Fails,
+    /// Failed to evaluate.
+    Error(String),
+    /// Depends on these unknowns.
+    Depends(Vec<smol_str::SmolStr>),
+}
+
+/// Partial evaluation of every policy of `slice` (Cedar's evaluator, with
+/// the unknowns `context` holds): one state per policy, in slice order.
+pub(crate) fn evaluate_partial(
+    slice: &[SlicePolicy],
+    who: &Subject<'_>,
+    context: ast::Context,
+    entities: &Entities,
+) -> Vec<Partial> {
+    let known = |euid: &Arc<ast::EntityUID>| EntityUIDEntry::Known {
+        euid: Arc::clone(euid),
+        loc: None,
+    };
+    let request = ast::Request::new_unchecked(
+        known(who.principal),
+        known(who.action),
+        known(who.resource),
+        Some(context),
+    );
+    let eval = Evaluator::new(request, entities, Extensions::all_available());
+    let env = ast::SlotEnv::new();
+    slice
+        .iter()
+        .map(|p| {
+            if p.only_principal
+                .as_ref()
+                .is_some_and(|u| u != who.principal.as_ref())
+            {
+                return Partial::Fails;
+            }
+            match eval.partial_interpret(&p.condition, &env) {
+                Ok(ast::PartialValue::Value(val)) => match val.value_kind() {
+                    ValueKind::Lit(Literal::Bool(true)) => Partial::Holds,
+                    ValueKind::Lit(Literal::Bool(false)) => Partial::Fails,
+                    _ => Partial::Error(format!(
+                        "policy `{}` did not evaluate to a boolean",
+                        p.info.id
+                    )),
+                },
+                Ok(ast::PartialValue::Residual(r)) => {
+                    let mut names: Vec<smol_str::SmolStr> =
+                        r.unknowns().map(|u| u.name.clone()).collect();
+                    names.sort();
+                    names.dedup();
+                    Partial::Depends(names)
+                }
+                Err(e) => Partial::Error(format!(
+                    "error while evaluating policy `{}`: {e}",
+                    p.info.id
+                )),
+            }
+        })
+        .collect()
+}
+
+/// The verdict of `states` when the `i`-th policy that depends on unknowns
+/// is satisfied exactly when bit `i` of `assignment` is set.
+pub(crate) fn resolve(slice: &[SlicePolicy], states: &[Partial], assignment: u64) -> Verdict {
+    let mut v = Verdict::default();
+    let mut forbids = Vec::new();
+    let mut bit = 0u32;
+    for (p, state) in slice.iter().zip(states) {
+        let holds = match state {
+            Partial::Holds => true,
+            Partial::Fails => false,
+            Partial::Error(m) => {
+                v.errors.push((Arc::clone(&p.info), m.clone()));
+                false
+            }
+            Partial::Depends(_) => {
+                let set = assignment >> bit & 1 == 1;
+                bit += 1;
+                set
+            }
+        };
+        if holds {
+            if p.permit {
+                v.permits.push(Arc::clone(&p.info));
+            } else {
+                forbids.push(Arc::clone(&p.info));
+            }
+        }
+    }
+    v.decide(forbids);
+    v
+}
+
+/// How many policies of `states` depend on unknowns.
+pub(crate) fn depending(states: &[Partial]) -> u32 {
+    states
+        .iter()
+        .filter(|s| matches!(s, Partial::Depends(_)))
+        .count() as u32
 }

@@ -49,7 +49,7 @@ mod testing;
 mod validate;
 
 pub use decision::{ApprovalRequirement, Decision, Request};
-pub use engine::{Compiled, Engine, RawParts, compile};
+pub use engine::{Compiled, Engine, RawParts, Replayed, Threshold, compile};
 pub use error::{PolicyProblem, RequestError};
 pub use explain::Explanation;
 pub use handle::EngineHandle;

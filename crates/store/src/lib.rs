@@ -35,7 +35,7 @@ pub use log::{AuditLog, LogOptions, Receipt};
 pub use oversight::{
     ApprovalAges, CircuitRow, HotspotRow, IncidentFilter, IncidentRow, NotificationRow, RunCounts,
 };
-pub use read::{Filter, StoredRecord};
+pub use read::{Filter, Scan, ScanRow, StoredRecord};
 pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};
 
 /// Which database a store runs on.

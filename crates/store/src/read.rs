@@ -290,3 +290,119 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+/// Which records a streaming scan of the log reads ([`Store::scan`]).
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Record kinds (`action_decided`, ...); every kind when empty.
+    pub kinds: Vec<String>,
+    /// From this time on (µs since the epoch, inclusive).
+    pub since_us: Option<i64>,
+    /// Rows per page (20,000 when 0).
+    pub page: u32,
+}
+
+/// One row of a scan: the indexed columns, and the body unparsed so that a
+/// reader parses only the records it needs.
+#[derive(Debug, Clone)]
+pub struct ScanRow {
+    /// Leaf index.
+    pub seq: u64,
+    /// Record time, µs since the epoch.
+    pub time_us: i64,
+    /// Record kind.
+    pub kind: String,
+    /// Agent, tool and workflow columns.
+    pub agent: Option<String>,
+    /// Tool id.
+    pub tool: Option<String>,
+    /// Workflow id.
+    pub workflow: Option<String>,
+    /// Action id.
+    pub action: Option<String>,
+    /// Action status after the event.
+    pub status: Option<String>,
+    /// Decision outcome (`allow`, `deny`, `approval_required`).
+    pub decision: Option<String>,
+    /// The canonical JSON body; `None` once its payload was pruned.
+    pub body: Option<String>,
+}
+
+impl Store {
+    /// Streams the records `scan` selects, in log order, one page at a
+    /// time to `each` (the next page is read while `each` works on this
+    /// one). Memory holds two pages, whatever the log's size.
+    pub async fn scan<E>(
+        &self,
+        scan: &Scan,
+        mut each: impl FnMut(Vec<ScanRow>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let page = if scan.page == 0 { 20_000 } else { scan.page };
+        let fetch = |after: i64| {
+            let store = self.clone();
+            let scan = scan.clone();
+            tokio::spawn(async move { store.scan_page(&scan, after, page).await })
+        };
+        let mut pending = Some(fetch(-1));
+        while let Some(next) = pending.take() {
+            let rows = next
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("reading the log: {e}")))??;
+            if rows.len() == page as usize
+                && let Some(last) = rows.last()
+            {
+                pending = Some(fetch(last.seq as i64));
+            }
+            each(rows)?;
+        }
+        Ok(())
+    }
+
+    async fn scan_page(
+        &self,
+        scan: &Scan,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ScanRow>, StoreError> {
+        let mut q = Sql::new(
+            "SELECT seq, time_us, kind, agent, tool, workflow, action_id, status, decision, body \
+             FROM evidence WHERE seq > ",
+        );
+        q.int(after);
+        if let Some(t) = scan.since_us {
+            q.push(" AND time_us >= ").int(t);
+        }
+        if !scan.kinds.is_empty() {
+            q.push(" AND kind IN (");
+            for (i, k) in scan.kinds.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.text(k.clone());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY seq LIMIT ").int(i64::from(limit));
+        let rows = q.build(self.backend()).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                Ok(ScanRow {
+                    seq: seq as u64,
+                    time_us: row.try_get("time_us")?,
+                    kind: row.try_get("kind")?,
+                    agent: row.try_get("agent")?,
+                    tool: row.try_get("tool")?,
+                    workflow: row.try_get("workflow")?,
+                    action: row.try_get("action_id")?,
+                    status: row.try_get("status")?,
+                    decision: row.try_get("decision")?,
+                    body: row.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+}

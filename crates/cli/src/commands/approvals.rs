@@ -11,6 +11,9 @@ use crate::render::Table;
 /// `warden approvals ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum ApprovalsCommand {
+    /// Approval statistics from the audit log: per gate and group, per
+    /// approver, automation candidates and fatigue signals.
+    Stats(crate::commands::rollout::stats::StatsArgs),
     /// List approval requests, oldest first (default: pending ones you may answer).
     List {
         #[command(flatten)]
@@ -68,6 +71,7 @@ pub enum ApprovalsCommand {
 /// Runs `warden approvals ...`.
 pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<Exit> {
     match cmd {
+        ApprovalsCommand::Stats(a) => crate::commands::rollout::stats::run(a),
         ApprovalsCommand::List {
             remote,
             state,

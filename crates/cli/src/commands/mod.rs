@@ -8,6 +8,7 @@ pub mod decide;
 pub mod incidents;
 pub mod mcp;
 pub mod remote;
+pub mod rollout;
 pub mod runs;
 pub mod schema;
 pub mod serve;

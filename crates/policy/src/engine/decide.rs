@@ -96,7 +96,7 @@ impl Engine {
 
     /// Decides `req` over one slice of policies (Cedar's two passes).
     #[allow(clippy::too_many_arguments)]
-    fn decide_slice(
+    pub(super) fn decide_slice(
         &self,
         req: &Request<'_>,
         agent: &Arc<ast::EntityUID>,
@@ -106,7 +106,6 @@ impl Engine {
         shortcut: bool,
         keep: bool,
     ) -> (Decision, Option<Verdict>) {
-        let risk = Some(tool.risk);
         let who = Subject {
             principal: agent,
             action: &tool.action,
@@ -122,45 +121,7 @@ impl Engine {
             (base.into_context(approvals), None)
         };
         let mut first = eval::evaluate(slice.policies, &who, first_ctx, entities);
-        // The decision takes the reasons; explanations keep a copy.
-        let take_reasons = |v: &mut Verdict| {
-            if keep {
-                v.reasons.clone()
-            } else {
-                std::mem::take(&mut v.reasons)
-            }
-        };
-        if let Some(d) = self.evaluation_errors(&first, risk) {
-            return (d, keep.then_some(first));
-        }
-        if first.allow
-            || first.reasons.is_empty()
-            || !first.reasons.iter().all(|p| p.gate.is_some())
-        {
-            let d = if first.allow {
-                let reasons = take_reasons(&mut first);
-                self.outcome(Outcome::Allow, reasons, None, tool.risk)
-            } else if first.reasons.is_empty() {
-                self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new())
-            } else {
-                let forbids = first
-                    .reasons
-                    .iter()
-                    .filter(|p| p.gate.is_none())
-                    .cloned()
-                    .collect();
-                self.deny(DenyCode::Forbidden, risk, forbids, Vec::new())
-            };
-            return (d, keep.then_some(first));
-        }
-        // Every determining policy is an approval gate: would the approvals
-        // they ask for be enough?
-        let mut needed: BTreeMap<&str, u32> = BTreeMap::new();
-        for g in first.reasons.iter().filter_map(|p| p.gate.as_ref()) {
-            let q = needed.entry(g.group.as_str()).or_insert(0);
-            *q = (*q).max(g.quorum);
-        }
-        let second = match base {
+        let d = self.conclude(tool, &mut first, keep, |needed, first| match base {
             None => Verdict {
                 allow: !first.permits.is_empty(),
                 reasons: first.permits.clone(),
@@ -174,15 +135,69 @@ impl Engine {
                     .chain(needed.keys().copied());
                 eval::evaluate(slice.policies, &who, base.into_context(lifted), entities)
             }
+        });
+        (d, keep.then_some(first))
+    }
+
+    /// Warden's outcome from Cedar's passes: `first` is the verdict with the
+    /// request's approvals; `second` gives the verdict with the groups the
+    /// gates ask for lifted, and is called only when every determining
+    /// policy of `first` is an approval gate. With `keep`, `first` keeps its
+    /// reasons (for explanations).
+    pub(super) fn conclude(
+        &self,
+        tool: &ToolEntry,
+        first: &mut Verdict,
+        keep: bool,
+        second: impl FnOnce(&BTreeMap<&str, u32>, &Verdict) -> Verdict,
+    ) -> Decision {
+        let risk = Some(tool.risk);
+        // The decision takes the reasons; explanations keep a copy.
+        let take_reasons = |v: &mut Verdict| {
+            if keep {
+                v.reasons.clone()
+            } else {
+                std::mem::take(&mut v.reasons)
+            }
         };
-        if let Some(d) = self.evaluation_errors(&second, risk) {
-            return (d, keep.then_some(first));
+        if let Some(d) = self.evaluation_errors(first, risk) {
+            return d;
         }
-        let d = if second.allow {
+        if first.allow
+            || first.reasons.is_empty()
+            || !first.reasons.iter().all(|p| p.gate.is_some())
+        {
+            return if first.allow {
+                let reasons = take_reasons(first);
+                self.outcome(Outcome::Allow, reasons, None, tool.risk)
+            } else if first.reasons.is_empty() {
+                self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new())
+            } else {
+                let forbids = first
+                    .reasons
+                    .iter()
+                    .filter(|p| p.gate.is_none())
+                    .cloned()
+                    .collect();
+                self.deny(DenyCode::Forbidden, risk, forbids, Vec::new())
+            };
+        }
+        // Every determining policy is an approval gate: would the approvals
+        // they ask for be enough?
+        let mut needed: BTreeMap<&str, u32> = BTreeMap::new();
+        for g in first.reasons.iter().filter_map(|p| p.gate.as_ref()) {
+            let q = needed.entry(g.group.as_str()).or_insert(0);
+            *q = (*q).max(g.quorum);
+        }
+        let second = second(&needed, first);
+        if let Some(d) = self.evaluation_errors(&second, risk) {
+            return d;
+        }
+        if second.allow {
             let approval = ApprovalRequirement {
                 groups: needed.into_iter().map(|(g, q)| (g.to_owned(), q)).collect(),
             };
-            let reasons = take_reasons(&mut first);
+            let reasons = take_reasons(first);
             self.outcome(
                 Outcome::ApprovalRequired,
                 reasons,
@@ -193,11 +208,10 @@ impl Engine {
             self.deny(DenyCode::NoGrant, risk, Vec::new(), Vec::new())
         } else {
             self.deny(DenyCode::Forbidden, risk, second.reasons, Vec::new())
-        };
-        (d, keep.then_some(first))
+        }
     }
 
-    fn evaluation_errors(&self, v: &Verdict, risk: Option<Risk>) -> Option<Decision> {
+    pub(super) fn evaluation_errors(&self, v: &Verdict, risk: Option<Risk>) -> Option<Decision> {
         if v.errors.is_empty() {
             return None;
         }
@@ -206,7 +220,7 @@ impl Engine {
         Some(self.deny(DenyCode::EvaluationError, risk, policies, messages))
     }
 
-    fn deny(
+    pub(super) fn deny(
         &self,
         code: DenyCode,
         risk: Option<Risk>,
@@ -249,7 +263,7 @@ impl Engine {
 /// when the value the error is about holds a sensitive field (the field
 /// itself, or the whole arguments object), the message is rendered with a
 /// placeholder instead of the value, so no escaping of the value can leak it.
-fn argument_error(e: &jsonschema::ValidationError<'_>, sensitive: &[String]) -> String {
+pub(super) fn argument_error(e: &jsonschema::ValidationError<'_>, sensitive: &[String]) -> String {
     let path = e.instance_path().to_string();
     let top = path.trim_start_matches('/').split('/').next().unwrap_or("");
     let holds_sensitive = !sensitive.is_empty()
@@ -267,13 +281,13 @@ fn argument_error(e: &jsonschema::ValidationError<'_>, sensitive: &[String]) -> 
 }
 
 /// A field name as one JSON Pointer segment (RFC 6901).
-fn escape_pointer(field: &str) -> String {
+pub(super) fn escape_pointer(field: &str) -> String {
     field.replace('~', "~0").replace('/', "~1")
 }
 
 /// The policies one evaluation runs over.
 #[derive(Clone, Copy)]
 pub(super) struct SliceRef<'a> {
-    policies: &'a [SlicePolicy],
-    second_pass_follows: bool,
+    pub(super) policies: &'a [SlicePolicy],
+    pub(super) second_pass_follows: bool,
 }

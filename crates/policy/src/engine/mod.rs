@@ -2,9 +2,11 @@
 
 mod compile;
 mod decide;
+mod replay;
 
 pub(crate) use compile::action_index;
 pub use compile::compile;
+pub use replay::Replayed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -238,4 +240,88 @@ pub struct RawParts {
     pub request: CedarRequest,
     /// The tool's policy slice.
     pub slice: PolicySet,
+}
+
+/// An approval gate whose condition compares a numeric argument with a
+/// constant (`context.args.amount_cents > 10000`): what `warden tune` can
+/// suggest raising.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Threshold {
+    /// The gate's policy id.
+    pub policy: String,
+    /// The approver group it asks.
+    pub group: String,
+    /// The top-level argument compared.
+    pub field: String,
+    /// `>` or `>=`: the gate fires when the argument is above (or at) the
+    /// constant.
+    pub op: &'static str,
+    /// The constant.
+    pub value: i64,
+}
+
+impl Engine {
+    /// Every approval gate with a numeric threshold on an argument, in pack
+    /// order. Only a `when` clause that is the comparison, or a conjunction
+    /// (`&&`) holding it, counts.
+    pub fn thresholds(&self) -> Vec<Threshold> {
+        let mut out = Vec::new();
+        for p in self.0.ordered.iter() {
+            let Some(gate) = &p.gate else { continue };
+            let Some(policy) =
+                self.0.all.policies().find(|c| {
+                    c.id().to_string() == p.id || c.annotation("id") == Some(p.id.as_str())
+                })
+            else {
+                continue;
+            };
+            let Ok(est) = policy.to_json() else { continue };
+            let conds = est
+                .get("conditions")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for c in conds {
+                if c.get("kind").and_then(serde_json::Value::as_str) != Some("when") {
+                    continue;
+                }
+                let Some(body) = c.get("body") else { continue };
+                if let Some((field, op, value)) = comparison(body) {
+                    out.push(Threshold {
+                        policy: p.id.clone(),
+                        group: gate.group.clone(),
+                        field,
+                        op,
+                        value,
+                    });
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `context.args.<field> > <n>` (or `>=`), alone or inside `&&`.
+fn comparison(e: &serde_json::Value) -> Option<(String, &'static str, i64)> {
+    if let Some(and) = e.get("&&") {
+        return ["left", "right"]
+            .iter()
+            .find_map(|side| and.get(*side).and_then(comparison));
+    }
+    let (op, cmp) = [(">", ">"), (">=", ">=")]
+        .iter()
+        .find_map(|(k, op)| e.get(*k).map(|c| (*op, c)))?;
+    let field = args_field(cmp.get("left")?)?;
+    let value = cmp.get("right")?.get("Value")?.as_i64()?;
+    Some((field, op, value))
+}
+
+/// The field name of `context.args.<field>`.
+fn args_field(e: &serde_json::Value) -> Option<String> {
+    let outer = e.get(".")?;
+    let inner = outer.get("left")?.get(".")?;
+    let is_context = inner.get("left")?.get("Var")?.as_str()? == "context";
+    let is_args = inner.get("attr")?.as_str()? == "args";
+    (is_context && is_args).then(|| outer.get("attr")?.as_str().map(str::to_owned))?
 }

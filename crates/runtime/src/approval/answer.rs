@@ -481,6 +481,7 @@ fn outcome_of(v: &Vote) -> ApprovalOutcome {
         },
         comment: v.comment.clone(),
         latency_ms: v.latency_ms,
+        via: (v.via != v.group).then(|| v.via.clone()),
     }
 }
 
