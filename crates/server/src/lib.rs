@@ -30,6 +30,7 @@ mod metrics;
 mod openapi;
 mod oversight;
 mod reload;
+mod rollout;
 mod routes;
 mod runs;
 

@@ -52,6 +52,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/views/runs", get(crate::oversight::runs_view))
         .route("/v1/views/approvals", get(crate::oversight::approvals_view))
         .route("/v1/views/hotspots", get(crate::oversight::hotspots_view))
+        .route(
+            "/v1/views/approvals/stats",
+            get(crate::rollout::approval_stats_view),
+        )
+        .route("/v1/replay", post(crate::rollout::replay))
         .route("/v1/audit", get(crate::audit::query))
         .route("/v1/audit/verify", get(crate::audit::verify))
         .route("/v1/audit/erase", post(crate::audit::erase))

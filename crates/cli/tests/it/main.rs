@@ -15,6 +15,7 @@ mod mcp_peers;
 mod oversight;
 mod oversight_paging;
 mod postgres;
+mod replay;
 mod run_end;
 mod safety;
 mod schema;

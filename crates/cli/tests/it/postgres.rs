@@ -10,14 +10,14 @@ use crate::serve::Server;
 
 /// A fresh PostgreSQL database for one test, dropped at the end; `None`
 /// (with the reason printed) when `WARDEN_TEST_DATABASE_URL` is not set.
-struct PgDb {
+pub(crate) struct PgDb {
     base: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PgDb {
-    fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let Ok(base) = std::env::var("WARDEN_TEST_DATABASE_URL") else {
             eprintln!("skipped: WARDEN_TEST_DATABASE_URL is not set (.ci/run sets it)");
             return None;

@@ -543,10 +543,15 @@ fn summary(r: &ReplayReport, groups: &[ChangeGroup]) -> Vec<String> {
         out.push("no recorded proposals in the window".to_owned());
         return out;
     }
-    if r.changed == 0 {
+    if r.changed == 0 && r.indeterminate == 0 {
         out.push(format!(
             "all {} replayed proposals are decided as they were",
             r.replayed
+        ));
+    } else if r.changed == 0 {
+        out.push(format!(
+            "{} of {} replayed proposals are decided as they were; none is decided differently",
+            r.unchanged, r.replayed
         ));
     }
     // Aggregate the groups by (recorded, candidate).
