@@ -624,3 +624,105 @@ fn replay_reads_postgresql_as_it_reads_sqlite() {
     assert_eq!(code, 0);
     assert_eq!(same["changed"], 0);
 }
+
+/// The pack's files as `POST /v1/replay` takes them.
+fn files(pack: &Path) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for sub in ["", "policies", "tests"] {
+        for e in std::fs::read_dir(pack.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            let keep = p.is_file()
+                && matches!(
+                    p.extension().and_then(|x| x.to_str()),
+                    Some("toml" | "cedar")
+                );
+            if keep {
+                let name = p.strip_prefix(pack).unwrap().to_str().unwrap().to_owned();
+                m.insert(name, Value::String(std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn the_api_replays_a_candidate_for_operators_and_auditors_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seed(tmp.path(), 200);
+    let all = decided(&data);
+    let server = crate::serve::Server::start(&data);
+    let raised = candidate(tmp.path(), "raised", RAISE, RAISE_TESTS);
+    let body = serde_json::json!({ "files": files(&raised), "since": "30d" }).to_string();
+    let freed = all
+        .iter()
+        .filter(|r| finance_only(r) && amount(r) <= 25_000)
+        .count() as u64;
+    for who in ["demo-olivia", "demo-erin"] {
+        let (status, r) = server.post("/v1/replay", who, &body);
+        assert_eq!(status, 200, "{who}: {r}");
+        assert_eq!(r["loosened"].as_u64().unwrap(), freed, "{who}");
+        assert_eq!(r["candidate"]["pack"], "support-refunds");
+    }
+    // Without files: the pack in force, which matches its own history.
+    let (status, r) = server.post("/v1/replay", "demo-olivia", "{}");
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["changed"], 0);
+    assert_eq!(r["replayed"].as_u64().unwrap(), all.len() as u64);
+    // Refused: agents and approvers; bad bodies with a code.
+    let (status, r) = server.post("/v1/replay", "demo-support-bot", &body);
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _) = server.post("/v1/replay", "demo-carol", &body);
+    assert_eq!(status, 403);
+    let bad = |b: Value, code: &str| {
+        let (status, r) = server.post("/v1/replay", "demo-olivia", &b.to_string());
+        assert_eq!(
+            (status, r["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{b}: {r}"
+        );
+        r["error"]["message"].as_str().unwrap().to_owned()
+    };
+    let mut escaping = files(&raised);
+    escaping.insert("../outside.cedar".into(), Value::String(String::new()));
+    bad(serde_json::json!({ "files": escaping }), "invalid_body");
+    let mut broken = files(&raised);
+    broken.insert(
+        "policies/broken.cedar".into(),
+        Value::String("permit (".into()),
+    );
+    assert!(bad(serde_json::json!({ "files": broken }), "invalid_pack").contains("invalid"));
+    let untested = candidate(tmp.path(), "untested", RAISE, &[]);
+    let msg = bad(
+        serde_json::json!({ "files": files(&untested) }),
+        "candidate_tests_failed",
+    );
+    assert!(msg.contains("one cent above $100 needs finance"), "{msg}");
+    bad(serde_json::json!({ "since": "lately" }), "invalid_query");
+    let (status, r) = server.post("/v1/replay", "demo-olivia", r#"{"pack":"/etc"}"#);
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (422, Some("invalid_body")),
+        "{r}"
+    );
+    // The statistics view, for people.
+    let (status, v) = server.get(
+        "/v1/views/approvals/stats?since=30d&fast=5s",
+        Some("demo-carol"),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["requests"].as_u64().unwrap(),
+        records(&data, "approval_requested").len() as u64
+    );
+    let (status, _) = server.get("/v1/views/approvals/stats", Some("demo-support-bot"));
+    assert_eq!(status, 403);
+    let (status, v) = server.get("/v1/views/approvals/stats?fast=quick", Some("demo-carol"));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    server.stop();
+}

@@ -8,6 +8,7 @@ mod synth;
 mod common;
 mod equivalence;
 mod properties;
+mod recorded;
 mod reload;
 mod semantics;
 mod validation;
