@@ -298,8 +298,13 @@ pub struct Scan {
     pub kinds: Vec<String>,
     /// From this time on (µs since the epoch, inclusive).
     pub since_us: Option<i64>,
-    /// Rows per page (20,000 when 0).
+    /// Rows per page (5,000 when 0).
     pub page: u32,
+    /// Kinds whose body is read; `None`: every kind's. Other rows come
+    /// with `body: None` (cheaper: only their indexed columns are read).
+    pub bodies: Option<Vec<String>>,
+    /// Only `action_decided` rows with this decision (`approval_required`).
+    pub decision: Option<String>,
 }
 
 /// One row of a scan: the indexed columns, and the body unparsed so that a
@@ -328,6 +333,20 @@ pub struct ScanRow {
     pub body: Option<String>,
 }
 
+/// The kinds the `evidence_rollout` index holds (migration 0005), in its
+/// exact order: a scan of only these kinds repeats the condition so that
+/// the index serves it.
+const ROLLOUT_KINDS: &str = "kind IN ('action_decided', 'approval_requested', 'approval_recorded', 'approval_granted', 'approval_escalated', 'approval_expired', 'approval_cancelled')";
+const ROLLOUT: &[&str] = &[
+    "action_decided",
+    "approval_requested",
+    "approval_recorded",
+    "approval_granted",
+    "approval_escalated",
+    "approval_expired",
+    "approval_cancelled",
+];
+
 impl Store {
     /// Streams the records `scan` selects, in log order, one page at a
     /// time to `each` (the next page is read while `each` works on this
@@ -340,13 +359,34 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let page = if scan.page == 0 { 20_000 } else { scan.page };
+        let page = if scan.page == 0 { 5_000 } else { scan.page };
         let fetch = |after: i64| {
             let store = self.clone();
             let scan = scan.clone();
             tokio::spawn(async move { store.scan_page(&scan, after, page).await })
         };
-        let mut pending = Some(fetch(-1));
+        // Records at or after `since` all sit at or after the first such
+        // position (found through the time index): start there.
+        let start = match scan.since_us {
+            Some(t) => {
+                let mut q = Sql::new("SELECT MIN(seq) AS s FROM evidence WHERE time_us >= ");
+                q.int(t);
+                let row = q
+                    .build(self.backend())
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(StoreError::from)?;
+                match row
+                    .try_get::<Option<i64>, _>("s")
+                    .map_err(StoreError::from)?
+                {
+                    Some(s) => s - 1,
+                    None => return Ok(()),
+                }
+            }
+            None => -1,
+        };
+        let mut pending = Some(fetch(start));
         while let Some(next) = pending.take() {
             let rows = next
                 .await
@@ -368,12 +408,37 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ScanRow>, StoreError> {
         let mut q = Sql::new(
-            "SELECT seq, time_us, kind, agent, tool, workflow, action_id, status, decision, body \
-             FROM evidence WHERE seq > ",
+            "SELECT seq, time_us, kind, agent, tool, workflow, action_id, status, decision, ",
         );
-        q.int(after);
+        match &scan.bodies {
+            None => {
+                q.push("body");
+            }
+            Some(kinds) if kinds.is_empty() => {
+                q.push("NULL AS body");
+            }
+            Some(kinds) => {
+                q.push("CASE WHEN kind IN (");
+                for (i, k) in kinds.iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.text(k.clone());
+                }
+                q.push(") THEN body END AS body");
+            }
+        }
+        q.push(" FROM evidence WHERE seq > ").int(after);
+        if let Some(d) = &scan.decision {
+            q.push(" AND (kind <> 'action_decided' OR decision = ")
+                .text(d.clone())
+                .push(")");
+        }
         if let Some(t) = scan.since_us {
             q.push(" AND time_us >= ").int(t);
+        }
+        if !scan.kinds.is_empty() && scan.kinds.iter().all(|k| ROLLOUT.contains(&k.as_str())) {
+            q.push(" AND ").push(ROLLOUT_KINDS);
         }
         if !scan.kinds.is_empty() {
             q.push(" AND kind IN (");

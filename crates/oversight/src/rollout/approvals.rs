@@ -177,6 +177,12 @@ pub async fn approval_stats(
         kinds: kinds.iter().map(|k| k.as_str().to_owned()).collect(),
         since_us: window.since_us,
         page: 0,
+        bodies: Some(vec![
+            RecordKind::ActionDecided.as_str().to_owned(),
+            RecordKind::ApprovalRecorded.as_str().to_owned(),
+            RecordKind::ApprovalEscalated.as_str().to_owned(),
+        ]),
+        decision: Some("approval_required".to_owned()),
     };
     let mut open: HashMap<String, Open> = HashMap::new();
     let mut keys: HashMap<(Vec<String>, Vec<String>), Arc<(Vec<String>, Vec<String>)>> =

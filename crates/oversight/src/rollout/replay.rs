@@ -295,6 +295,8 @@ pub async fn replay(
         kinds,
         since_us: window.since_us,
         page: 0,
+        bodies: Some(vec![RecordKind::ActionDecided.as_str().to_owned()]),
+        decision: None,
     };
     let mut acc = Accumulator::new(options.examples);
     let decided = RecordKind::ActionDecided.as_str();

@@ -132,6 +132,8 @@ pub async fn tune(
         kinds: kinds.iter().map(|k| k.as_str().to_owned()).collect(),
         since_us: window.since_us,
         page: 0,
+        bodies: Some(vec![RecordKind::ActionDecided.as_str().to_owned()]),
+        decision: None,
     };
     store
         .scan(&scan, |rows: Vec<ScanRow>| {

@@ -287,6 +287,8 @@ fn build(
             }
         });
         let slice = to_slice(&enforced);
+        let tool_fields = fields.get(&tool.id).cloned().unwrap_or_default();
+        let unread = unread_fields(&tool_fields, &enforced);
         let Some(validator) = validators.remove(&tool.id) else {
             return Err(format!("tool `{}` has no compiled schema", tool.id));
         };
@@ -296,7 +298,8 @@ fn build(
                 action: Arc::new(uid("Action", &tool.id)?.into()),
                 resource: Arc::new(uid(SYSTEM, &tool.system)?.into()),
                 validator,
-                fields: fields.get(&tool.id).cloned().unwrap_or_default(),
+                fields: tool_fields,
+                unread,
                 second_pass_follows: eval::second_pass_follows(&slice),
                 slice,
                 trial,
@@ -322,4 +325,24 @@ fn build(
         all,
         schema_json: parts.json(),
     })))
+}
+
+/// The argument fields none of `policies` can read: the field name
+/// appears nowhere in their text, and no policy uses `context.args` as a
+/// whole. Conservative: a name in a comment or string counts as read.
+fn unread_fields(fields: &[ArgField], policies: &[&LoadedPolicy]) -> Vec<String> {
+    let texts: Vec<&str> = policies.iter().map(|lp| lp.text.as_str()).collect();
+    let whole = texts.iter().any(|t| {
+        t.match_indices("args").any(|(i, _)| {
+            !t[i + 4..].trim_start().starts_with('.') && !t[i + 4..].trim_start().starts_with('[')
+        })
+    });
+    if whole {
+        return Vec::new();
+    }
+    fields
+        .iter()
+        .filter(|f| !texts.iter().any(|t| t.contains(f.name.as_str())))
+        .map(|f| f.name.clone())
+        .collect()
 }

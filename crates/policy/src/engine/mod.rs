@@ -52,6 +52,9 @@ pub(crate) struct ToolEntry {
     pub resource: Arc<ast::EntityUID>,
     pub validator: jsonschema::Validator,
     pub fields: Vec<ArgField>,
+    /// Top-level argument fields no policy of the slice reads (replay
+    /// decides exactly without their values).
+    pub unread: Vec<String>,
     /// The policies whose action scope can match this tool, in pack order,
     /// without those on trial (`@shadow`).
     pub slice: Vec<SlicePolicy>,

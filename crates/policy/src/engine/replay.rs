@@ -59,9 +59,11 @@ impl Engine {
                 errors,
             ));
         }
+        // Redacted fields policies can read; the others are left out of
+        // the context (nothing reads them).
         let typed: Vec<String> = redacted
             .iter()
-            .filter(|f| tool.fields.iter().any(|a| &a.name == *f))
+            .filter(|f| tool.fields.iter().any(|a| &a.name == *f) && !tool.unread.contains(f))
             .cloned()
             .collect();
         let invalid = |e: String| {
@@ -79,7 +81,13 @@ impl Engine {
                     m.remove(f);
                 }
             }
-            let args = match context::args_value(&tool.fields, &args) {
+            let read: Vec<ArgField> = tool
+                .fields
+                .iter()
+                .filter(|f| !redacted.contains(&f.name))
+                .cloned()
+                .collect();
+            let args = match context::args_value(&read, &args) {
                 Ok(a) => a,
                 Err(e) => return invalid(e),
             };
