@@ -35,7 +35,7 @@ pub struct RunGenerator<'a> {
 }
 
 const AGENTS: &[&str] = &["support-bot", "support-bot", "billing-bot", "intern-bot"];
-const FINANCE: &[&'static str] = &["carol", "dave", "erin"];
+const FINANCE: &[&str] = &["carol", "dave", "erin"];
 
 impl<'a> RunGenerator<'a> {
     /// A generator starting at `start_us`, one run every `spacing_us`.
@@ -71,10 +71,12 @@ impl<'a> RunGenerator<'a> {
     /// Whether finance approves a refund of `amount` cents: everything up to
     /// $250, most of the rest; larger refunds are denied more often.
     fn approves(&mut self, amount: i64) -> bool {
-        match amount {
-            ..=25_000 => true,
-            ..=100_000 => self.below(100) >= 12,
-            _ => self.below(100) >= 15,
+        if amount <= 25_000 {
+            true
+        } else if amount <= 100_000 {
+            self.below(100) >= 12
+        } else {
+            self.below(100) >= 15
         }
     }
 

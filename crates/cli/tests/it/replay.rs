@@ -548,7 +548,7 @@ fn approval_stats_match_the_raw_records() {
         assert_eq!(row["approved"].as_u64().unwrap(), approved as u64, "{who}");
         assert_eq!(row["fast"].as_u64().unwrap(), fast as u64, "{who}");
         // Nearest-rank median.
-        let median = took[(took.len() + 1) / 2 - 1];
+        let median = took[took.len().div_ceil(2) - 1];
         assert_eq!(row["median_ms"].as_i64().unwrap(), median, "{who}");
         assert_eq!(row["fatigue"], who == "dave", "{who}: {row}");
     }

@@ -132,9 +132,12 @@ struct Answered {
     detail: Option<serde_json::Value>,
 }
 
+/// (gate policy ids, groups asked): what a row of the statistics is about.
+type GateKey = Arc<(Vec<String>, Vec<String>)>;
+
 /// A request waiting in the log read so far.
 struct Open {
-    key: Arc<(Vec<String>, Vec<String>)>,
+    key: GateKey,
     requested_us: Option<i64>,
     escalated: Vec<(String, i64)>,
 }
@@ -185,9 +188,8 @@ pub async fn approval_stats(
         decision: Some("approval_required".to_owned()),
     };
     let mut open: HashMap<String, Open> = HashMap::new();
-    let mut keys: HashMap<(Vec<String>, Vec<String>), Arc<(Vec<String>, Vec<String>)>> =
-        HashMap::new();
-    let mut gates: BTreeMap<Arc<(Vec<String>, Vec<String>)>, GateAcc> = BTreeMap::new();
+    let mut keys: HashMap<(Vec<String>, Vec<String>), GateKey> = HashMap::new();
+    let mut gates: BTreeMap<GateKey, GateAcc> = BTreeMap::new();
     let mut people: BTreeMap<String, ApproverAcc> = BTreeMap::new();
     let (mut first_us, mut last_us) = (i64::MAX, i64::MIN);
     let corrupt = |row: &ScanRow, e: serde_json::Error| {
@@ -343,7 +345,7 @@ pub async fn approval_stats(
 fn finish(
     window: &Window,
     o: &StatsOptions,
-    gates: BTreeMap<Arc<(Vec<String>, Vec<String>)>, GateAcc>,
+    gates: BTreeMap<GateKey, GateAcc>,
     people: BTreeMap<String, ApproverAcc>,
     first_us: i64,
     last_us: i64,

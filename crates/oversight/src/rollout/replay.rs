@@ -518,7 +518,8 @@ impl Accumulator {
                 .then(b.count.cmp(&a.count))
                 .then(a.recorded.cmp(&b.recorded))
         });
-        self.undetermined.sort_by(|a, b| b.count.cmp(&a.count));
+        self.undetermined
+            .sort_by_key(|g| std::cmp::Reverse(g.count));
         let mut r = self.report;
         r.candidate = candidate;
         r.window = window;

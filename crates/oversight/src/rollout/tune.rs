@@ -382,7 +382,7 @@ fn rewrite(
         }
     }
     // Later cases first, so earlier offsets stay valid.
-    moved.sort_by(|a, b| b.1.cmp(&a.1));
+    moved.sort_by_key(|m| std::cmp::Reverse(m.1));
     for (fname, at, old, new, _) in &moved {
         let current = match files.get(fname) {
             Some(t) => t.clone(),

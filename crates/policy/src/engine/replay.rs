@@ -168,10 +168,10 @@ impl Engine {
                 }
             }
         }
-        if possible.len() == 1 {
-            if let Some(d) = possible.pop() {
-                return Replayed::Decided(d);
-            }
+        if possible.len() == 1
+            && let Some(d) = possible.pop()
+        {
+            return Replayed::Decided(d);
         }
         fields.sort();
         Replayed::Indeterminate { fields, possible }
