@@ -254,6 +254,11 @@ impl<'a> RunGenerator<'a> {
     ) -> Record {
         let mut r = base(RecordKind::RunFinished, t);
         r.status = Some(status);
+        r.message = Some(if status == ActionStatus::Succeeded {
+            "every step of `refund-request` succeeded".to_owned()
+        } else {
+            format!("run ended {status}")
+        });
         r.code = code.map(|c| c.as_str().to_owned());
         r
     }
