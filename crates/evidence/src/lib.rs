@@ -35,7 +35,7 @@ pub use generate::RunGenerator;
 pub use merkle::{Frontier, Hash, Tree};
 pub use record::{
     ApprovalOutcome, Check, CheckedPolicy, RECORD_VERSION, Record, RecordKind, decision_status,
-    format_time, micros, now, time_from_micros,
+    format_time, micros, now, time_from_micros, time_or_ago,
 };
 pub use redact::{REDACTED_PREFIX, Redactor, args_hash, webhook_signature};
 pub use result::{RedactedResult, ResultRules};

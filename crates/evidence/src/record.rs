@@ -418,6 +418,17 @@ pub fn time_from_micros(us: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Microseconds since the Unix epoch of a time bound as people write it:
+/// an RFC 3339 time, or a duration before now (`90m`, `30d`).
+pub fn time_or_ago(arg: &str) -> Option<i64> {
+    if let Some(t) = micros(arg) {
+        return Some(t);
+    }
+    let ago = humantime::parse_duration(arg).ok()?;
+    let now = micros(&now())?;
+    Some(now.saturating_sub(i64::try_from(ago.as_micros()).unwrap_or(i64::MAX)))
+}
+
 /// Microseconds since the Unix epoch of an RFC 3339 time.
 pub fn micros(rfc3339: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(rfc3339, &Rfc3339).ok()?;

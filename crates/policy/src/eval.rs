@@ -105,31 +105,42 @@ pub(crate) struct Subject<'a> {
     pub resource: &'a Arc<ast::EntityUID>,
 }
 
+impl Subject<'_> {
+    /// The Cedar request of this subject with `context`.
+    fn request(&self, context: ast::Context) -> ast::Request {
+        let known = |euid: &Arc<ast::EntityUID>| EntityUIDEntry::Known {
+            euid: Arc::clone(euid),
+            loc: None,
+        };
+        ast::Request::new_unchecked(
+            known(self.principal),
+            known(self.action),
+            known(self.resource),
+            Some(context),
+        )
+    }
+}
+
+impl SlicePolicy {
+    /// Whether the policy names another principal (`principal == <uid>`)
+    /// and so cannot be satisfied for `principal`.
+    fn skips(&self, principal: &ast::EntityUID) -> bool {
+        self.only_principal.as_ref().is_some_and(|u| u != principal)
+    }
+}
+
 pub(crate) fn evaluate(
     slice: &[SlicePolicy],
     who: &Subject<'_>,
     context: ast::Context,
     entities: &Entities,
 ) -> Verdict {
-    let known = |euid: &Arc<ast::EntityUID>| EntityUIDEntry::Known {
-        euid: Arc::clone(euid),
-        loc: None,
-    };
-    let request = ast::Request::new_unchecked(
-        known(who.principal),
-        known(who.action),
-        known(who.resource),
-        Some(context),
-    );
-    let eval = Evaluator::new(request, entities, Extensions::all_available());
+    let eval = Evaluator::new(who.request(context), entities, Extensions::all_available());
     let env = ast::SlotEnv::new();
     let mut forbids = Vec::new();
     let mut v = Verdict::default();
     for p in slice {
-        if p.only_principal
-            .as_ref()
-            .is_some_and(|u| u != who.principal.as_ref())
-        {
+        if p.skips(who.principal) {
             continue;
         }
         match eval.interpret(&p.condition, &env) {
@@ -192,25 +203,12 @@ pub(crate) fn evaluate_partial(
     context: ast::Context,
     entities: &Entities,
 ) -> Vec<Partial> {
-    let known = |euid: &Arc<ast::EntityUID>| EntityUIDEntry::Known {
-        euid: Arc::clone(euid),
-        loc: None,
-    };
-    let request = ast::Request::new_unchecked(
-        known(who.principal),
-        known(who.action),
-        known(who.resource),
-        Some(context),
-    );
-    let eval = Evaluator::new(request, entities, Extensions::all_available());
+    let eval = Evaluator::new(who.request(context), entities, Extensions::all_available());
     let env = ast::SlotEnv::new();
     slice
         .iter()
         .map(|p| {
-            if p.only_principal
-                .as_ref()
-                .is_some_and(|u| u != who.principal.as_ref())
-            {
+            if p.skips(who.principal) {
                 return Partial::Fails;
             }
             match eval.partial_interpret(&p.condition, &env) {

@@ -58,17 +58,12 @@ pub struct ReplayBody {
 
 /// A time bound: RFC 3339, or a duration before now.
 fn time_bound(name: &str, v: &str) -> Result<i64, ApiError> {
-    if let Some(t) = warden_evidence::micros(v) {
-        return Ok(t);
-    }
-    let ago = humantime::parse_duration(v).map_err(|_| {
+    warden_evidence::time_or_ago(v).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_query",
             format!("`{name}` must be an RFC 3339 time or a duration such as `30d`; got `{v}`"),
         )
-    })?;
-    let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(0);
-    Ok(now.saturating_sub(i64::try_from(ago.as_micros()).unwrap_or(i64::MAX)))
+    })
 }
 
 fn window(

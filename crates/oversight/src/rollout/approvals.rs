@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use warden_evidence::{ApprovalOutcome, Check, RecordKind};
-use warden_store::{Scan, ScanRow, Store};
+use warden_store::{ScanRow, Store};
 
-use super::{Window, and_list, percentile};
+use super::{Window, and_list, group_labels, parse, percentile, scan_of, ticked};
 use crate::OversightError;
 
 /// Thresholds of the statistics.
@@ -176,28 +176,21 @@ pub async fn approval_stats(
         RecordKind::ApprovalExpired,
         RecordKind::ApprovalCancelled,
     ];
-    let scan = Scan {
-        kinds: kinds.iter().map(|k| k.as_str().to_owned()).collect(),
-        since_us: window.since_us,
-        page: 0,
-        bodies: Some(vec![
-            RecordKind::ActionDecided.as_str().to_owned(),
-            RecordKind::ApprovalRecorded.as_str().to_owned(),
-            RecordKind::ApprovalEscalated.as_str().to_owned(),
-        ]),
-        decision: Some("approval_required".to_owned()),
-    };
+    let scan = scan_of(
+        window,
+        &kinds,
+        &[
+            RecordKind::ActionDecided,
+            RecordKind::ApprovalRecorded,
+            RecordKind::ApprovalEscalated,
+        ],
+        Some("approval_required"),
+    );
     let mut open: HashMap<String, Open> = HashMap::new();
     let mut keys: HashMap<(Vec<String>, Vec<String>), GateKey> = HashMap::new();
     let mut gates: BTreeMap<GateKey, GateAcc> = BTreeMap::new();
     let mut people: BTreeMap<String, ApproverAcc> = BTreeMap::new();
     let (mut first_us, mut last_us) = (i64::MAX, i64::MIN);
-    let corrupt = |row: &ScanRow, e: serde_json::Error| {
-        OversightError::Store(warden_store::StoreError::Corrupt(format!(
-            "leaf {}: {e}",
-            row.seq
-        )))
-    };
     store
         .scan(&scan, |rows: Vec<ScanRow>| {
             for row in &rows {
@@ -207,8 +200,9 @@ pub async fn approval_stats(
                     {
                         continue;
                     }
-                    let Some(body) = &row.body else { continue };
-                    let d: Decided = serde_json::from_str(body).map_err(|e| corrupt(row, e))?;
+                    let Some(d) = parse::<Decided>(row)? else {
+                        continue;
+                    };
                     let Some(check) = d.checks.first() else {
                         continue;
                     };
@@ -221,17 +215,7 @@ pub async fn approval_stats(
                     }
                     let gate_ids: Vec<String> =
                         check.policies.iter().map(|p| p.id.clone()).collect();
-                    let groups: Vec<String> = check
-                        .approval
-                        .iter()
-                        .map(|(g, q)| {
-                            if *q > 1 {
-                                format!("{g}:{q}")
-                            } else {
-                                g.clone()
-                            }
-                        })
-                        .collect();
+                    let groups = group_labels(&check.approval);
                     let k = (gate_ids, groups);
                     let key = keys.entry(k.clone()).or_insert_with(|| Arc::new(k)).clone();
                     gates.entry(key.clone()).or_default();
@@ -257,8 +241,9 @@ pub async fn approval_stats(
                     continue;
                 }
                 if kind == RecordKind::ApprovalEscalated.as_str() {
-                    let Some(body) = &row.body else { continue };
-                    let a: Answered = serde_json::from_str(body).map_err(|e| corrupt(row, e))?;
+                    let Some(a) = parse::<Answered>(row)? else {
+                        continue;
+                    };
                     if let Some(to) = a
                         .detail
                         .as_ref()
@@ -271,8 +256,9 @@ pub async fn approval_stats(
                 }
                 let requested = req.requested_us.unwrap_or(row.time_us);
                 let end = if kind == RecordKind::ApprovalRecorded.as_str() {
-                    let Some(body) = &row.body else { continue };
-                    let a: Answered = serde_json::from_str(body).map_err(|e| corrupt(row, e))?;
+                    let Some(a) = parse::<Answered>(row)? else {
+                        continue;
+                    };
                     for v in &a.approvals {
                         if options.group.as_ref().is_some_and(|g| g != &v.group) {
                             continue;
@@ -364,7 +350,7 @@ fn finish(
             if candidate {
                 flags.push(format!(
                     "gate {} approved {:.1} % of {decided} requests by {}: a candidate for automation (try `warden tune`)",
-                    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(" + "),
+                    ticked(&ids, " + "),
                     rate * 100.0,
                     and_list(&groups.iter().map(String::as_str).collect::<Vec<_>>()),
                 ));
@@ -393,7 +379,7 @@ fn finish(
     });
     let start = window.since_us.unwrap_or(first_us);
     let end = window.until_us.unwrap_or(last_us).max(start);
-    let days = ((end - start) as f64 / 86_400e6).max(1.0);
+    let days = (end.saturating_sub(start) as f64 / 86_400e6).max(1.0);
     let mut approvers: Vec<ApproverStats> = people
         .into_iter()
         .map(|(approver, mut p)| {

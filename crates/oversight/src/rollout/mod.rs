@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use warden_evidence::{Check, Record, RecordKind};
+use warden_evidence::{Check, RecordKind};
 use warden_model::{ActionStatus, Outcome};
 use warden_policy::Decision;
-use warden_store::ScanRow;
+use warden_store::{Scan, ScanRow};
 
 use crate::OversightError;
 
@@ -63,12 +63,15 @@ impl Window {
     }
 }
 
-/// Parses a scanned row's body (`None` once its payload was erased).
-pub(crate) fn parse(row: &ScanRow) -> Result<Option<Record>, OversightError> {
+/// Parses a scanned row's body as `T` (`None` once its payload was
+/// erased); a body that does not parse is a corrupt log.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    row: &ScanRow,
+) -> Result<Option<T>, OversightError> {
     row.body
         .as_deref()
         .map(|b| {
-            serde_json::from_str::<Record>(b).map_err(|e| {
+            serde_json::from_str::<T>(b).map_err(|e| {
                 OversightError::Store(warden_store::StoreError::Corrupt(format!(
                     "leaf {}: {e}",
                     row.seq
@@ -76,6 +79,47 @@ pub(crate) fn parse(row: &ScanRow) -> Result<Option<Record>, OversightError> {
             })
         })
         .transpose()
+}
+
+/// A scan of `kinds` from the window's start, with the bodies of `bodies`
+/// only, and (when set) only the `action_decided` rows of `decision`.
+pub(crate) fn scan_of(
+    window: &Window,
+    kinds: &[RecordKind],
+    bodies: &[RecordKind],
+    decision: Option<&str>,
+) -> Scan {
+    let words = |ks: &[RecordKind]| ks.iter().map(|k| k.as_str().to_owned()).collect();
+    Scan {
+        kinds: words(kinds),
+        since_us: window.since_us,
+        page: 0,
+        bodies: Some(words(bodies)),
+        decision: decision.map(str::to_owned),
+    }
+}
+
+/// `finance`, or `finance:2` for a quorum of two: the groups of an approval.
+pub(crate) fn group_labels(groups: &BTreeMap<String, u32>) -> Vec<String> {
+    groups
+        .iter()
+        .map(|(g, q)| {
+            if *q > 1 {
+                format!("{g}:{q}")
+            } else {
+                g.clone()
+            }
+        })
+        .collect()
+}
+
+/// "`a`, `b`": ids for people, each in backticks, joined by `sep`.
+pub fn ticked<T: fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The kinds of record that end an approval request, with what people
@@ -222,19 +266,7 @@ impl fmt::Display for Verdict {
             Self::Allow => f.write_str("allow"),
             Self::Deny => f.write_str("deny"),
             Self::Indeterminate => f.write_str("indeterminate"),
-            Self::Approval(g) => {
-                let parts: Vec<String> = g
-                    .iter()
-                    .map(|(g, q)| {
-                        if *q > 1 {
-                            format!("{g}:{q}")
-                        } else {
-                            g.clone()
-                        }
-                    })
-                    .collect();
-                write!(f, "approval({})", parts.join(", "))
-            }
+            Self::Approval(g) => write!(f, "approval({})", group_labels(g).join(", ")),
         }
     }
 }

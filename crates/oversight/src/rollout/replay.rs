@@ -8,9 +8,9 @@ use serde_json::Value;
 use warden_evidence::{REDACTED_PREFIX, Record, RecordKind};
 use warden_model::{RequestContext, load_test_cases};
 use warden_policy::{Engine, Replayed, Request, run_case};
-use warden_store::{Scan, ScanRow, Store};
+use warden_store::{ScanRow, Store};
 
-use super::{Human, OUTCOME_KINDS, People, Verdict, Window, and_list, parse};
+use super::{Human, OUTCOME_KINDS, People, Verdict, Window, and_list, parse, scan_of, ticked};
 use crate::OversightError;
 
 /// How a replay runs.
@@ -236,11 +236,7 @@ fn replay_one(engine: &Engine, record: Record) -> Option<Replay1> {
             let reason = format!(
                 "depends on the redacted field{} {}",
                 if fields.len() == 1 { "" } else { "s" },
-                fields
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                ticked(&fields, ", ")
             );
             let mut possible: Vec<Verdict> = possible.iter().map(Verdict::of_decision).collect();
             possible.sort();
@@ -289,15 +285,9 @@ pub async fn replay(
     options: &ReplayOptions,
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayReport, OversightError> {
-    let mut kinds = vec![RecordKind::ActionDecided.as_str().to_owned()];
-    kinds.extend(OUTCOME_KINDS.iter().map(|k| k.as_str().to_owned()));
-    let scan = Scan {
-        kinds,
-        since_us: window.since_us,
-        page: 0,
-        bodies: Some(vec![RecordKind::ActionDecided.as_str().to_owned()]),
-        decision: None,
-    };
+    let mut kinds = vec![RecordKind::ActionDecided];
+    kinds.extend_from_slice(OUTCOME_KINDS);
+    let scan = scan_of(window, &kinds, &[RecordKind::ActionDecided], None);
     let mut acc = Accumulator::new(options.examples);
     let decided = RecordKind::ActionDecided.as_str();
     store
@@ -306,7 +296,7 @@ pub async fn replay(
             let mut todo: Vec<(usize, Record)> = Vec::new();
             for (i, row) in rows.iter().enumerate() {
                 if row.kind == decided && window.contains(row) {
-                    match parse(row)? {
+                    match parse::<Record>(row)? {
                         Some(r) => todo.push((i, r)),
                         None => acc.report.erased += 1,
                     }
@@ -632,11 +622,7 @@ fn summary(r: &ReplayReport, groups: &[ChangeGroup]) -> Vec<String> {
             r.indeterminate,
             plural(r.indeterminate),
             plural(fields.len() as u64),
-            fields
-                .iter()
-                .map(|f| format!("`{f}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            ticked(&fields, ", ")
         ));
     }
     if r.erased > 0 {

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use warden_evidence::{Check, RecordKind};
 use warden_model::{Outcome, load_test_cases};
 use warden_policy::{Effect, Engine, Threshold};
-use warden_store::{Scan, ScanRow, Store};
+use warden_store::{ScanRow, Store};
 
-use super::{Human, Window};
+use super::{Human, OUTCOME_KINDS, Window, parse, scan_of};
 use crate::OversightError;
 
 /// How suggestions are made.
@@ -121,20 +121,9 @@ pub async fn tune(
     let mut group_ms: BTreeMap<String, u64> = BTreeMap::new();
     let mut open: HashMap<String, Gated> = HashMap::new();
     let mut proposals = 0u64;
-    let kinds = [
-        RecordKind::ActionDecided,
-        RecordKind::ApprovalGranted,
-        RecordKind::ApprovalRecorded,
-        RecordKind::ApprovalExpired,
-        RecordKind::ApprovalCancelled,
-    ];
-    let scan = Scan {
-        kinds: kinds.iter().map(|k| k.as_str().to_owned()).collect(),
-        since_us: window.since_us,
-        page: 0,
-        bodies: Some(vec![RecordKind::ActionDecided.as_str().to_owned()]),
-        decision: None,
-    };
+    let mut kinds = vec![RecordKind::ActionDecided];
+    kinds.extend_from_slice(OUTCOME_KINDS);
+    let scan = scan_of(window, &kinds, &[RecordKind::ActionDecided], None);
     store
         .scan(&scan, |rows: Vec<ScanRow>| {
             for row in &rows {
@@ -142,13 +131,9 @@ pub async fn tune(
                     if !window.contains(row) {
                         continue;
                     }
-                    let Some(body) = &row.body else { continue };
-                    let d: Decided = serde_json::from_str(body).map_err(|e| {
-                        OversightError::Store(warden_store::StoreError::Corrupt(format!(
-                            "leaf {}: {e}",
-                            row.seq
-                        )))
-                    })?;
+                    let Some(d) = parse::<Decided>(row)? else {
+                        continue;
+                    };
                     let Some(check) = d.checks.first() else {
                         continue;
                     };
@@ -193,7 +178,8 @@ pub async fn tune(
                 let Some(g) = row.action.as_ref().and_then(|a| open.remove(a)) else {
                     continue;
                 };
-                let waited = u64::try_from((row.time_us - g.requested_us) / 1000).unwrap_or(0);
+                let waited =
+                    u64::try_from(row.time_us.saturating_sub(g.requested_us) / 1000).unwrap_or(0);
                 if h != Human::Cancelled {
                     for grp in &g.groups {
                         *group_ms.entry(grp.clone()).or_default() += waited;
@@ -274,8 +260,8 @@ fn suggest(
     };
     // `>`: values up to `to` pass; `>=`: values below `to` pass.
     let (lo, hi) = match gate.op {
-        ">" => (max_ok, limit.map(|l| l - 1)),
-        _ => (max_ok + 1, limit),
+        ">" => (max_ok, limit.map(|l| l.saturating_sub(1))),
+        _ => (max_ok.saturating_add(1), limit),
     };
     let to = round_in(lo, hi);
     if to <= gate.value {
@@ -318,7 +304,7 @@ fn round_in(lo: i64, hi: Option<i64>) -> i64 {
         return lo;
     }
     let step = 10i64.pow(lo.ilog10() - 1);
-    let up = (lo + step - 1) / step * step;
+    let up = lo.saturating_add(step - 1) / step * step;
     if hi.is_none_or(|h| up <= h) {
         up
     } else {
@@ -376,7 +362,7 @@ fn rewrite(
                 c.at.file.name().to_owned(),
                 c.at.span.start,
                 v,
-                to + (v - gate.value),
+                to.saturating_add(v.saturating_sub(gate.value)),
                 c.name.clone(),
             ));
         }

@@ -157,14 +157,9 @@ pub fn parse_key(arg: &str) -> anyhow::Result<VerifierKey> {
 /// A time bound: RFC 3339 (`2026-11-25T10:00:00Z`) or a duration ago (`2h`,
 /// `7d`). Returns µs since the epoch.
 pub fn parse_time(arg: &str) -> anyhow::Result<i64> {
-    if let Some(t) = warden_evidence::micros(arg) {
-        return Ok(t);
-    }
-    let ago = humantime::parse_duration(arg).map_err(|_| {
+    warden_evidence::time_or_ago(arg).ok_or_else(|| {
         anyhow::anyhow!(
             "`{arg}` is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration (90m, 2h, 7d)"
         )
-    })?;
-    let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(0);
-    Ok(now.saturating_sub(i64::try_from(ago.as_micros()).unwrap_or(i64::MAX)))
+    })
 }

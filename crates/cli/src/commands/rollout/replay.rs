@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use warden_oversight::rollout::replay::{
     CandidateTests, ReplayOptions, ReplayReport, candidate_tests, replay,
 };
-use warden_oversight::rollout::{Verdict, Window};
+use warden_oversight::rollout::{Verdict, Window, ticked};
 use warden_policy::Engine;
 
 use super::{HistoryArgs, runtime};
@@ -201,11 +201,7 @@ fn print_report(r: &ReplayReport, w: &Window) {
             let by = if g.policies.is_empty() {
                 "no policy grants them (default deny)".to_owned()
             } else {
-                g.policies
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                ticked(&g.policies, ", ")
             };
             println!(
                 "  {} {} → {}: {}  ({by})",
@@ -241,11 +237,7 @@ fn print_report(r: &ReplayReport, w: &Window) {
             println!(
                 "  {} on {}: {} (recorded {}; could be {})",
                 g.count,
-                g.fields
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                ticked(&g.fields, ", "),
                 if g.count == 1 {
                     "proposal"
                 } else {
@@ -290,14 +282,7 @@ pub fn markdown(r: &ReplayReport, w: &Window) -> String {
         let _ = writeln!(s, "- {line}");
     }
     let (rows, cols) = labels(r);
-    let _ = writeln!(
-        s,
-        "\n| recorded \\ candidate | {} |",
-        cols.iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    let _ = writeln!(s, "\n| recorded \\ candidate | {} |", ticked(&cols, " | "));
     let _ = writeln!(s, "|---|{}", "---:|".repeat(cols.len()));
     for row in &rows {
         let _ = writeln!(
@@ -333,11 +318,7 @@ pub fn markdown(r: &ReplayReport, w: &Window) -> String {
                 if g.policies.is_empty() {
                     "default deny".to_owned()
                 } else {
-                    g.policies
-                        .iter()
-                        .map(|p| format!("`{p}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    ticked(&g.policies, ", ")
                 }
             );
         }
@@ -367,17 +348,9 @@ pub fn markdown(r: &ReplayReport, w: &Window) -> String {
                 s,
                 "- {} proposals depend on {}: recorded `{}`, could be {}",
                 g.count,
-                g.fields
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                ticked(&g.fields, ", "),
                 g.recorded,
-                g.possible
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
+                ticked(&g.possible, " or ")
             );
         }
     }

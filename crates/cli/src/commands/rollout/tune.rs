@@ -176,7 +176,7 @@ pub fn run(a: TuneArgs) -> anyhow::Result<Exit> {
 fn span(w: &Window) -> String {
     let now = warden_evidence::micros(&warden_evidence::now()).unwrap_or(0);
     let end = w.until_us.unwrap_or(now);
-    let days = (end - w.since_us.unwrap_or(end)) as f64 / 86_400e6;
+    let days = end.saturating_sub(w.since_us.unwrap_or(end)).max(0) as f64 / 86_400e6;
     if days >= 1.0 {
         format!("in {days:.0} days")
     } else {
