@@ -46,9 +46,12 @@ enum Command {
     /// Approval requests: list, show, approve, deny (against a server).
     #[command(subcommand)]
     Approvals(crate::commands::approvals::ApprovalsCommand),
-    /// Incidents opened by playbooks: list, show, ack, resolve (against a server).
+    /// Incidents opened by playbooks: list, show, ack, resolve, review (against a server).
     #[command(subcommand)]
     Incidents(crate::commands::incidents::IncidentsCommand),
+    /// Drills: rehearse playbooks with real traffic marked as a drill.
+    #[command(subcommand)]
+    Drill(crate::commands::drill::DrillCommand),
     /// Kill switches on agents: pause, resume, quarantine, release.
     #[command(subcommand)]
     Agents(crate::commands::agents::AgentsCommand),
@@ -180,6 +183,7 @@ pub fn run() -> ExitCode {
         Command::Approvals(a) => commands::approvals::run(a),
         Command::Mcp(a) => commands::mcp::run(a),
         Command::Incidents(a) => commands::incidents::run(a),
+        Command::Drill(a) => commands::drill::run(a),
         Command::Agents(a) => commands::agents::run(a),
         Command::Tools(a) => commands::agents::run_tools(a),
         Command::Runs(a) => commands::runs::run(a),

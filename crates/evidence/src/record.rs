@@ -100,6 +100,15 @@ pub enum RecordKind {
     /// A data-subject erasure dropped the payloads of matching records and
     /// kept their leaf hashes; carries what matched and how many.
     RecordsErased,
+    /// A drill began: real traffic marked as a drill (its id in the
+    /// trigger) exercises playbooks; carries the drill and its scenario.
+    DrillStarted,
+    /// A drill ended and undid what it changed; carries the measured
+    /// times per playbook and whether it passed.
+    DrillFinished,
+    /// A post-incident review: what happened, and the pack version that
+    /// carries the fix (or why nothing changed).
+    IncidentReviewed,
 }
 
 impl RecordKind {
@@ -136,6 +145,9 @@ impl RecordKind {
         Self::RunCancelled,
         Self::ApprovalCancelled,
         Self::RecordsErased,
+        Self::DrillStarted,
+        Self::DrillFinished,
+        Self::IncidentReviewed,
     ];
 
     /// The word written in records.
@@ -172,6 +184,9 @@ impl RecordKind {
             Self::RunCancelled => "run_cancelled",
             Self::ApprovalCancelled => "approval_cancelled",
             Self::RecordsErased => "records_erased",
+            Self::DrillStarted => "drill_started",
+            Self::DrillFinished => "drill_finished",
+            Self::IncidentReviewed => "incident_reviewed",
         }
     }
 }
@@ -317,6 +332,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// The drill whose traffic this record is, when it is drill traffic.
+    pub fn drill(&self) -> Option<&str> {
+        self.trigger.as_ref().and_then(Trigger::drill_id)
+    }
+
     /// A record of `kind` at the current time; fill the rest by field.
     pub fn new(kind: RecordKind) -> Self {
         Self::at(kind, now())

@@ -209,6 +209,12 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in a `[[drills]]` entry.
+    #[error("{message}")]
+    Drill {
+        /// What is wrong.
+        message: String,
+    },
     /// An owner whose incidents would reach nobody.
     #[error(
         "owner `{owner}` of playbook `{playbook}` has no on-call route: its incidents page nobody"
@@ -328,6 +334,7 @@ impl Problem for ModelProblem {
             Self::McpNameCollision { .. } => "mcp_name_collision",
             Self::Route { .. } => "invalid_route",
             Self::Playbook { .. } => "invalid_playbook",
+            Self::Drill { .. } => "invalid_drill",
             Self::NoRoute { .. } => "playbook_without_route",
             Self::QuarantineCannotApprove { .. } => "quarantine_cannot_approve",
             Self::QuarantineOtherTeam { .. } => "quarantine_other_team",

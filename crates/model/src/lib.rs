@@ -41,16 +41,18 @@ pub use group::{DEFAULT_EXPIRES_AFTER, Webhook};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};
 pub use oversight::{
-    Detector, IncidentSeverity, OUTPUT_DATA_KINDS, PAGERDUTY_EVENTS_URL, Playbook, PlaybookAction,
+    Detector, Drill, DrillStep, Fault, IncidentSeverity, OUTPUT_DATA_KINDS, PAGERDUTY_EVENTS_URL,
+    Playbook, PlaybookAction, Scenario,
     Rotation, Route, RouteKind, WORKFLOW_OWNER,
 };
 pub use pack::{
+    DEFAULT_RETENTION,
     Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Paging, Person, Step, System,
     Team, Tool, Workflow,
 };
 pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
 pub use source::{Location, SourceFile};
-pub use testcase::{Expectation, RequestContext, TestCase, Trigger, load_test_cases};
+pub use testcase::{DRILL_SOURCE, Expectation, RequestContext, TestCase, Trigger, load_test_cases};
 pub use vocab::{
     Access, ActionStatus, ApprovalState, DeliveryState, DenyCode, FailureCode, IncidentState,
     Outcome, Risk, Role, RunStatus, UnknownWord,

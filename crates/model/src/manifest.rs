@@ -15,6 +15,9 @@ pub(crate) struct RawPackInfo {
     pub name: Spanned<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// How long the audit log must keep records (`warden check`).
+    #[serde(default)]
+    pub retention: Option<Spanned<String>>,
 }
 
 /// `[[people]]`
@@ -205,5 +208,6 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "workflows",
     "routes",
     "playbooks",
+    "drills",
     "redaction",
 ];

@@ -9,6 +9,11 @@ use std::time::Duration;
 use crate::source::{Location, SourceFile};
 use crate::vocab::{Access, Risk, Role};
 
+/// The audit retention `warden check` expects when the pack declares
+/// none: six months, the minimum EU AI Act Art. 19 and 26(6) ask of
+/// providers and deployers for automatically generated logs.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(183 * 86_400);
+
 /// A loaded governance pack. Entries that failed to load are absent; the
 /// diagnostics that came with it say why.
 #[derive(Debug, Clone)]
@@ -43,6 +48,11 @@ pub struct Pack {
     pub routes: BTreeMap<String, crate::oversight::Route>,
     /// Detectors mapped to owners, response windows and actions.
     pub playbooks: BTreeMap<String, crate::oversight::Playbook>,
+    /// How long the audit log must keep records (`[pack] retention`;
+    /// default [`DEFAULT_RETENTION`]).
+    pub retention: Duration,
+    /// `[[drills]]`: rehearsals of playbooks with real traffic.
+    pub drills: BTreeMap<String, crate::oversight::Drill>,
     /// What is kept out of recorded tool results besides declared fields.
     pub redaction: crate::redaction::Redaction,
     /// `policies/**/*.cedar`, sorted by name.

@@ -27,6 +27,29 @@ pub struct Trigger {
     pub requester: Option<String>,
 }
 
+/// The trigger source of drill traffic. Only Warden's drill runner sets it:
+/// the API refuses it from callers, so drill records cannot be forged to
+/// hide real traffic from statistics.
+pub const DRILL_SOURCE: &str = "drill";
+
+impl Trigger {
+    /// The trigger of drill `id`'s traffic.
+    pub fn drill(id: &str) -> Self {
+        Self {
+            source: DRILL_SOURCE.to_owned(),
+            reference: Some(id.to_owned()),
+            requester: None,
+        }
+    }
+
+    /// The drill id, when this is drill traffic.
+    pub fn drill_id(&self) -> Option<&str> {
+        (self.source == DRILL_SOURCE)
+            .then_some(self.reference.as_deref())
+            .flatten()
+    }
+}
+
 /// What a request carries besides agent, tool and arguments. Policies see it
 /// as `context.workflow`, `context.run` and `context.trigger`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! actions) and the timer (escalation of missed response windows, stuck
 //! runs and approvals).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,10 +20,14 @@ use crate::{Active, Oversight, new_id, now_us, us};
 /// Grouped triggers are written to the incident at most this often.
 const SAVE_EVERY_US: i64 = 5_000_000;
 
+/// A drill's detectors are dropped after this long without its traffic.
+const DRILL_IDLE_US: i64 = 15 * 60 * 1_000_000;
+
 pub(crate) async fn detector_loop(o: Oversight, mut rx: broadcast::Receiver<Arc<Record>>) {
     let mut engine = o.0.engine.current();
     let mut version = engine.pack().version.clone();
     let mut detectors = Detectors::new(engine.pack());
+    let mut drills: HashMap<String, (Detectors, i64)> = HashMap::new();
     loop {
         let rec = match rx.recv().await {
             Ok(r) => r,
@@ -45,13 +49,32 @@ pub(crate) async fn detector_loop(o: Oversight, mut rx: broadcast::Receiver<Arc<
                 engine = current;
                 version = engine.pack().version.clone();
                 detectors = Detectors::new(engine.pack());
+                drills.clear();
                 o.reload();
             }
         }
         let pack = engine.pack();
         let started = Instant::now();
         let event = Event::new(&rec, pack);
-        let triggers = detectors.observe(&event, pack);
+        // Drill traffic goes to detectors of its own: a rehearsal neither
+        // adds to nor borrows from the windows of real traffic.
+        let triggers = match rec.drill() {
+            Some(d) => {
+                let now = event.t;
+                drills.retain(|_, (_, seen)| now - *seen < DRILL_IDLE_US);
+                let (det, seen) = drills
+                    .entry(d.to_owned())
+                    .or_insert_with(|| (Detectors::new(pack), now));
+                *seen = now;
+                let mut ts = det.observe(&event, pack);
+                for t in &mut ts {
+                    t.drill = Some(d.to_owned());
+                    t.dedup_key = format!("drill:{d}:{}", t.dedup_key);
+                }
+                ts
+            }
+            None => detectors.observe(&event, pack),
+        };
         o.0.stats
             .event(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         for t in triggers {
@@ -90,6 +113,11 @@ impl Oversight {
         let Some(pb) = pack.playbooks.get(&t.playbook) else {
             return Ok(());
         };
+        let mut t = t;
+        if t.drill.is_some() {
+            // Every page and view of it says so.
+            t.summary = format!("DRILL: {}", t.summary);
+        }
         self.0.stats.fired(&pb.id, pb.detector.kind());
         let _g = self.0.ops.lock().await;
         let key = (t.playbook.clone(), t.dedup_key.clone());
@@ -158,6 +186,7 @@ impl Oversight {
             breaches: 0,
             triggers: 1,
             last_trigger_us: now,
+            drill: t.drill.clone(),
             detail: json!({
                 "findings": t.detail,
                 "on_call": paging.person,
@@ -166,6 +195,7 @@ impl Oversight {
                 "respond_within_s": pb.respond_within.as_secs(),
                 "actions": actions,
                 "shadow": t.shadow,
+                "pack_version": pack.version.as_str(),
             })
             .to_string(),
             updated_us: now,
@@ -204,6 +234,7 @@ impl Oversight {
                 "actions": actions,
                 "findings": t.detail,
                 "shadow": t.shadow,
+                "drill": t.drill,
             }),
         );
         self.0.log.commit(vec![rec], writes).await?;
@@ -462,10 +493,11 @@ impl Oversight {
                     first_seq: None,
                     detail: json!({ "check": "run_idle", "workflow": run.workflow, "idle_s": idle, "done_steps": serde_json::from_str::<Value>(&run.done_steps).unwrap_or(Value::Null) }),
                     shadow: false,
+                    drill: None,
                 };
                 self.on_trigger(pack, t).await?;
             }
-            let cutoff = now - us(*approval_pending);
+            let drills = self.drill_thresholds();
             let (pending, _) = store
                 .approvals(&ApprovalFilter {
                     state: Some("pending".into()),
@@ -473,10 +505,23 @@ impl Oversight {
                     ..ApprovalFilter::default()
                 })
                 .await?;
-            for a in pending.into_iter().filter(|a| a.created_us < cutoff) {
-                let workflow = serde_json::from_str::<Value>(&a.context)
-                    .ok()
-                    .and_then(|c| c["workflow"].as_str().map(str::to_owned));
+            for a in pending {
+                let ctx = serde_json::from_str::<Value>(&a.context).unwrap_or(Value::Null);
+                let workflow = ctx["workflow"].as_str().map(str::to_owned);
+                // A drill's approvals are stuck after the drill's own
+                // threshold: it cannot wait hours for the playbook's.
+                let drill = ctx
+                    .get("trigger")
+                    .and_then(|t| serde_json::from_value::<warden_model::Trigger>(t.clone()).ok())
+                    .and_then(|t| t.drill_id().map(str::to_owned));
+                let limit = drill
+                    .as_ref()
+                    .and_then(|d| drills.get(d))
+                    .copied()
+                    .unwrap_or(*approval_pending);
+                if a.created_us >= now - us(limit) {
+                    continue;
+                }
                 if (!pb.agents.is_empty() && !pb.agents.contains(&a.agent))
                     || (!pb.workflows.is_empty()
                         && !workflow.as_ref().is_some_and(|w| pb.workflows.contains(w)))
@@ -488,13 +533,16 @@ impl Oversight {
                 let age = (now - a.created_us) / 1_000_000;
                 let t = Trigger {
                     playbook: pb.id.clone(),
-                    dedup_key: format!("approval:{}", a.id),
+                    dedup_key: match &drill {
+                        Some(d) => format!("drill:{d}:approval:{}", a.id),
+                        None => format!("approval:{}", a.id),
+                    },
                     summary: format!(
                         "approval {} for `{}` by `{}` has been pending {age}s (limit {}s)",
                         a.id,
                         a.tool,
                         a.agent,
-                        approval_pending.as_secs()
+                        limit.as_secs()
                     ),
                     subject: Subject {
                         agent: Some(a.agent.clone()),
@@ -505,10 +553,11 @@ impl Oversight {
                         ..Subject::default()
                     },
                     severity: None,
-                    first_event_us: a.created_us.saturating_add(us(*approval_pending)),
+                    first_event_us: a.created_us.saturating_add(us(limit)),
                     first_seq: None,
                     detail: json!({ "check": "approval_pending", "approval": a.id, "pending_s": age, "eligible_groups": a.eligible.trim_matches(',').split(',').collect::<Vec<_>>() }),
                     shadow: false,
+                    drill,
                 };
                 self.on_trigger(pack, t).await?;
             }

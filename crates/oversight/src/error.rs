@@ -31,6 +31,9 @@ pub enum OversightError {
     /// A bad query value.
     #[error("{0}")]
     InvalidQuery(String),
+    /// A review, or a drill request, that cannot be used as written.
+    #[error("{0}")]
+    InvalidBody(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] warden_store::StoreError),
@@ -50,6 +53,7 @@ impl OversightError {
             Self::IncidentState { .. } => "invalid_transition",
             Self::NotResponder { .. } => "forbidden",
             Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidBody(_) => "invalid_body",
             Self::Control(e) => e.code(),
             Self::Store(_) | Self::Random(_) => "internal",
         }

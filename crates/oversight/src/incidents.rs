@@ -77,6 +77,13 @@ pub struct IncidentView {
     /// Findings, routes, actions taken.
     #[schema(value_type = Object)]
     pub detail: Value,
+    /// The drill whose traffic opened it (`drl_…`): a rehearsal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
+    /// The post-incident review, once written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub review: Option<Value>,
     /// Its notifications (on `show`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationView>,
@@ -143,6 +150,8 @@ impl IncidentView {
             level: r.level,
             breaches: r.breaches,
             triggers: r.triggers,
+            drill: r.drill.clone(),
+            review: detail.get("review").cloned(),
             detail,
             notifications: Vec::new(),
         }
@@ -284,7 +293,7 @@ impl Oversight {
 
     /// Whether `person` may answer incident `r`: an operator, the owner,
     /// a member of the owning team, or the person on call.
-    fn may_answer(pack: &Pack, person: &str, r: &IncidentRow) -> bool {
+    pub(crate) fn may_answer(pack: &Pack, person: &str, r: &IncidentRow) -> bool {
         let p = pack.people.get(person);
         let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
         let team = p.and_then(|p| p.team.as_deref());
@@ -305,7 +314,7 @@ impl Oversight {
         person: &str,
         note: Option<String>,
     ) -> Result<IncidentView, OversightError> {
-        self.answer(id, person, note, false).await
+        self.answer(id, person, note, false, false).await
     }
 
     /// Resolves incident `id` (open or acknowledged).
@@ -315,7 +324,18 @@ impl Oversight {
         person: &str,
         note: Option<String>,
     ) -> Result<IncidentView, OversightError> {
-        self.answer(id, person, note, true).await
+        self.answer(id, person, note, true, false).await
+    }
+
+    /// Resolves an incident a drill opened and left open, as the drill
+    /// (`by` = `drill:<id>`): the drill's clean-up, not a person's answer.
+    pub async fn close_drill_incident(
+        &self,
+        id: &str,
+        by: &str,
+        note: String,
+    ) -> Result<IncidentView, OversightError> {
+        self.answer(id, by, Some(note), true, true).await
     }
 
     async fn answer(
@@ -324,6 +344,7 @@ impl Oversight {
         person: &str,
         note: Option<String>,
         resolve: bool,
+        drill_cleanup: bool,
     ) -> Result<IncidentView, OversightError> {
         let _g = self.0.ops.lock().await;
         let engine = self.0.engine.current();
@@ -334,7 +355,7 @@ impl Oversight {
             .await?
             .ok_or_else(|| OversightError::UnknownIncident(id.to_owned()))?;
         let what = if resolve { "resolve" } else { "acknowledge" };
-        if !Self::may_answer(pack, person, &r) {
+        if !(drill_cleanup && r.drill.is_some()) && !Self::may_answer(pack, person, &r) {
             return Err(OversightError::NotResponder {
                 person: person.to_owned(),
                 what,

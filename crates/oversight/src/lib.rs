@@ -22,6 +22,7 @@ mod engine;
 mod error;
 mod incidents;
 mod outbox;
+mod review;
 pub mod rollout;
 mod routes;
 mod stats;
@@ -39,6 +40,7 @@ use warden_store::{AuditLog, Store};
 
 pub use error::OversightError;
 pub use incidents::{IncidentView, NotificationView};
+pub use review::{Review, same_version};
 pub use routes::{Router, payload_for};
 pub use stats::Stats;
 pub use views::{ApprovalsView, GroupAges, Hotspot, HotspotsView, RunsView, StuckRun};
@@ -105,6 +107,9 @@ pub(crate) struct Inner {
     pub(crate) outbox_wake: tokio::sync::Notify,
     pub(crate) stats: Stats,
     pub(crate) http: Option<reqwest::Client>,
+    /// Drills running in this process: id → the age at which their
+    /// approvals count as stuck.
+    pub(crate) drills: Mutex<HashMap<String, Duration>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -156,6 +161,7 @@ impl Oversight {
             outbox_wake: tokio::sync::Notify::new(),
             stats: Stats::default(),
             http,
+            drills: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         }));
         let tasks = vec![
@@ -193,6 +199,25 @@ impl Oversight {
             Ok(r) => Arc::clone(&r),
             Err(p) => Arc::clone(&p.into_inner()),
         }
+    }
+
+    /// A drill began in this process: its approvals count as stuck after
+    /// `stuck_after` (its scenario's threshold, not the playbook's).
+    pub fn drill_begins(&self, id: &str, stuck_after: Duration) {
+        if let Ok(mut d) = self.0.drills.lock() {
+            d.insert(id.to_owned(), stuck_after);
+        }
+    }
+
+    /// A drill ended.
+    pub fn drill_ends(&self, id: &str) {
+        if let Ok(mut d) = self.0.drills.lock() {
+            d.remove(id);
+        }
+    }
+
+    pub(crate) fn drill_thresholds(&self) -> HashMap<String, Duration> {
+        self.0.drills.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     /// Stops the tasks (pending notifications stay queued in the store).

@@ -102,6 +102,7 @@ pub fn payload_for(kind: RouteKind, i: &IncidentRow, step: &str, pack_name: &str
             "event": format!("incident.{}", step_event(step)),
             "step": step,
             "pack": pack_name,
+            "drill": i.drill,
             "incident": {
                 "id": i.id,
                 "playbook": i.playbook,

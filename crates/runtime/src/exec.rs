@@ -28,6 +28,17 @@ impl Runtime {
         });
     }
 
+    /// Records `outcome` as the end of `row`'s execution, in place of a
+    /// connector call (drill traffic with an injected fault or result).
+    pub(crate) fn spawn_injected(&self, row: ActionRow, outcome: ExecOutcome) {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = rt.finish(row, outcome).await {
+                tracing::error!(error = %e, "cannot record the end of an execution");
+            }
+        });
+    }
+
     /// Records the end of an execution: the `action_executed` record, the
     /// action's final state, and the run's progress, in one commit; then
     /// wakes whoever waits for the action.
@@ -325,4 +336,33 @@ fn cap_value(v: Value, cap: usize) -> Value {
         "bytes": text.len(),
         "sha256": format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
     })
+}
+
+/// The outcome a drill injects in place of the connector call, when its
+/// step declares one.
+pub(crate) fn injected(d: &crate::types::DrillTag) -> Option<ExecOutcome> {
+    use warden_model::Fault;
+    let failed = |code: FailureCode, error: &str| ExecOutcome {
+        ok: false,
+        code: Some(code),
+        result: None,
+        error: Some(format!("drill {}: {error} (injected by Warden)", d.id)),
+        attempts: 1,
+        http_status: None,
+        elapsed: std::time::Duration::ZERO,
+    };
+    match (&d.fault, &d.result) {
+        (Some(Fault::Error), _) => Some(failed(FailureCode::ToolError, "the tool failed")),
+        (Some(Fault::Timeout), _) => Some(failed(FailureCode::ToolTimeout, "the tool timed out")),
+        (None, Some(v)) => Some(ExecOutcome {
+            ok: true,
+            code: None,
+            result: Some(v.clone()),
+            error: None,
+            attempts: 1,
+            http_status: None,
+            elapsed: std::time::Duration::ZERO,
+        }),
+        (None, None) => None,
+    }
 }

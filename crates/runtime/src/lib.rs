@@ -31,5 +31,5 @@ pub use cancel::Canceller;
 pub use connector::{Connectors, ExecOutcome};
 pub use error::RuntimeError;
 pub use runtime::{Runtime, RuntimeConfig};
-pub use types::{ActionView, Mode, Proposal, Report, RunView, Submitted};
+pub use types::{ActionView, DrillTag, Mode, Proposal, Report, RunView, Submitted};
 pub use warden_store::ApprovalFilter;

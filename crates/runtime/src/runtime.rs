@@ -287,7 +287,10 @@ impl Runtime {
         let context = RequestContext {
             workflow: run_guard.as_deref().map(|r| r.row.workflow.clone()),
             run: p.run_id.clone(),
-            trigger: run_guard.as_deref().and_then(|r| r.trigger.clone()),
+            trigger: match &p.drill {
+                Some(d) => Some(warden_model::Trigger::drill(&d.id)),
+                None => run_guard.as_deref().and_then(|r| r.trigger.clone()),
+            },
         };
         let req = Request {
             agent,
@@ -451,7 +454,10 @@ impl Runtime {
         drop(run_guard.take());
         self.count(None, state);
         if executing {
-            self.spawn_execution(row.clone(), p.arguments);
+            match p.drill.as_ref().and_then(crate::exec::injected) {
+                Some(outcome) => self.spawn_injected(row.clone(), outcome),
+                None => self.spawn_execution(row.clone(), p.arguments),
+            }
         }
         if let Some((a, _)) = &approval {
             self.0.timer_wake.notify_one();

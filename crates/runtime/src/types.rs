@@ -43,6 +43,23 @@ pub struct Proposal {
     pub reason: Option<String>,
     /// An `agent` field the body carried: recorded, never trusted.
     pub claimed_agent: Option<Value>,
+    /// Drill traffic: set by Warden's drill runner only, never from a
+    /// request body.
+    pub drill: Option<DrillTag>,
+}
+
+/// Marks a proposal as drill traffic: its records carry the drill id in
+/// the trigger, and its execution may be replaced by a failure or a result
+/// the drill declares (for this proposal only; real traffic is never
+/// touched).
+#[derive(Debug, Clone, Default)]
+pub struct DrillTag {
+    /// `drl_…`.
+    pub id: String,
+    /// The connector call fails this way instead.
+    pub fault: Option<warden_model::Fault>,
+    /// The connector call returns this instead.
+    pub result: Option<Value>,
 }
 
 /// What an agent reports after executing a `check`-mode action.

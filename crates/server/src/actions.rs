@@ -157,6 +157,7 @@ pub async fn propose(
         idempotency_key: body.idempotency_key,
         reason: body.reason,
         claimed_agent: body.claimed_agent,
+        drill: None,
     };
     let started = std::time::Instant::now();
     match s.runtime.submit(&p.id, proposal).await {

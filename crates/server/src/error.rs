@@ -123,7 +123,7 @@ impl From<warden_oversight::OversightError> for ApiError {
             E::UnknownIncident(_) => StatusCode::NOT_FOUND,
             E::IncidentState { .. } => StatusCode::CONFLICT,
             E::NotResponder { .. } => StatusCode::FORBIDDEN,
-            E::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            E::InvalidQuery(_) | E::InvalidBody(_) => StatusCode::BAD_REQUEST,
             E::Store(_) | E::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

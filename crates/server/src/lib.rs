@@ -23,6 +23,7 @@ mod actions;
 mod approvals;
 mod audit;
 mod auth;
+mod drills;
 mod error;
 mod mcp;
 mod mcp_params;
@@ -216,6 +217,8 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         limiter,
         refused_reload: Arc::default(),
     };
+    // Drills a previous process left running are undone first.
+    drills::recover(&state).await;
     reload::on_sighup(state.clone(), config.pack.clone());
     if config.watch_pack {
         reload::on_change(state.clone(), config.pack.clone());

@@ -174,6 +174,7 @@ impl Gateway {
             idempotency_key: None,
             reason: meta(REASON_META),
             claimed_agent: None,
+            drill: None,
         };
         let started = std::time::Instant::now();
         let sub = match s.runtime.submit(&p.id, proposal).await {

@@ -30,7 +30,7 @@ async fn people_only(s: &AppState, p: &Principal, path: &str) -> Result<(), ApiE
     Ok(())
 }
 
-async fn operators_only(s: &AppState, p: &Principal, path: &str) -> Result<(), ApiError> {
+pub(crate) async fn operators_only(s: &AppState, p: &Principal, path: &str) -> Result<(), ApiError> {
     match p.require(&[Role::Operator]) {
         Ok(()) => Ok(()),
         Err(e) => Err(refuse(s, p, path, e).await),
@@ -221,6 +221,34 @@ pub async fn resolve(
     body: Result<Json<AnswerBody>, JsonRejection>,
 ) -> Result<Json<IncidentView>, ApiError> {
     answer(s, p, id, body, true).await
+}
+
+/// Record the post-incident review of a resolved incident: what happened,
+/// and the pack version with the fix (`pack_change`) or why no change was
+/// needed (`no_change`).
+#[utoipa::path(
+    post, path = "/v1/incidents/{id}/review", tag = "oversight",
+    params(("id" = String, Path, description = "incident id")),
+    request_body = warden_oversight::Review,
+    responses((status = 200, body = IncidentView), (status = 400, description = "invalid_json, invalid_body"), (status = 403, description = "forbidden"), (status = 404, description = "unknown_incident"), (status = 409, description = "invalid_transition: not resolved yet")),
+    security(("bearer" = []))
+)]
+pub async fn review(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<warden_oversight::Review>, JsonRejection>,
+) -> Result<Json<IncidentView>, ApiError> {
+    const PATH: &str = "/v1/incidents/{id}/review";
+    people_only(&s, &p, PATH).await?;
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return Err(client_refusal(&s, &p, PATH, body_error(e)).await),
+    };
+    match s.oversight.review(&id, &p.id, b).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => Err(refusal(&s, &p, PATH, e).await),
+    }
 }
 
 /// Query of `GET /v1/views/runs`.

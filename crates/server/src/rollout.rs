@@ -87,6 +87,7 @@ fn window(
         agent,
         tool,
         workflow,
+        drills: false,
     })
 }
 

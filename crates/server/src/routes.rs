@@ -49,6 +49,15 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/incidents/{id}/resolve",
             post(crate::oversight::resolve),
         )
+        .route("/v1/incidents/{id}/review", post(crate::oversight::review))
+        .route(
+            "/v1/drills",
+            get(crate::drills::list).post(crate::drills::start),
+        )
+        .route(
+            "/v1/drills/{id}",
+            get(crate::drills::show).delete(crate::drills::abort),
+        )
         .route("/v1/views/runs", get(crate::oversight::runs_view))
         .route("/v1/views/approvals", get(crate::oversight::approvals_view))
         .route("/v1/views/hotspots", get(crate::oversight::hotspots_view))

@@ -58,6 +58,19 @@ pub async fn start_run(
             return Err(client_refusal(&s, &p, PATH, err).await);
         }
     };
+    // Drill traffic is left out of statistics and replay: only Warden's
+    // drill runner may mark it, never a caller.
+    if body
+        .trigger
+        .as_ref()
+        .is_some_and(|t| t.source == warden_model::DRILL_SOURCE)
+    {
+        let err = ApiError::bad_request(
+            "invalid_body",
+            "trigger source `drill` is reserved for Warden's drills (`warden drill run`)",
+        );
+        return Err(client_refusal(&s, &p, PATH, err).await);
+    }
     match s
         .runtime
         .start_run(&p.id, &body.workflow, body.trigger)

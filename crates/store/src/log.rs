@@ -449,7 +449,7 @@ async fn write_batch(
     for chunk in batch.chunks_mut(ROWS_PER_INSERT) {
         let mut q = Sql::new(
             "INSERT INTO evidence (seq, leaf_hash, body, time_us, kind, agent, tool, workflow, \
-             run_id, action_id, decision, status, code) VALUES ",
+             run_id, action_id, decision, status, code, drill) VALUES ",
         );
         for (i, p) in chunk.iter_mut().enumerate() {
             let r = &p.record;
@@ -479,6 +479,8 @@ async fn write_batch(
                 .opt_text(r.status.map(|s| s.as_str().to_owned()))
                 .push(", ")
                 .opt_text(r.code.clone())
+                .push(", ")
+                .opt_text(r.drill().map(str::to_owned))
                 .push(")");
         }
         q.build(store.backend()).execute(&mut *tx).await?;

@@ -59,6 +59,28 @@ pub struct IncidentRow {
     pub detail: String,
     /// µs.
     pub updated_us: i64,
+    /// The drill whose traffic opened it (`drl_…`), when a drill did.
+    pub drill: Option<String>,
+}
+
+/// One drill run: its state while it runs (what to undo if the server
+/// stops mid-drill) and its report once it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillRow {
+    /// `drl_…`.
+    pub id: String,
+    /// The pack's `[[drills]]` id.
+    pub name: String,
+    /// `running`, `passed`, `failed`, `aborted`.
+    pub state: String,
+    /// The operator who started it.
+    pub started_by: String,
+    /// µs.
+    pub started_us: i64,
+    /// µs, once it ended.
+    pub finished_us: Option<i64>,
+    /// JSON: the scenario, and the measured figures once it ended.
+    pub report: String,
 }
 
 /// A notification of an incident step to one route: the durable outbox.
@@ -162,7 +184,8 @@ pub struct HotspotRow {
 
 const INCIDENT_COLS: &str = "id, playbook, detector, dedup_key, state, severity, owner, summary, \
      subject, first_event_us, first_seq, detected_us, acked_us, acked_by, resolved_us, \
-     resolved_by, level, due_us, breaches, triggers, last_trigger_us, detail, updated_us";
+     resolved_by, level, due_us, breaches, triggers, last_trigger_us, detail, updated_us, drill";
+const DRILL_COLS: &str = "id, name, state, started_by, started_us, finished_us, report";
 const NOTIFICATION_COLS: &str = "id, incident_id, step, route, kind, payload, state, attempts, \
      next_us, lease_us, last_error, created_us, updated_us";
 const CIRCUIT_COLS: &str = "tool, open_until_us, reason, opened_by, updated_us";
@@ -173,6 +196,7 @@ pub(crate) struct Writes {
     incidents: Vec<IncidentRow>,
     notifications: Vec<NotificationRow>,
     circuits: Vec<CircuitRow>,
+    drills: Vec<DrillRow>,
 }
 
 impl Writes {
@@ -185,6 +209,11 @@ impl Writes {
     pub(crate) fn notification(&mut self, r: NotificationRow) {
         if !self.notifications.iter().any(|x| x.id == r.id) {
             self.notifications.push(r);
+        }
+    }
+    pub(crate) fn drill(&mut self, r: DrillRow) {
+        if !self.drills.iter().any(|x| x.id == r.id) {
+            self.drills.push(r);
         }
     }
     pub(crate) fn circuit(&mut self, r: CircuitRow) {
@@ -246,6 +275,8 @@ impl Writes {
                 .text(i.detail)
                 .push(", ")
                 .int(i.updated_us)
+                .push(", ")
+                .opt_text(i.drill)
                 .push(
                     ") ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
                      summary = excluded.summary, acked_us = excluded.acked_us, \
@@ -293,6 +324,28 @@ impl Writes {
                      lease_us = excluded.lease_us, last_error = excluded.last_error, \
                      updated_us = excluded.updated_us \
                      WHERE notifications.state = 'pending'",
+                );
+            q.build(backend).execute(&mut **tx).await?;
+        }
+        for d in self.drills {
+            let mut q = Sql::new("INSERT INTO drills (");
+            q.push(DRILL_COLS).push(") VALUES (");
+            q.text(d.id)
+                .push(", ")
+                .text(d.name)
+                .push(", ")
+                .text(d.state)
+                .push(", ")
+                .text(d.started_by)
+                .push(", ")
+                .int(d.started_us)
+                .push(", ")
+                .opt_int(d.finished_us)
+                .push(", ")
+                .text(d.report)
+                .push(
+                    ") ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+                     finished_us = excluded.finished_us, report = excluded.report",
                 );
             q.build(backend).execute(&mut **tx).await?;
         }
@@ -344,6 +397,19 @@ fn incident_row(r: &AnyRow) -> Result<IncidentRow, StoreError> {
         last_trigger_us: r.try_get("last_trigger_us")?,
         detail: r.try_get("detail")?,
         updated_us: r.try_get("updated_us")?,
+        drill: r.try_get("drill")?,
+    })
+}
+
+fn drill_row(r: &AnyRow) -> Result<DrillRow, StoreError> {
+    Ok(DrillRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        state: r.try_get("state")?,
+        started_by: r.try_get("started_by")?,
+        started_us: r.try_get("started_us")?,
+        finished_us: r.try_get("finished_us")?,
+        report: r.try_get("report")?,
     })
 }
 
@@ -411,6 +477,38 @@ impl Store {
             .push(" FROM incidents WHERE state <> 'resolved' ORDER BY detected_us, id");
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
         rows.iter().map(incident_row).collect()
+    }
+
+    /// The incidents drill `id` opened, oldest first.
+    pub async fn drill_incidents(&self, id: &str) -> Result<Vec<IncidentRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(INCIDENT_COLS)
+            .push(" FROM incidents WHERE drill = ")
+            .text(id)
+            .push(" ORDER BY detected_us, id");
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter().map(incident_row).collect()
+    }
+
+    /// Drill runs, newest first; only `running` ones with `running`.
+    pub async fn drills(&self, running: bool, limit: u32) -> Result<Vec<DrillRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(DRILL_COLS).push(" FROM drills");
+        if running {
+            q.push(" WHERE state = 'running'");
+        }
+        q.push(" ORDER BY started_us DESC, id LIMIT ")
+            .int(i64::from(limit.clamp(1, 10_000)));
+        let rows = q.build(self.backend).fetch_all(&self.pool).await?;
+        rows.iter().map(drill_row).collect()
+    }
+
+    /// The drill run `id`.
+    pub async fn drill(&self, id: &str) -> Result<Option<DrillRow>, StoreError> {
+        let mut q = Sql::new("SELECT ");
+        q.push(DRILL_COLS).push(" FROM drills WHERE id = ").text(id);
+        let row = q.build(self.backend).fetch_optional(&self.pool).await?;
+        row.as_ref().map(drill_row).transpose()
     }
 
     /// Incidents per state.

@@ -305,6 +305,9 @@ pub struct Scan {
     pub bodies: Option<Vec<String>>,
     /// Only `action_decided` rows with this decision (`approval_required`).
     pub decision: Option<String>,
+    /// Also drill traffic (records whose trigger is a drill's); left out by
+    /// default, so drills never skew statistics, replay or tuning.
+    pub drills: bool,
 }
 
 /// One row of a scan: the indexed columns, and the body unparsed so that a
@@ -436,6 +439,9 @@ impl Store {
         }
         if let Some(t) = scan.since_us {
             q.push(" AND time_us >= ").int(t);
+        }
+        if !scan.drills {
+            q.push(" AND drill IS NULL");
         }
         if !scan.kinds.is_empty() && scan.kinds.iter().all(|k| ROLLOUT.contains(&k.as_str())) {
             q.push(" AND ").push(ROLLOUT_KINDS);

@@ -107,6 +107,8 @@ pub enum StateWrite {
     Circuit(crate::oversight::CircuitRow),
     /// A data-subject erasure: payloads and stored results dropped.
     Erase(crate::erase::Erasure),
+    /// A drill run.
+    Drill(crate::oversight::DrillRow),
 }
 
 pub(crate) const RUN_COLS: &str =
@@ -142,6 +144,7 @@ pub(crate) async fn write_state(
             StateWrite::Agent(a) if !agents.iter().any(|x| x.agent == a.agent) => agents.push(a),
             StateWrite::Approval(a) if !approvals.iter().any(|x| x.id == a.id) => approvals.push(a),
             StateWrite::Incident(i) => oversight.incident(i),
+            StateWrite::Drill(d) => oversight.drill(d),
             StateWrite::Notification(n) => oversight.notification(n),
             StateWrite::Circuit(c) => oversight.circuit(c),
             StateWrite::Erase(e) => erasures.push(e),

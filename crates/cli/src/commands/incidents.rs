@@ -1,5 +1,5 @@
-//! `warden incidents list|show|ack|resolve`: the on-call owner's side of
-//! oversight, against a running server.
+//! `warden incidents list|show|ack|resolve|review`: the on-call owner's
+//! side of oversight, against a running server.
 
 use serde_json::{Value, json};
 
@@ -48,6 +48,27 @@ pub enum IncidentsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Record the post-incident review of a resolved incident: what
+    /// happened, and the pack version with the fix or why none was needed.
+    #[command(group(clap::ArgGroup::new("change").required(true).args(["pack_change", "no_change"])))]
+    Review {
+        /// The incident id (inc_...).
+        id: String,
+        /// What happened and what was learned.
+        #[arg(long)]
+        summary: String,
+        /// The pack version that carries the fix (`warden validate` prints it).
+        #[arg(long, value_name = "VERSION")]
+        pack_change: Option<String>,
+        /// Why no policy change was needed.
+        #[arg(long, value_name = "REASON")]
+        no_change: Option<String>,
+        /// The runbook updated or followed (a URL).
+        #[arg(long, value_name = "URL")]
+        runbook: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Runs `warden incidents ...`.
@@ -80,6 +101,32 @@ pub fn run(cmd: IncidentsCommand) -> anyhow::Result<Exit> {
         }
         IncidentsCommand::Ack { id, note, remote } => answer(&remote, &id, "ack", note),
         IncidentsCommand::Resolve { id, note, remote } => answer(&remote, &id, "resolve", note),
+        IncidentsCommand::Review {
+            id,
+            summary,
+            pack_change,
+            no_change,
+            runbook,
+            remote,
+        } => {
+            let path = format!("/v1/incidents/{id}/review");
+            let body = json!({
+                "summary": summary,
+                "pack_change": pack_change,
+                "no_change": no_change,
+                "runbook": runbook,
+            });
+            Ok(
+                match call(&remote, reqwest::Method::POST, &path, &[], Some(body))? {
+                    Ok(v) => show(&remote, &v, |v| {
+                        println!("{id}: review recorded");
+                        print_one(v);
+                    }),
+                    // The server refused the review as written.
+                    Err(_) => Exit::Unusable,
+                },
+            )
+        }
     }
 }
 
@@ -157,10 +204,14 @@ fn print_list(v: &Value) {
 
 fn print_one(v: &Value) {
     println!(
-        "incident  {}  ({}, {})",
+        "incident  {}  ({}, {}){}",
         text(v, "id"),
         text(v, "state"),
-        text(v, "severity")
+        text(v, "severity"),
+        v.get("drill")
+            .and_then(Value::as_str)
+            .map(|d| format!("  DRILL {d}"))
+            .unwrap_or_default()
     );
     println!("summary   {}", text(v, "summary"));
     println!(
@@ -281,5 +332,20 @@ fn print_one(v: &Value) {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+    }
+    if let Some(r) = v.get("review").filter(|r| !r.is_null()) {
+        println!(
+            "review    by {} at {}: {}",
+            text(r, "by"),
+            text(r, "at"),
+            text(r, "summary")
+        );
+        match r.get("pack_change").and_then(Value::as_str) {
+            Some(ver) => println!("fix       pack version {ver}"),
+            None => println!("fix       no policy change: {}", text(r, "no_change")),
+        }
+        if let Some(u) = r.get("runbook").and_then(Value::as_str) {
+            println!("runbook   {u}");
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bench;
 pub mod decide;
+pub mod drill;
 pub mod incidents;
 pub mod mcp;
 pub mod remote;

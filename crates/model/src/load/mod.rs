@@ -93,6 +93,8 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         workflows: BTreeMap::new(),
         routes: BTreeMap::new(),
         playbooks: BTreeMap::new(),
+        drills: BTreeMap::new(),
+        retention: crate::pack::DEFAULT_RETENTION,
         redaction: Default::default(),
         policy_files,
         test_files,
@@ -122,6 +124,7 @@ struct RawManifest {
     workflows: Vec<RawWorkflow>,
     routes: Vec<(crate::oversight::RawRoute, Range<usize>)>,
     playbooks: Vec<(crate::oversight::RawPlaybook, Range<usize>)>,
+    drills: Vec<(crate::oversight::RawDrill, Range<usize>)>,
     redaction: Option<crate::redaction::RawRedaction>,
 }
 
@@ -227,6 +230,7 @@ impl Cx {
                 "workflows" => raw.workflows = self.many(key, value),
                 "routes" => raw.routes = self.many_spanned(key, value),
                 "playbooks" => raw.playbooks = self.many_spanned(key, value),
+                "drills" => raw.drills = self.many_spanned(key, value),
                 "redaction" => raw.redaction = self.one(value),
                 other => {
                     let help = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).map_or_else(

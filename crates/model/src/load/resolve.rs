@@ -14,6 +14,15 @@ impl Cx {
             Some(info) => {
                 pack.name = info.name.into_inner();
                 pack.description = info.description;
+                let mut problems = Vec::new();
+                pack.retention = crate::execute::parse_duration(
+                    info.retention.as_ref(),
+                    crate::pack::DEFAULT_RETENTION,
+                    &mut problems,
+                );
+                for (message, span) in problems {
+                    self.push(ModelProblem::Shape { message }, span);
+                }
             }
             None => {
                 if !self.diags.iter().any(|d| d.code() == "invalid_value") {
@@ -185,6 +194,7 @@ impl Cx {
             }
         }
         self.resolve_oversight(raw.routes, raw.playbooks, pack);
+        self.resolve_drills(raw.drills, pack);
     }
 
     pub(crate) fn reference(&mut self, kind: RefKind, id: Option<&Spanned<String>>) {

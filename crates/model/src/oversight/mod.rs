@@ -16,8 +16,11 @@ use crate::mcp::Problem;
 use crate::source::Location;
 
 mod checks;
+mod drill;
 mod playbook;
 
+pub(crate) use drill::RawDrill;
+pub use drill::{Drill, DrillStep, Fault, Scenario};
 pub(crate) use playbook::RawPlaybook;
 pub use playbook::{Detector, IncidentSeverity, Playbook, PlaybookAction, WORKFLOW_OWNER};
 

@@ -70,6 +70,9 @@ pub struct Trigger {
     /// the incident pages, and its playbook's pause, quarantine and
     /// circuit actions are recorded as skipped.
     pub shadow: bool,
+    /// The drill whose traffic fired it (`drl_…`): the incident is
+    /// labelled a drill and its pages say DRILL.
+    pub drill: Option<String>,
 }
 
 /// A sliding window of event times (µs), with a cap so a flood cannot
@@ -329,6 +332,7 @@ pub(crate) fn trigger(
         first_seq: Some(first.1),
         detail,
         shadow: false,
+        drill: None,
     }
 }
 

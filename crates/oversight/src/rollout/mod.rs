@@ -39,6 +39,9 @@ pub struct Window {
     /// Only proposals in runs of this workflow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
+    /// Drill traffic too (left out by default).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drills: bool,
 }
 
 impl Window {
@@ -96,6 +99,7 @@ pub(crate) fn scan_of(
         page: 0,
         bodies: Some(words(bodies)),
         decision: decision.map(str::to_owned),
+        drills: window.drills,
     }
 }
 

@@ -80,6 +80,7 @@ impl Harness {
             idempotency_key: None,
             reason: None,
             claimed_agent: None,
+            drill: None,
         };
         let got = self.rt.submit(agent, p).await;
         match (got, expect) {

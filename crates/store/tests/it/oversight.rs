@@ -35,6 +35,7 @@ fn incident(id: &str, state: &str, detected: i64) -> IncidentRow {
         last_trigger_us: detected,
         detail: "{}".into(),
         updated_us: detected,
+        drill: None,
     }
 }
 

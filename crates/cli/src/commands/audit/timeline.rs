@@ -182,7 +182,10 @@ pub async fn run(a: TimelineArgs) -> anyhow::Result<Exit> {
             | RecordKind::ActionReproposed
             | RecordKind::RunCancelled
             | RecordKind::ApprovalCancelled
-            | RecordKind::RecordsErased => {
+            | RecordKind::RecordsErased
+            | RecordKind::DrillStarted
+            | RecordKind::DrillFinished
+            | RecordKind::IncidentReviewed => {
                 println!("{head} {}", r.message.as_deref().unwrap_or(r.kind.as_str()))
             }
         }

@@ -31,6 +31,10 @@ pub struct HistoryArgs {
     /// Only proposals in runs of this workflow.
     #[arg(long)]
     pub workflow: Option<String>,
+    /// Count drill traffic too (left out by default: a drill's proposals
+    /// are rehearsals, not decisions people made).
+    #[arg(long)]
+    pub include_drills: bool,
 }
 
 impl HistoryArgs {
@@ -54,6 +58,7 @@ impl HistoryArgs {
             agent: self.agent.clone(),
             tool: self.tool.clone(),
             workflow: self.workflow.clone(),
+            drills: self.include_drills,
         })
     }
 
