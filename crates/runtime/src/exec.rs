@@ -113,6 +113,9 @@ impl Runtime {
         row.attempts = row.attempts.saturating_add(i64::from(outcome.attempts));
         row.updated_us = t;
         let mut rec = Record::new(RecordKind::ActionExecuted);
+        // Drill traffic stays marked to its end: detectors and rollout
+        // scans tell it from real traffic by the trigger.
+        rec.trigger = drill_of(&row).map(|d| warden_model::Trigger::drill(&d));
         rec.agent = Some(row.agent.clone());
         rec.tool = Some(row.tool.clone());
         rec.run = row.run_id.clone();
@@ -336,6 +339,15 @@ fn cap_value(v: Value, cap: usize) -> Value {
         "bytes": text.len(),
         "sha256": format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
     })
+}
+
+/// The drill an action belongs to (kept in its decision).
+pub(crate) fn drill_of(row: &ActionRow) -> Option<String> {
+    serde_json::from_str::<Value>(&row.decision)
+        .ok()?
+        .get("drill")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// The outcome a drill injects in place of the connector call, when its

@@ -403,6 +403,9 @@ impl Runtime {
             None
         };
         let mut decision_json = verdict.decision_json();
+        if let (Value::Object(m), Some(d)) = (&mut decision_json, &p.drill) {
+            m.insert("drill".into(), json!(d.id));
+        }
         if let (Value::Object(m), Some((a, _))) = (&mut decision_json, &approval) {
             m.insert("approval_id".into(), json!(a.id));
         }

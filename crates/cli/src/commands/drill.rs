@@ -253,7 +253,8 @@ fn print_report(r: &Value) {
     for row in rows(r) {
         t.row(row);
     }
-    t.print("(times from the first drill event)");
+    t.print("");
+    println!("(times from the first drill event)");
     for p in r["playbooks"].as_array().into_iter().flatten() {
         for why in p["problems"].as_array().into_iter().flatten() {
             println!("  {}: {}", text(p, "playbook"), why.as_str().unwrap_or(""));

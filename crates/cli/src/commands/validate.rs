@@ -30,7 +30,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<Exit> {
                 );
             } else {
                 println!(
-                    "pack `{}` is valid: {}, {}, {}, {}, {}, {}, {} ({}); version {}",
+                    "pack `{}` is valid: {}, {}, {}, {}, {}, {}, {}, {} ({}); version {}",
                     pack.name,
                     render::count(pack.agents.len(), "agent"),
                     render::count(pack.tools.len(), "tool"),
@@ -38,6 +38,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<Exit> {
                     render::count(pack.workflows.len(), "workflow"),
                     render::count(pack.approver_groups.len(), "approver group"),
                     render::count(pack.playbooks.len(), "playbook"),
+                    render::count(pack.drills.len(), "drill"),
                     render::count(cases.len(), "test case"),
                     render::count(warnings, "warning"),
                     pack.version.short()

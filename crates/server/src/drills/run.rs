@@ -151,7 +151,9 @@ pub(crate) async fn run(s: AppState, st: Start) {
             let mut page = None;
             while !aborted {
                 page = first_page(&s, &i.id).await;
-                let settled = page.as_ref().is_some_and(|p| p.0 != DeliveryState::Pending);
+                // The first page is committed with the incident: none now
+                // means none ever (no usable route).
+                let settled = page.as_ref().is_none_or(|p| p.0 != DeliveryState::Pending);
                 if settled || now_us() > window_end {
                     break;
                 }
