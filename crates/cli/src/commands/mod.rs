@@ -7,6 +7,7 @@ pub mod bench;
 pub mod decide;
 pub mod drill;
 pub mod incidents;
+pub mod inventory;
 pub mod mcp;
 pub mod remote;
 pub mod rollout;
