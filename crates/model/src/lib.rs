@@ -42,13 +42,11 @@ pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};
 pub use oversight::{
     Detector, Drill, DrillStep, Fault, IncidentSeverity, OUTPUT_DATA_KINDS, PAGERDUTY_EVENTS_URL,
-    Playbook, PlaybookAction, Scenario,
-    Rotation, Route, RouteKind, WORKFLOW_OWNER,
+    Playbook, PlaybookAction, Rotation, Route, RouteKind, Scenario, WORKFLOW_OWNER,
 };
 pub use pack::{
-    DEFAULT_RETENTION,
-    Agent, ApproverGroup, Credentials, Escalation, Pack, PackVersion, Paging, Person, Step, System,
-    Team, Tool, Workflow,
+    Agent, ApproverGroup, Credentials, DEFAULT_RETENTION, Escalation, Pack, PackVersion, Paging,
+    Person, Step, System, Team, Tool, Workflow,
 };
 pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
 pub use source::{Location, SourceFile};

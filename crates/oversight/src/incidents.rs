@@ -355,7 +355,8 @@ impl Oversight {
             .await?
             .ok_or_else(|| OversightError::UnknownIncident(id.to_owned()))?;
         let what = if resolve { "resolve" } else { "acknowledge" };
-        if !(drill_cleanup && r.drill.is_some()) && !Self::may_answer(pack, person, &r) {
+        let drill_closing = drill_cleanup && r.drill.is_some();
+        if !drill_closing && !Self::may_answer(pack, person, &r) {
             return Err(OversightError::NotResponder {
                 person: person.to_owned(),
                 what,

@@ -44,15 +44,18 @@ impl Review {
         }
         match (&self.pack_change, &self.no_change) {
             (Some(_), Some(_)) => {
-                return bad("give either `pack_change` (the pack version with the fix) or `no_change` (why none was needed), not both");
+                return bad(
+                    "give either `pack_change` (the pack version with the fix) or `no_change` (why none was needed), not both",
+                );
             }
             (None, None) => {
-                return bad("say what changed: `pack_change` (the pack version with the fix) or `no_change` (why none was needed)");
+                return bad(
+                    "say what changed: `pack_change` (the pack version with the fix) or `no_change` (why none was needed)",
+                );
             }
             (Some(v), None) => {
                 let hex = v.strip_prefix("sha256:").unwrap_or(v);
-                if hex.len() < 12 || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit())
-                {
+                if hex.len() < 12 || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return bad(
                         "`pack_change` is a pack version: `sha256:<hex>` or at least its first 12 hex digits (`warden validate` prints it)",
                     );
@@ -131,7 +134,12 @@ impl Oversight {
             Some(v) => format!("incident {id} reviewed by `{person}`: fixed in pack version {v}"),
             None => format!("incident {id} reviewed by `{person}`: no policy change"),
         };
-        let rec = record(RecordKind::IncidentReviewed, &r, message, json!({ "review": entry }));
+        let rec = record(
+            RecordKind::IncidentReviewed,
+            &r,
+            message,
+            json!({ "review": entry }),
+        );
         self.0
             .log
             .commit(vec![rec], vec![StateWrite::Incident(r.clone())])

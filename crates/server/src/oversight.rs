@@ -30,7 +30,11 @@ async fn people_only(s: &AppState, p: &Principal, path: &str) -> Result<(), ApiE
     Ok(())
 }
 
-pub(crate) async fn operators_only(s: &AppState, p: &Principal, path: &str) -> Result<(), ApiError> {
+pub(crate) async fn operators_only(
+    s: &AppState,
+    p: &Principal,
+    path: &str,
+) -> Result<(), ApiError> {
     match p.require(&[Role::Operator]) {
         Ok(()) => Ok(()),
         Err(e) => Err(refuse(s, p, path, e).await),

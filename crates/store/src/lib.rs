@@ -33,7 +33,8 @@ pub use erase::{Erasure, ErasureReport};
 pub use error::StoreError;
 pub use log::{AuditLog, LogOptions, Receipt};
 pub use oversight::{
-    ApprovalAges, CircuitRow, DrillRow, HotspotRow, IncidentFilter, IncidentRow, NotificationRow, RunCounts,
+    ApprovalAges, CircuitRow, DrillRow, HotspotRow, IncidentFilter, IncidentRow, NotificationRow,
+    RunCounts,
 };
 pub use read::{Filter, Scan, ScanRow, StoredRecord};
 pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};

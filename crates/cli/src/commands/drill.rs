@@ -103,7 +103,10 @@ fn run_drill(
         && let Some(dir) = m.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
-        eprintln!("error: --markdown: directory `{}` does not exist", dir.display());
+        eprintln!(
+            "error: --markdown: directory `{}` does not exist",
+            dir.display()
+        );
         return Ok(Exit::Unusable);
     }
     let body = json!({ "drill": name, "ack_as": ack_as });
@@ -190,7 +193,9 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 fn ms_of(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_i64).map_or_else(|| "-".into(), millis)
+    v.get(key)
+        .and_then(Value::as_i64)
+        .map_or_else(|| "-".into(), millis)
 }
 
 fn actions_of(p: &Value) -> String {
@@ -202,11 +207,19 @@ fn actions_of(p: &Value) -> String {
             format!(
                 "{} {}",
                 text(a, "do"),
-                if a["effective"] == json!(true) { "held" } else { "NOT held" }
+                if a["effective"] == json!(true) {
+                    "held"
+                } else {
+                    "NOT held"
+                }
             )
         })
         .collect();
-    if a.is_empty() { "-".into() } else { a.join(", ") }
+    if a.is_empty() {
+        "-".into()
+    } else {
+        a.join(", ")
+    }
 }
 
 fn rows(r: &Value) -> Vec<Vec<String>> {
@@ -222,11 +235,17 @@ fn rows(r: &Value) -> Vec<Vec<String>> {
                 ms_of(p, "page_ms"),
                 ms_of(p, "ack_ms"),
                 ms_of(p, "resolve_ms"),
-                p["respond_within_s"]
-                    .as_u64()
-                    .map_or_else(|| "-".into(), |s| millis(i64::try_from(s * 1000).unwrap_or(i64::MAX))),
+                p["respond_within_s"].as_u64().map_or_else(
+                    || "-".into(),
+                    |s| millis(i64::try_from(s * 1000).unwrap_or(i64::MAX)),
+                ),
                 actions_of(p),
-                if p["pass"] == json!(true) { "pass" } else { "FAIL" }.to_owned(),
+                if p["pass"] == json!(true) {
+                    "pass"
+                } else {
+                    "FAIL"
+                }
+                .to_owned(),
             ]
         })
         .collect()
@@ -288,7 +307,11 @@ fn markdown_report(r: &Value) -> String {
         text(r, "finished"),
         text(r, "pack_version"),
     );
-    s.push_str(&format!("| {} |\n|{}\n", HEAD.join(" | "), "---|".repeat(HEAD.len())));
+    s.push_str(&format!(
+        "| {} |\n|{}\n",
+        HEAD.join(" | "),
+        "---|".repeat(HEAD.len())
+    ));
     for row in rows(r) {
         s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
@@ -296,7 +319,11 @@ fn markdown_report(r: &Value) -> String {
     let mut notes = Vec::new();
     for p in r["playbooks"].as_array().into_iter().flatten() {
         for why in p["problems"].as_array().into_iter().flatten() {
-            notes.push(format!("- `{}`: {}", text(p, "playbook"), why.as_str().unwrap_or("")));
+            notes.push(format!(
+                "- `{}`: {}",
+                text(p, "playbook"),
+                why.as_str().unwrap_or("")
+            ));
         }
     }
     if !notes.is_empty() {
@@ -349,13 +376,23 @@ fn list(pack: &std::path::Path, as_json: bool) -> anyhow::Result<Exit> {
                 })
             })
             .collect();
-        println!("{:#}", json!({ "drills": drills, "playbooks_without_drill": undrilled }));
+        println!(
+            "{:#}",
+            json!({ "drills": drills, "playbooks_without_drill": undrilled })
+        );
         return Ok(Exit::Ok);
     }
     if p.drills.is_empty() {
         println!("pack `{}` declares no drills", p.name);
     } else {
-        let mut t = Table::new(&["DRILL", "SCENARIO", "AGENT", "PLAYBOOKS", "PROPOSALS", "DESCRIPTION"]);
+        let mut t = Table::new(&[
+            "DRILL",
+            "SCENARIO",
+            "AGENT",
+            "PLAYBOOKS",
+            "PROPOSALS",
+            "DESCRIPTION",
+        ]);
         for d in p.drills.values() {
             t.row(vec![
                 d.id.clone(),
@@ -392,7 +429,13 @@ fn history(remote: &Remote, pack: Option<PathBuf>, limit: u32) -> anyhow::Result
             }
         },
     };
-    let v = match call(remote, reqwest::Method::GET, "/v1/drills", &[("limit", limit.to_string())], None)? {
+    let v = match call(
+        remote,
+        reqwest::Method::GET,
+        "/v1/drills",
+        &[("limit", limit.to_string())],
+        None,
+    )? {
         Ok(v) => v,
         Err(exit) => return Ok(exit),
     };
@@ -453,7 +496,9 @@ fn history(remote: &Remote, pack: Option<PathBuf>, limit: u32) -> anyhow::Result
     if by_pb.is_empty() {
         println!("no drills have run");
     } else {
-        let mut t = Table::new(&["PLAYBOOK", "RUNS", "PASSED", "LAST RUN", "LAST", "DETECT", "PAGED", "ACKED"]);
+        let mut t = Table::new(&[
+            "PLAYBOOK", "RUNS", "PASSED", "LAST RUN", "LAST", "DETECT", "PAGED", "ACKED",
+        ]);
         for (pb, tr) in &by_pb {
             let (at, pass, last) = tr.last.clone().unwrap_or_default();
             t.row(vec![

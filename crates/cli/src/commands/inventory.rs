@@ -90,7 +90,14 @@ fn gates(engine: &Engine, tool: &str) -> Vec<String> {
         .collect()
 }
 
-fn step_row(engine: &Engine, pack: &Pack, workflow: Option<&str>, step: Option<&str>, tool: &str, risk: Risk) -> StepRow {
+fn step_row(
+    engine: &Engine,
+    pack: &Pack,
+    workflow: Option<&str>,
+    step: Option<&str>,
+    tool: &str,
+    risk: Risk,
+) -> StepRow {
     let t = pack.tools.get(tool);
     let access = t.map_or(Access::Write, |t| t.access);
     let reachable = pack.agents.keys().any(|a| engine.could_permit(a, tool));
@@ -189,12 +196,14 @@ fn build(engine: &Engine) -> Inventory {
         .filter(|t| !in_workflow.contains(t.id.as_str()))
         .map(|t| step_row(engine, pack, None, None, &t.id, t.risk))
         .collect();
-    outside.sort_by_key(|s| std::cmp::Reverse(match s.risk {
-        "critical" => 3,
-        "high" => 2,
-        "medium" => 1,
-        _ => 0,
-    }));
+    outside.sort_by_key(|s| {
+        std::cmp::Reverse(match s.risk {
+            "critical" => 3,
+            "high" => 2,
+            "medium" => 1,
+            _ => 0,
+        })
+    });
     let gaps = workflows
         .iter()
         .map(|w| w.gaps.len() + w.steps.iter().map(|s| s.gaps.len()).sum::<usize>())
@@ -210,7 +219,11 @@ fn build(engine: &Engine) -> Inventory {
 }
 
 fn dash(v: &[String]) -> String {
-    if v.is_empty() { "-".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -242,7 +255,8 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<Exit> {
             let f = [
                 s.workflow.clone().unwrap_or_default(),
                 w.and_then(|w| w.owner.clone()).unwrap_or_default(),
-                w.and_then(|w| w.business_impact.clone()).unwrap_or_default(),
+                w.and_then(|w| w.business_impact.clone())
+                    .unwrap_or_default(),
                 s.step.clone().unwrap_or_default(),
                 s.tool.clone(),
                 s.system.clone(),
@@ -251,21 +265,43 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<Exit> {
                 s.gated_by.join("; "),
                 s.gaps.join("; "),
             ];
-            println!("{}", f.iter().map(|x| csv_field(x)).collect::<Vec<_>>().join(","));
+            println!(
+                "{}",
+                f.iter().map(|x| csv_field(x)).collect::<Vec<_>>().join(",")
+            );
         }
     } else if args.markdown {
         println!("# Workflow inventory — `{}`\n", inv.pack);
-        println!("Pack version `{}`. Workflows by risk (highest step risk first).\n", inv.version);
+        println!(
+            "Pack version `{}`. Workflows by risk (highest step risk first).\n",
+            inv.version
+        );
         for w in &inv.workflows {
             println!("## `{}` — {} risk\n", w.id, w.risk);
-            println!("- Owner: {}", w.owner.as_deref().map_or("**none**".to_owned(), |o| format!("`{o}`")));
+            println!(
+                "- Owner: {}",
+                w.owner
+                    .as_deref()
+                    .map_or("**none**".to_owned(), |o| format!("`{o}`"))
+            );
             println!("- On-call routes: {}", dash(&w.on_call_routes));
-            println!("- Business impact: {}\n", w.business_impact.as_deref().unwrap_or("**not stated**"));
-            println!("| step | tool | system | access | risk | approval | gaps |\n|---|---|---|---|---|---|---|");
+            println!(
+                "- Business impact: {}\n",
+                w.business_impact.as_deref().unwrap_or("**not stated**")
+            );
+            println!(
+                "| step | tool | system | access | risk | approval | gaps |\n|---|---|---|---|---|---|---|"
+            );
             for s in &w.steps {
                 println!(
                     "| {} | `{}` | {} | {} | {} | {} | {} |",
-                    s.step.as_deref().unwrap_or("-"), s.tool, s.system, s.access, s.risk, dash(&s.gated_by), dash(&s.gaps)
+                    s.step.as_deref().unwrap_or("-"),
+                    s.tool,
+                    s.system,
+                    s.access,
+                    s.risk,
+                    dash(&s.gated_by),
+                    dash(&s.gaps)
                 );
             }
             for g in &w.gaps {
@@ -275,9 +311,19 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<Exit> {
         }
         if !inv.tools_outside_workflows.is_empty() {
             println!("## Tools outside workflows\n");
-            println!("| tool | system | access | risk | approval | gaps |\n|---|---|---|---|---|---|");
+            println!(
+                "| tool | system | access | risk | approval | gaps |\n|---|---|---|---|---|---|"
+            );
             for s in &inv.tools_outside_workflows {
-                println!("| `{}` | {} | {} | {} | {} | {} |", s.tool, s.system, s.access, s.risk, dash(&s.gated_by), dash(&s.gaps));
+                println!(
+                    "| `{}` | {} | {} | {} | {} | {} |",
+                    s.tool,
+                    s.system,
+                    s.access,
+                    s.risk,
+                    dash(&s.gated_by),
+                    dash(&s.gaps)
+                );
             }
             println!();
         }
@@ -314,7 +360,13 @@ pub fn run(args: InventoryArgs) -> anyhow::Result<Exit> {
             println!("tools outside workflows");
             let mut t = Table::new(&["TOOL", "ACCESS", "RISK", "APPROVAL", "GAPS"]);
             for s in &inv.tools_outside_workflows {
-                t.row(vec![s.tool.clone(), s.access.to_owned(), s.risk.to_owned(), dash(&s.gated_by), dash(&s.gaps)]);
+                t.row(vec![
+                    s.tool.clone(),
+                    s.access.to_owned(),
+                    s.risk.to_owned(),
+                    dash(&s.gated_by),
+                    dash(&s.gaps),
+                ]);
             }
             t.print("  ");
         }

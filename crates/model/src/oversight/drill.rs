@@ -202,11 +202,8 @@ impl RawDrill {
                 self.id.span(),
             ));
         }
-        let detect_within = parse_duration(
-            self.detect_within.as_ref(),
-            Duration::from_secs(60),
-            &mut p,
-        );
+        let detect_within =
+            parse_duration(self.detect_within.as_ref(), Duration::from_secs(60), &mut p);
         let stuck_after = parse_duration(self.stuck_after.as_ref(), Duration::from_secs(5), &mut p);
         if let Some(s) = &self.stuck_after
             && scenario != Scenario::Stuck
@@ -242,10 +239,7 @@ impl RawDrill {
                 },
             };
             if fault.is_some()
-                && !matches!(
-                    scenario,
-                    Scenario::DependencyFailure | Scenario::RetryStorm
-                )
+                && !matches!(scenario, Scenario::DependencyFailure | Scenario::RetryStorm)
             {
                 p.push((
                     "`fault` is injected in `dependency_failure` and `retry_storm` drills only"
@@ -295,7 +289,11 @@ impl RawDrill {
         }
         Ok(Drill {
             id: self.id.into_inner(),
-            playbooks: self.playbooks.into_iter().map(Spanned::into_inner).collect(),
+            playbooks: self
+                .playbooks
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             scenario,
             agent: self.agent.into_inner(),
             description: self.description,
@@ -308,7 +306,11 @@ impl RawDrill {
 }
 
 impl Cx {
-    pub(crate) fn resolve_drills(&mut self, drills: Vec<(RawDrill, Range<usize>)>, pack: &mut Pack) {
+    pub(crate) fn resolve_drills(
+        &mut self,
+        drills: Vec<(RawDrill, Range<usize>)>,
+        pack: &mut Pack,
+    ) {
         for (d, span) in drills {
             self.reference(RefKind::Agent, Some(&d.agent));
             for s in &d.steps {
@@ -330,7 +332,11 @@ impl Cx {
                                         message: format!(
                                             "unknown playbook `{}`; declared playbooks: {}",
                                             pb.get_ref(),
-                                            pack.playbooks.keys().cloned().collect::<Vec<_>>().join(", ")
+                                            pack.playbooks
+                                                .keys()
+                                                .cloned()
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
                                         ),
                                     },
                                     pb.span(),

@@ -137,7 +137,11 @@ pub async fn start(
         e.message = format!(
             "unknown drill `{}`; the pack declares: {}",
             b.drill,
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         );
         return Err(client_refusal(&s, &p, PATH, e).await);
     };
@@ -150,11 +154,15 @@ pub async fn start(
     let id = new_id();
     let stop = Arc::new(Notify::new());
     {
-        let mut r = running().lock().map_err(|_| ApiError::internal("drill registry poisoned"))?;
+        let mut r = running()
+            .lock()
+            .map_err(|_| ApiError::internal("drill registry poisoned"))?;
         if let Some(other) = r.keys().next() {
             return Err(conflict(
                 "drill_running",
-                format!("drill {other} is running; one drill at a time (abort it with DELETE /v1/drills/{other})"),
+                format!(
+                    "drill {other} is running; one drill at a time (abort it with DELETE /v1/drills/{other})"
+                ),
             ));
         }
         r.insert(id.clone(), Arc::clone(&stop));
@@ -162,7 +170,10 @@ pub async fn start(
     let (rec, row) = run::started(&id, &drill, &p.id, b.ack_as.as_deref(), pack);
     if let Err(e) = s
         .log
-        .commit(vec![rec], vec![warden_store::StateWrite::Drill(row.clone())])
+        .commit(
+            vec![rec],
+            vec![warden_store::StateWrite::Drill(row.clone())],
+        )
         .await
     {
         if let Ok(mut r) = running().lock() {
@@ -293,7 +304,11 @@ fn new_id() -> String {
     let mut b = [0u8; 12];
     // An id that cannot be random is still unique enough with the time.
     if getrandom::fill(&mut b).is_err() {
-        b[..8].copy_from_slice(&warden_evidence::micros(&warden_evidence::now()).unwrap_or(0).to_be_bytes());
+        b[..8].copy_from_slice(
+            &warden_evidence::micros(&warden_evidence::now())
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
     }
     format!("drl_{}", hex::encode(b))
 }

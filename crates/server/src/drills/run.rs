@@ -145,7 +145,8 @@ pub(crate) async fn run(s: AppState, st: Start) {
             }
         }
         // The page.
-        let window_end = i.detected_us + i64::try_from(pb.respond_within.as_micros()).unwrap_or(i64::MAX);
+        let window_end =
+            i.detected_us + i64::try_from(pb.respond_within.as_micros()).unwrap_or(i64::MAX);
         let notifies = pb.actions.contains(&PlaybookAction::Notify);
         if notifies {
             let mut page = None;
@@ -330,9 +331,10 @@ fn effects(s: &AppState, i: &IncidentRow) -> Vec<Value> {
                     .is_some_and(|ag| controls.quarantine_of(ag).is_some()),
                 "circuit" => a["tools"].as_array().is_some_and(|ts| {
                     !ts.is_empty()
-                        && ts
-                            .iter()
-                            .all(|t| t.as_str().is_some_and(|t| controls.open_circuit(t).is_some()))
+                        && ts.iter().all(|t| {
+                            t.as_str()
+                                .is_some_and(|t| controls.open_circuit(t).is_some())
+                        })
                 }),
                 _ => false,
             };
@@ -420,7 +422,11 @@ pub(crate) async fn undo(s: &AppState, id: &str) -> Vec<String> {
                 .is_some_and(|t| t.drill_id() == Some(id));
             if of_drill
                 && s.runtime
-                    .cancel_approval(&a.id, Canceller::Operator(&by), Some(format!("end of drill {id}")))
+                    .cancel_approval(
+                        &a.id,
+                        Canceller::Operator(&by),
+                        Some(format!("end of drill {id}")),
+                    )
                     .await
                     .is_ok()
             {
@@ -431,7 +437,10 @@ pub(crate) async fn undo(s: &AppState, id: &str) -> Vec<String> {
     if cancelled > 0 {
         done.push(format!("cancelled {cancelled} pending approval request(s)"));
     }
-    for i in incidents.iter().filter(|i| i.state != IncidentState::Resolved) {
+    for i in incidents
+        .iter()
+        .filter(|i| i.state != IncidentState::Resolved)
+    {
         // Re-read: the runner may have resolved it meanwhile.
         if let Ok(Some(now)) = s.store.incident(&i.id).await
             && now.state != IncidentState::Resolved
@@ -476,7 +485,13 @@ pub(crate) async fn recover(s: &AppState) {
 }
 
 /// The `drill_started` record and row of a new drill.
-pub(crate) fn started(id: &str, d: &Drill, by: &str, ack_as: Option<&str>, pack: &Pack) -> (Record, DrillRow) {
+pub(crate) fn started(
+    id: &str,
+    d: &Drill,
+    by: &str,
+    ack_as: Option<&str>,
+    pack: &Pack,
+) -> (Record, DrillRow) {
     let t = now_us();
     let scenario = json!({
         "id": id,
