@@ -49,6 +49,8 @@ enum Command {
     /// Incidents opened by playbooks: list, show, ack, resolve, review (against a server).
     #[command(subcommand)]
     Incidents(crate::commands::incidents::IncidentsCommand),
+    /// The readiness checklist before scaling: pass / warn / fail per item; exit 1 on a failure.
+    Check(crate::commands::check::CheckArgs),
     /// The workflow inventory: workflows by risk, steps, gates, owners, gaps.
     Inventory(crate::commands::inventory::InventoryArgs),
     /// Drills: rehearse playbooks with real traffic marked as a drill.
@@ -187,6 +189,7 @@ pub fn run() -> ExitCode {
         Command::Incidents(a) => commands::incidents::run(a),
         Command::Drill(a) => commands::drill::run(a),
         Command::Inventory(a) => commands::inventory::run(a),
+        Command::Check(a) => commands::check::run(a),
         Command::Agents(a) => commands::agents::run(a),
         Command::Tools(a) => commands::agents::run_tools(a),
         Command::Runs(a) => commands::runs::run(a),

@@ -36,7 +36,7 @@ pub use oversight::{
     ApprovalAges, CircuitRow, DrillRow, HotspotRow, IncidentFilter, IncidentRow, NotificationRow,
     RunCounts,
 };
-pub use read::{Filter, Scan, ScanRow, StoredRecord};
+pub use read::{Filter, LogHealth, Scan, ScanRow, StoredRecord};
 pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};
 
 /// Which database a store runs on.

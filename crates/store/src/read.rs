@@ -477,3 +477,55 @@ impl Store {
             .collect()
     }
 }
+
+/// What `warden check` reads about the log itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogHealth {
+    /// Every index name in the database.
+    pub indexes: Vec<String>,
+    /// Time (µs) of the newest record whose payload was pruned or erased.
+    pub newest_pruned_us: Option<i64>,
+    /// Actions in a final state with no record in a final status.
+    pub actions_without_final: u64,
+}
+
+impl Store {
+    /// The facts behind the readiness check's audit item.
+    pub async fn log_health(&self) -> Result<LogHealth, StoreError> {
+        let q = Sql::new(match self.backend() {
+            crate::Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'index'",
+            crate::Backend::Postgres => {
+                "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()"
+            }
+        });
+        let indexes = q
+            .build(self.backend())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("name"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let q = Sql::new("SELECT MAX(time_us) AS t FROM evidence WHERE body IS NULL");
+        let newest_pruned_us: Option<i64> = q
+            .build(self.backend())
+            .fetch_one(self.pool())
+            .await?
+            .try_get("t")?;
+        let q = Sql::new(
+            "SELECT COUNT(*) AS n FROM actions \
+             WHERE state IN ('denied', 'succeeded', 'failed', 'expired', 'cancelled') \
+             AND id NOT IN (SELECT action_id FROM evidence WHERE action_id IS NOT NULL \
+             AND status IN ('denied', 'succeeded', 'failed', 'expired', 'cancelled'))",
+        );
+        let n: i64 = q
+            .build(self.backend())
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        Ok(LogHealth {
+            indexes,
+            newest_pruned_us,
+            actions_without_final: u64::try_from(n).unwrap_or(0),
+        })
+    }
+}

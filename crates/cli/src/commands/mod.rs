@@ -4,6 +4,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod bench;
+pub mod check;
 pub mod decide;
 pub mod drill;
 pub mod incidents;

@@ -17,6 +17,7 @@ mod mcp_peers;
 mod oversight;
 mod oversight_paging;
 mod postgres;
+mod readiness;
 mod replay;
 mod run_end;
 mod safety;

@@ -223,6 +223,29 @@ impl Engine {
         partial.decision() != Some(cedar_policy::Decision::Deny)
     }
 
+    /// The policies whose action scope names `tool` itself (`action ==`
+    /// or `action in [...]` listing it), not only an action group or every
+    /// action: the explicit checks of a tool.
+    pub fn policies_naming(&self, tool: &str) -> Vec<String> {
+        use cedar_policy::ActionConstraint;
+        self.0
+            .all
+            .policies()
+            .filter(|p| {
+                let is = |uid: &EntityUid| uid.id().unescaped() == tool;
+                match p.action_constraint() {
+                    ActionConstraint::Eq(uid) => is(&uid),
+                    ActionConstraint::In(uids) => uids.iter().any(is),
+                    ActionConstraint::Any => false,
+                }
+            })
+            .map(|p| {
+                p.annotation("id")
+                    .map_or_else(|| p.id().to_string(), str::to_owned)
+            })
+            .collect()
+    }
+
     /// Every policy in one set (unsliced).
     #[doc(hidden)]
     pub fn whole_policy_set(&self) -> &PolicySet {
