@@ -43,7 +43,7 @@ pub struct Facts {
     pub verify: Option<Value>,
     /// Query indexes missing (`None`: not checked).
     pub missing_indexes: Option<Vec<String>>,
-    /// µs of the oldest record whose payload was pruned, when any
+    /// µs of the newest record whose payload was pruned, when any
     /// (`None`: not checked).
     pub newest_pruned_us: Option<Option<i64>>,
     /// Actions in a final state without a record of that state.
