@@ -424,6 +424,26 @@ fn reviews_link_to_incidents_and_bad_input_is_refused() {
     );
     let (_, reviews) = server.get("/v1/audit?kind=incident_reviewed", Some("demo-erin"));
     assert_eq!(reviews["records"], json!([]));
+    // --ack-as someone who may not answer olivia's incidents: the drill
+    // fails at once instead of waiting out the response window.
+    let out = as_olivia(
+        &server,
+        &[
+            "drill",
+            "run",
+            "lookup-retry-storm",
+            "--ack-as",
+            "dave",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let problems = out.json()["report"]["playbooks"][0]["problems"].to_string();
+    assert!(
+        problems.contains("`dave` could not acknowledge"),
+        "{problems}"
+    );
+    assert!(problems.contains("not acknowledged within"), "{problems}");
 
     // A review of the resolved incident, linked both ways.
     let out = as_olivia(

@@ -196,11 +196,13 @@ pub(crate) async fn run(s: AppState, st: Start) {
                 fails.push(format!("`{person}` could not resolve: {e}"));
             }
         }
+        // People answer within the window; with --ack-as, the answer above
+        // is all there will be (a refused one is not waited for).
         while !aborted {
             if let Ok(Some(now)) = s.store.incident(&i.id).await {
                 i = now;
             }
-            if i.state == IncidentState::Resolved || now_us() > window_end {
+            if st.ack_as.is_some() || i.state == IncidentState::Resolved || now_us() > window_end {
                 break;
             }
             aborted = pause(&st.stop, POLL).await;
