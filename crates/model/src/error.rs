@@ -215,6 +215,13 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A drill whose scenario can no longer open a playbook it names (the
+    /// playbook was narrowed): the pack loads, the drill would fail.
+    #[error("{message}")]
+    DrillCannotOpen {
+        /// Why.
+        message: String,
+    },
     /// An owner whose incidents would reach nobody.
     #[error(
         "owner `{owner}` of playbook `{playbook}` has no on-call route: its incidents page nobody"
@@ -335,6 +342,7 @@ impl Problem for ModelProblem {
             Self::Route { .. } => "invalid_route",
             Self::Playbook { .. } => "invalid_playbook",
             Self::Drill { .. } => "invalid_drill",
+            Self::DrillCannotOpen { .. } => "drill_cannot_open",
             Self::NoRoute { .. } => "playbook_without_route",
             Self::QuarantineCannotApprove { .. } => "quarantine_cannot_approve",
             Self::QuarantineOtherTeam { .. } => "quarantine_other_team",
@@ -348,7 +356,8 @@ impl Problem for ModelProblem {
             Self::WorkflowWithoutOwner { .. }
             | Self::NoRoute { .. }
             | Self::QuarantineOtherTeam { .. }
-            | Self::PlaybooksOverlap { .. } => Severity::Warning,
+            | Self::PlaybooksOverlap { .. }
+            | Self::DrillCannotOpen { .. } => Severity::Warning,
             _ => Severity::Error,
         }
     }

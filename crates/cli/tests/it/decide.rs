@@ -30,7 +30,7 @@ fn approval_required_in_human_form() {
     reason    needs approval by 1 of `finance` (`refund-over-100-needs-finance`)
     risk      high
     approval  finance (quorum 1)
-    policies  refund-over-100-needs-finance forbid [gate: finance x1]  policies/refunds.cedar:13:1
+    policies  refund-over-100-needs-finance forbid [gate: finance x1]  policies/refunds.cedar:14:1
     version   sha256:[VERSION]
     --- stderr
     ");
@@ -155,8 +155,8 @@ fn explain_says_what_would_pass() {
     reason    needs approval by 2 of `finance` (`refund-over-100-needs-finance`, `refund-over-1000-needs-two-finance`)
     risk      high
     approval  finance (quorum 2)
-    policies  refund-over-100-needs-finance forbid [gate: finance x1]  policies/refunds.cedar:13:1
-              refund-over-1000-needs-two-finance forbid [gate: finance x2]  policies/refunds.cedar:25:1
+    policies  refund-over-100-needs-finance forbid [gate: finance x1]  policies/refunds.cedar:14:1
+              refund-over-1000-needs-two-finance forbid [gate: finance x2]  policies/refunds.cedar:26:1
     version   sha256:[VERSION]
 
     policies that can apply to this tool:
@@ -164,11 +164,11 @@ fn explain_says_what_would_pass() {
                      intern-bot is in training and may only read
       grants       refund-agents permit  policies/refunds.cedar:4:1
                      support-bot and billing-bot refund orders
-      determining  refund-over-100-needs-finance forbid [gate: finance x1]  policies/refunds.cedar:13:1
+      determining  refund-over-100-needs-finance forbid [gate: finance x1]  policies/refunds.cedar:14:1
                      refunds above $100 need a finance approval
-      determining  refund-over-1000-needs-two-finance forbid [gate: finance x2]  policies/refunds.cedar:25:1
+      determining  refund-over-1000-needs-two-finance forbid [gate: finance x2]  policies/refunds.cedar:26:1
                      refunds above $1,000 need two finance approvals
-      -            refund-cap-5000 forbid  policies/refunds.cedar:38:1
+      -            refund-cap-5000 forbid  policies/refunds.cedar:39:1
                      refunds above $5,000 go through the finance team, never an agent
 
     to pass:

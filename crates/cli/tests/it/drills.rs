@@ -503,3 +503,55 @@ fn reviews_link_to_incidents_and_bad_input_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn validate_checks_drills_against_their_playbooks() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Narrowing a playbook to workflow runs: the drill can no longer open
+    // it. A warning: the pack still loads.
+    let p = pack(
+        tmp.path(),
+        "support-refunds",
+        &[(
+            "id = \"stuck-refunds\"\ndetector = \"stuck\"\n",
+            "id = \"stuck-refunds\"\ndetector = \"stuck\"\nworkflows = [\"refund-request\"]\n",
+        )],
+    );
+    let out = warden(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("drill_cannot_open")
+            && out
+                .stderr
+                .contains("drill traffic runs outside workflow runs"),
+        "{}",
+        out.stderr
+    );
+    // Broken drills are errors, each at its line.
+    let p = pack(
+        &tmp.path().join("b"),
+        "support-refunds",
+        &[
+            (
+                "[[drills]]\nid = \"refund-denials\"\nplaybooks = [\"policy-violations\"]\nscenario = \"policy_violation\"",
+                "[[drills]]\nid = \"refund-denials\"\nplaybooks = [\"policy-violations\", \"nope\"]\nscenario = \"policy_violation\"",
+            ),
+            (
+                "id = \"intern-writes\"\nplaybooks = [\"intern-write-attempts\"]\nscenario = \"policy_violation\"",
+                "id = \"intern-writes\"\nplaybooks = [\"retry-storm\"]\nscenario = \"stuck\"\nstuck_after = \"nonsense\"",
+            ),
+        ],
+    );
+    let out = warden(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("unknown playbook `nope`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("invalid duration `nonsense`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -344,8 +344,10 @@ impl Cx {
                             }
                             Some(p) => {
                                 if let Some(why) = cannot_exercise(&drill, p, pack) {
-                                    ok = false;
-                                    self.push(ModelProblem::Drill { message: why }, pb.span());
+                                    self.push(
+                                        ModelProblem::DrillCannotOpen { message: why },
+                                        pb.span(),
+                                    );
                                 }
                             }
                         }
