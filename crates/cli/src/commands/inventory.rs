@@ -37,6 +37,8 @@ struct StepRow {
     system: String,
     access: &'static str,
     risk: &'static str,
+    #[serde(skip)]
+    rank: u8,
     /// `finance` (policy `refund-over-100-needs-finance`), `finance:2`, ...
     gated_by: Vec<String>,
     gaps: Vec<String>,
@@ -50,6 +52,8 @@ struct WorkflowRow {
     business_impact: Option<String>,
     /// The highest risk class of its steps.
     risk: &'static str,
+    #[serde(skip)]
+    rank: u8,
     steps: Vec<StepRow>,
     gaps: Vec<String>,
 }
@@ -120,6 +124,7 @@ fn step_row(
         system: t.map(|t| t.system.clone()).unwrap_or_default(),
         access: access.as_str(),
         risk: risk.as_str(),
+        rank: risk_rank(risk),
         gated_by,
         gaps,
     }
@@ -164,27 +169,14 @@ fn build(engine: &Engine) -> Inventory {
                 on_call_routes: routes,
                 business_impact: w.business_impact.clone(),
                 risk: risk.as_str(),
+                rank: risk_rank(risk),
                 steps,
                 gaps,
             }
         })
         .collect();
-    // Highest risk first, then the most steps that write.
-    workflows.sort_by(|a, b| {
-        let rank = |w: &WorkflowRow| {
-            w.steps
-                .iter()
-                .map(|s| match s.risk {
-                    "critical" => 3,
-                    "high" => 2,
-                    "medium" => 1,
-                    _ => 0,
-                })
-                .max()
-                .unwrap_or(0)
-        };
-        rank(b).cmp(&rank(a)).then(a.id.cmp(&b.id))
-    });
+    // Highest risk first.
+    workflows.sort_by(|a, b| b.rank.cmp(&a.rank).then(a.id.cmp(&b.id)));
     let in_workflow: std::collections::BTreeSet<&str> = pack
         .workflows
         .values()
@@ -196,14 +188,7 @@ fn build(engine: &Engine) -> Inventory {
         .filter(|t| !in_workflow.contains(t.id.as_str()))
         .map(|t| step_row(engine, pack, None, None, &t.id, t.risk))
         .collect();
-    outside.sort_by_key(|s| {
-        std::cmp::Reverse(match s.risk {
-            "critical" => 3,
-            "high" => 2,
-            "medium" => 1,
-            _ => 0,
-        })
-    });
+    outside.sort_by_key(|s| std::cmp::Reverse(s.rank));
     let gaps = workflows
         .iter()
         .map(|w| w.gaps.len() + w.steps.iter().map(|s| s.gaps.len()).sum::<usize>())

@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::actions::body_error;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::{client_refusal, refuse};
+use crate::routes::{allow, client_refusal};
 
 pub(crate) use run::recover;
 
@@ -93,13 +93,6 @@ fn conflict(code: &'static str, message: String) -> ApiError {
         status: StatusCode::CONFLICT,
         code,
         message,
-    }
-}
-
-async fn allow(s: &AppState, p: &Principal, path: &str, roles: &[Role]) -> Result<(), ApiError> {
-    match p.require(roles) {
-        Ok(()) => Ok(()),
-        Err(e) => Err(refuse(s, p, path, e).await),
     }
 }
 
