@@ -45,7 +45,11 @@ pub struct ApprovalList {
 /// The groups whose requests `p` may see: `None` for all (operators and
 /// auditors), else the groups `p` belongs to. Agents and people in no
 /// group are refused.
-async fn scope(s: &AppState, p: &Principal, path: &str) -> Result<Option<Vec<String>>, ApiError> {
+pub(crate) async fn scope(
+    s: &AppState,
+    p: &Principal,
+    path: &str,
+) -> Result<Option<Vec<String>>, ApiError> {
     if p.kind == Kind::Agent {
         let e =
             ApiError::forbidden("approval requests are for people; agents long-poll their action");
@@ -114,6 +118,7 @@ pub async fn list(
         group: q.group,
         any_group: scope,
         limit,
+        ..ApprovalFilter::default()
     };
     match s.runtime.approvals(&filter).await {
         Ok((approvals, total)) => Ok(Json(ApprovalList { approvals, total })),

@@ -78,6 +78,7 @@ pub(crate) async fn query(
         approver: q.approver,
         text: q.text,
         limit,
+        ..Filter::default()
     };
     let found = s
         .store

@@ -91,6 +91,16 @@ impl Principals {
         Self { by_hash }
     }
 
+    /// The person `id` of `pack` as a principal (the console's sessions
+    /// name a person, whose roles are read from the pack in force).
+    pub fn person(pack: &Pack, id: &str) -> Option<Principal> {
+        pack.people.get(id).map(|p| Principal {
+            id: p.id.clone(),
+            kind: Kind::Person,
+            roles: p.roles.iter().copied().collect(),
+        })
+    }
+
     /// The principal holding `token`.
     pub fn find(&self, token: &str) -> Option<&Principal> {
         self.by_hash.get(&Credentials::hash_token(token))

@@ -15,6 +15,7 @@
 //! | `POST /v1/agents/{id}/pause\|resume` | operators | the kill switch |
 //! | `GET /v1/whoami` | any principal | the authenticated caller |
 //! | `GET /v1/audit`, `GET /v1/audit/verify` | auditors, operators | evidence |
+//! | `/console/…` | people (session cookie) | the console: see the `console` module |
 //!
 //! The pack is reloaded on SIGHUP and when its files change; an invalid pack
 //! is refused and the old one stays in force. Both outcomes are evidence.
@@ -23,6 +24,7 @@ mod actions;
 mod approvals;
 mod audit;
 mod auth;
+mod console;
 mod drills;
 mod error;
 mod mcp;

@@ -66,7 +66,7 @@ fn time_bound(name: &str, v: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn window(
+pub(crate) fn window(
     since: Option<&str>,
     until: Option<&str>,
     agent: Option<String>,

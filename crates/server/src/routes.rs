@@ -70,6 +70,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/audit/verify", get(crate::audit::verify))
         .route("/v1/audit/erase", post(crate::audit::erase))
         .merge(crate::mcp::service(state.clone(), body_limit))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

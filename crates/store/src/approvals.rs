@@ -61,8 +61,25 @@ pub struct ApprovalFilter {
     /// Only those any of these groups may answer (an approver's groups);
     /// `None` for all.
     pub any_group: Option<Vec<String>>,
-    /// At most this many, oldest first.
+    /// At most this many.
     pub limit: u32,
+    /// Skip this many (pagination).
+    pub offset: u32,
+    /// In which order.
+    pub order: ApprovalOrder,
+}
+
+/// The order of an approvals list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApprovalOrder {
+    /// Oldest request first (the API's inbox).
+    #[default]
+    Oldest,
+    /// The next escalation or expiry first (pending requests), then the
+    /// oldest.
+    Urgent,
+    /// Last changed first (history of decided requests).
+    Recent,
 }
 
 const COLS: &str = "id, action_id, agent, tool, run_id, request_hash, state, slots, eligible, \
@@ -248,8 +265,18 @@ impl Store {
             in_groups(&mut q, gs);
             q.push(")");
         }
-        q.push(" ORDER BY p.created_us, p.id LIMIT ")
-            .int(i64::from(f.limit));
+        q.push(match f.order {
+            ApprovalOrder::Oldest => " ORDER BY p.created_us, p.id",
+            // Requests without a deadline come last.
+            ApprovalOrder::Urgent => {
+                " ORDER BY CASE WHEN p.due_us IS NULL THEN 1 ELSE 0 END, p.due_us, p.created_us, p.id"
+            }
+            ApprovalOrder::Recent => " ORDER BY p.updated_us DESC, p.id",
+        })
+        .push(" LIMIT ")
+        .int(i64::from(f.limit))
+        .push(" OFFSET ")
+        .int(i64::from(f.offset));
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
         let rows = rows
             .iter()

@@ -11,6 +11,7 @@
 //! and acknowledges each only after that transaction is durable.
 
 mod approvals;
+mod console;
 mod datadir;
 mod erase;
 mod error;
@@ -27,7 +28,8 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-pub use approvals::{ApprovalFilter, ApprovalRow};
+pub use approvals::{ApprovalFilter, ApprovalOrder, ApprovalRow};
+pub use console::{RunFilter, SessionRow};
 pub use datadir::{CHECKPOINT_KEY_FILE, DB_FILE, DataDir, REDACTION_KEY_FILE};
 pub use erase::{Erasure, ErasureReport};
 pub use error::StoreError;

@@ -42,6 +42,10 @@ pub struct Filter {
     pub until_us: Option<i64>,
     /// Text anywhere in the record (case-insensitive).
     pub text: Option<String>,
+    /// Action id.
+    pub action: Option<String>,
+    /// Only records before this position (paging back, newest first).
+    pub before_seq: Option<u64>,
     /// Most records returned (newest first).
     pub limit: u32,
 }
@@ -81,7 +85,8 @@ impl Store {
     pub async fn query(&self, f: &Filter) -> Result<Vec<StoredRecord>, StoreError> {
         let mut q = Sql::new(RECORD_COLUMNS);
         q.push(" WHERE 1 = 1");
-        let columns: [(&'static str, &Option<String>); 8] = [
+        let columns: [(&'static str, &Option<String>); 9] = [
+            (" AND action_id = ", &f.action),
             (" AND agent = ", &f.agent),
             (" AND tool = ", &f.tool),
             (" AND workflow = ", &f.workflow),
@@ -111,6 +116,10 @@ impl Store {
         }
         if let Some(t) = f.until_us {
             q.push(" AND time_us < ").int(t);
+        }
+        if let Some(b) = f.before_seq {
+            q.push(" AND seq < ")
+                .int(i64::try_from(b).unwrap_or(i64::MAX));
         }
         if let Some(text) = &f.text {
             let escaped = text

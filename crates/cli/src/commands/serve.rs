@@ -58,7 +58,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<Exit> {
     };
     let pack = a.pack.display().to_string();
     rt.block_on(serve(config, |addr| {
-        println!("warden listening on http://{addr} (pack `{pack}`)");
+        // One write: a reader may stop after the first line.
+        println!(
+            "warden listening on http://{addr} (pack `{pack}`)\nconsole: http://{addr}/console (sign in with your token)"
+        );
         let _ = std::io::stdout().flush();
     }))
     .with_context(|| format!("warden serve --pack {pack}"))?;

@@ -62,45 +62,12 @@ impl Runtime {
         }
         let mut slots = parse_slots(&row);
         let mut votes = parse_votes(&row);
-        if votes.iter().any(|v| v.approver == person) {
-            return Err(RuntimeError::AlreadyAnswered {
-                id: row.id,
-                person: person.to_owned(),
-            });
-        }
-        let conflict = conflict_of(pack, &row, person);
+        let Seat {
+            slot,
+            via,
+            conflict,
+        } = seat(pack, &row, &slots, &votes, person)?;
         let conflicted = conflict.is_some();
-        // (slot, group answered through, allowed despite separation of duties)
-        let mut candidates: Vec<(usize, String, bool)> = Vec::new();
-        for (i, s) in slots.iter().enumerate() {
-            for g in &s.chain {
-                let Some(group) = pack.approver_groups.get(g) else {
-                    continue;
-                };
-                if group.members.iter().any(|m| m == person) {
-                    candidates.push((i, g.clone(), !conflicted || !group.separation_of_duties));
-                }
-            }
-        }
-        if candidates.is_empty() {
-            let groups = row.eligible.trim_matches(',').replace(',', ", ");
-            return Err(RuntimeError::NotAnApprover {
-                person: person.to_owned(),
-                groups,
-            });
-        }
-        let allowed: Vec<&(usize, String, bool)> = candidates.iter().filter(|c| c.2).collect();
-        let Some(&&(slot, ref via, _)) = allowed
-            .iter()
-            .find(|(i, _, _)| !slots[*i].met(&votes))
-            .or(allowed.first())
-        else {
-            return Err(RuntimeError::SeparationOfDuties {
-                person: person.to_owned(),
-                agent: row.agent.clone(),
-                rule: conflict.unwrap_or_default(),
-            });
-        };
         let mut action = self
             .store()
             .action(&row.action_id)
@@ -489,4 +456,91 @@ fn comment_suffix(c: &Option<String>) -> String {
     c.as_deref()
         .map(|c| format!(": \"{c}\""))
         .unwrap_or_default()
+}
+
+/// Where a person's answer would count: the slot, the group answered
+/// through, and the separation-of-duties rule it relaxes, if any.
+struct Seat {
+    slot: usize,
+    via: String,
+    conflict: Option<String>,
+}
+
+/// The rules of who may answer a pending request: one answer per person, a
+/// member of a group that may answer, and separation of duties unless the
+/// group relaxes it.
+fn seat(
+    pack: &warden_model::Pack,
+    row: &ApprovalRow,
+    slots: &[Slot],
+    votes: &[Vote],
+    person: &str,
+) -> Result<Seat, RuntimeError> {
+    if votes.iter().any(|v| v.approver == person) {
+        return Err(RuntimeError::AlreadyAnswered {
+            id: row.id.clone(),
+            person: person.to_owned(),
+        });
+    }
+    let conflict = conflict_of(pack, row, person);
+    let conflicted = conflict.is_some();
+    // (slot, group answered through, allowed despite separation of duties)
+    let mut candidates: Vec<(usize, String, bool)> = Vec::new();
+    for (i, s) in slots.iter().enumerate() {
+        for g in &s.chain {
+            let Some(group) = pack.approver_groups.get(g) else {
+                continue;
+            };
+            if group.members.iter().any(|m| m == person) {
+                candidates.push((i, g.clone(), !conflicted || !group.separation_of_duties));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        let groups = row.eligible.trim_matches(',').replace(',', ", ");
+        return Err(RuntimeError::NotAnApprover {
+            person: person.to_owned(),
+            groups,
+        });
+    }
+    let allowed: Vec<&(usize, String, bool)> = candidates.iter().filter(|c| c.2).collect();
+    let Some(&&(slot, ref via, _)) = allowed
+        .iter()
+        .find(|(i, _, _)| !slots[*i].met(votes))
+        .or(allowed.first())
+    else {
+        return Err(RuntimeError::SeparationOfDuties {
+            person: person.to_owned(),
+            agent: row.agent.clone(),
+            rule: conflict.unwrap_or_default(),
+        });
+    };
+    Ok(Seat {
+        slot,
+        via: via.clone(),
+        conflict,
+    })
+}
+
+impl Runtime {
+    /// Whether `person` may answer request `row` now, by the same rules
+    /// [`Runtime::answer`] applies; the error says why not. For views that
+    /// offer the answer (the console, chat messages) before it is given.
+    pub fn may_answer(&self, person: &str, row: &ApprovalRow) -> Result<(), RuntimeError> {
+        if row.state != ApprovalState::Pending {
+            return Err(RuntimeError::ApprovalClosed {
+                id: row.id.clone(),
+                state: row.state,
+            });
+        }
+        let engine = self.0.engine.current();
+        seat(
+            engine.pack(),
+            row,
+            &parse_slots(row),
+            &parse_votes(row),
+            person,
+        )
+        .map(|_| ())
+    }
 }

@@ -228,7 +228,7 @@ impl Runtime {
 
     /// Tells each group of a new request through its webhook.
     pub(crate) fn notify_new(&self, row: &ApprovalRow) {
-        let view = ApprovalView::for_webhook(row);
+        let view = ApprovalView::recorded(row);
         for s in parse_slots(row) {
             self.notify_group(&s.group, "approval_requested", &view);
         }

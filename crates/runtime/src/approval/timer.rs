@@ -198,7 +198,7 @@ impl Runtime {
         };
         self.commit_change(row.clone(), action, from, records, after)
             .await?;
-        let view = ApprovalView::for_webhook(&row);
+        let view = ApprovalView::recorded(&row);
         for (_, to) in &escalated {
             self.notify_group(to, "approval_escalated", &view);
         }

@@ -128,7 +128,7 @@ impl ApprovalView {
     /// The view of a stored row, with the exact arguments when the row
     /// carries them.
     pub fn from_row(row: &ApprovalRow) -> Self {
-        let mut v = Self::for_webhook(row);
+        let mut v = Self::recorded(row);
         if row.state == ApprovalState::Pending
             && let Some(exact) = row
                 .arguments
@@ -142,7 +142,7 @@ impl ApprovalView {
 
     /// The view without the exact arguments: the recorded ones, sensitive
     /// fields redacted.
-    pub(crate) fn for_webhook(row: &ApprovalRow) -> Self {
+    pub fn recorded(row: &ApprovalRow) -> Self {
         let ctx: Value = serde_json::from_str(&row.context).unwrap_or(Value::Null);
         let slots = parse_slots(row);
         let votes = parse_votes(row);

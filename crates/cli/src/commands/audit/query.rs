@@ -76,6 +76,7 @@ pub async fn run(a: QueryArgs) -> anyhow::Result<Exit> {
         until_us: a.until.as_deref().map(parse_time).transpose()?,
         text: a.text,
         limit: a.limit,
+        ..Filter::default()
     };
     let (_data, store) = open(&a.loc).await?;
     let found = store.query(&filter).await?;
