@@ -58,11 +58,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<Exit> {
     };
     let pack = a.pack.display().to_string();
     rt.block_on(serve(config, |addr| {
-        // One write: a reader may stop after the first line.
-        println!(
-            "warden listening on http://{addr} (pack `{pack}`)\nconsole: http://{addr}/console (sign in with your token)"
+        // One write, and a closed stdout is no reason to stop serving: a
+        // reader may stop after the first line.
+        let msg = format!(
+            "warden listening on http://{addr} (pack `{pack}`)\nconsole: http://{addr}/console (sign in with your token)\n"
         );
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(msg.as_bytes());
+        let _ = out.flush();
     }))
     .with_context(|| format!("warden serve --pack {pack}"))?;
     eprintln!("warden stopped; final checkpoint signed");

@@ -4,7 +4,9 @@
 
 mod approvals;
 mod audit;
+mod browser;
 mod common;
+mod console;
 mod decide;
 mod drills;
 mod erasure;

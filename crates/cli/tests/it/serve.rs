@@ -11,6 +11,8 @@ use crate::common::{copy_dir, root, warden};
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The server's log (stderr).
+    pub log: std::path::PathBuf,
 }
 
 impl Server {
@@ -29,6 +31,10 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        // The server's log goes to a file beside the data directory (a pipe
+        // nobody reads would block the server once full).
+        let log_path = data.with_extension("log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(["serve", "--listen", "127.0.0.1:0", "--pack"])
             .arg(pack)
@@ -39,7 +45,7 @@ impl Server {
             .current_dir(root())
             .env_remove("WARDEN_DATABASE_URL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -51,7 +57,11 @@ impl Server {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
-        Self { child, base }
+        Self {
+            child,
+            base,
+            log: log_path,
+        }
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -116,6 +126,15 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        // A failing test shows what the server said.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- server log (last lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 

@@ -102,6 +102,7 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Warden" }
+            link rel="icon" href="data:,";
             link rel="stylesheet" href="/console/assets/app.css";
             script src="/console/assets/app.js" defer {}
         }
@@ -112,6 +113,7 @@ fn head(title: &str) -> Markup {
 pub(crate) fn page(s: &AppState, v: Option<&Viewer>, p: Page) -> Response {
     let engine = s.engine.current();
     let pack = engine.pack();
+    let version = engine.policy_version().to_string();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -120,8 +122,8 @@ pub(crate) fn page(s: &AppState, v: Option<&Viewer>, p: Page) -> Response {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/console" { "Warden" }
-                    span.pack title="governance pack and policy version" {
-                        (pack.name) " · " code { (engine.policy_version().to_string()) }
+                    span.pack title=(format!("governance pack and policy version {version}")) {
+                        (pack.name) " · " code { (version.trim_start_matches("sha256:").get(..12).unwrap_or(&version)) }
                     }
                     @if let Some(v) = v {
                         nav aria-label="Sections" {
