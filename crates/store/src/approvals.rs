@@ -75,8 +75,8 @@ pub enum ApprovalOrder {
     /// Oldest request first (the API's inbox).
     #[default]
     Oldest,
-    /// The next escalation or expiry first (pending requests), then the
-    /// oldest.
+    /// The next escalation or expiry first (meant for pending requests,
+    /// which always have one), then the oldest.
     Urgent,
     /// Last changed first (history of decided requests).
     Recent,
@@ -253,8 +253,17 @@ impl Store {
             }
             q.push(")");
         };
+        let order = match f.order {
+            ApprovalOrder::Oldest => " ORDER BY p.created_us, p.id",
+            // A pending request always has a deadline (the next escalation
+            // or its expiry).
+            ApprovalOrder::Urgent => " ORDER BY p.due_us, p.created_us, p.id",
+            ApprovalOrder::Recent => " ORDER BY p.updated_us DESC, p.id",
+        };
+        // The page is chosen over ids alone (an index walk), then its rows
+        // are read: sorting whole rows of a large inbox costs far more.
         let mut q = Sql::new(SELECT);
-        q.push(" WHERE 1 = 1");
+        q.push(" WHERE p.id IN (SELECT p.id FROM approvals p WHERE 1 = 1");
         if let Some(s) = &f.state {
             q.push(" AND p.state = ").text(s.clone());
         }
@@ -265,18 +274,13 @@ impl Store {
             in_groups(&mut q, gs);
             q.push(")");
         }
-        q.push(match f.order {
-            ApprovalOrder::Oldest => " ORDER BY p.created_us, p.id",
-            // Requests without a deadline come last.
-            ApprovalOrder::Urgent => {
-                " ORDER BY CASE WHEN p.due_us IS NULL THEN 1 ELSE 0 END, p.due_us, p.created_us, p.id"
-            }
-            ApprovalOrder::Recent => " ORDER BY p.updated_us DESC, p.id",
-        })
-        .push(" LIMIT ")
-        .int(i64::from(f.limit))
-        .push(" OFFSET ")
-        .int(i64::from(f.offset));
+        q.push(order)
+            .push(" LIMIT ")
+            .int(i64::from(f.limit))
+            .push(" OFFSET ")
+            .int(i64::from(f.offset))
+            .push(")")
+            .push(order);
         let rows = q.build(self.backend).fetch_all(&self.pool).await?;
         let rows = rows
             .iter()

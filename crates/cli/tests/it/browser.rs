@@ -89,6 +89,14 @@ impl Browser {
             },
             "goog:loggingPrefs": { "browser": "ALL" },
         });
+        // Desktop windows have a minimum width; narrower screens are
+        // emulated as phones.
+        let mut caps = caps;
+        if width < 500 {
+            caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2, "touch": true },
+            });
+        }
         let caps = match caps {
             Value::Object(m) => m,
             _ => unreachable!(),

@@ -295,7 +295,10 @@ fn operators_handle_incidents_controls_and_the_audit_log() {
 
     // The views render their charts.
     b.goto("/console/views");
-    assert!(b.count("#decisions-chart svg rect") > 0);
+    // Bars and their values are drawn (children of the svg, not swallowed
+    // by an unclosed element).
+    assert!(b.count("#decisions-chart svg > rect") > 0);
+    assert!(b.count("#hotspots-chart svg > text.value") > 0);
     b.screenshot("views");
 
     // An auditor sees the controls but cannot change them; an approver
@@ -337,6 +340,7 @@ fn approving_on_a_phone() {
            .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))",
     );
     assert_eq!(wide, serde_json::json!([]), "wider than the 390 px screen");
+    assert_eq!(b.exec("return window.innerWidth"), serde_json::json!(390));
     b.screenshot("request-phone");
     // Keyboard only: type the comment, Tab to Approve, press Enter.
     b.fill("#comment", "ok on the phone");

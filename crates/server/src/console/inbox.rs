@@ -266,10 +266,8 @@ async fn request_page(
             dt { "Tool" } dd { code { (view.tool) } @if let Some(t) = tool { " on " (t.system) " (" (t.access.as_str()) ")" } }
             dt { "Risk" } dd { (risk(view.risk.as_deref())) }
             @if let Some(w) = &view.workflow { dt { "Workflow" } dd { (w) @if let Some(r) = &view.run_id { " — run " a href=(format!("/console/runs/{r}")) { (r) } } } }
-            @if let Some(t) = &view.trigger { dt { "Trigger" } dd { (json(t)) } }
             @if let Some(r) = &view.reason { dt { "Agent's reason" } dd.agent-text { (r) } }
             dt { "Requested" } dd { (when(&view.created)) }
-            dt { "Bound to" } dd { code.hash { (view.request_sha256) } }
         }
         h2 { "Arguments (as recorded; sensitive fields redacted)" }
         div #arguments { @if let Some(a) = &view.arguments { (json(a)) } @else { p { "none recorded" } } }
@@ -298,6 +296,12 @@ async fn request_page(
                     }
                 }
             }
+        }
+        h2 { "Details" }
+        dl.facts {
+            @if let Some(t) = &view.trigger { dt { "Trigger" } dd { (json(t)) } }
+            dt { "Bound to" } dd { code.hash { (view.request_sha256) } }
+            dt { "Action" } dd { code { (view.action_id) } }
         }
         h2 { "Timeline" }
         div #timeline data-live { (timeline(&records)) }

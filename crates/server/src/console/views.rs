@@ -17,6 +17,17 @@ use crate::AppState;
 
 const OUTCOMES: [&str; 3] = ["allow", "approval_required", "deny"];
 
+/// `text` cut to `n` characters, with an ellipsis when cut.
+fn short(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        text.to_owned()
+    } else {
+        let mut t: String = text.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
 /// One horizontal bar per row: label, value, and the value's text.
 fn bars(id: &str, title: &str, rows: &[(String, f64, String)]) -> Markup {
     let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max).max(1e-9);
@@ -31,10 +42,13 @@ fn bars(id: &str, title: &str, rows: &[(String, f64, String)]) -> Markup {
                 svg viewBox=(format!("0 0 640 {height}")) role="img" aria-label=(title) preserveAspectRatio="xMinYMin meet" {
                     @for (i, (label, value, text)) in rows.iter().enumerate() {
                         @let y = i as f64 * row_h + 4.0;
-                        @let w = (value / max * 360.0).max(1.0);
-                        text x="0" y=(y + 17.0) class="label" { (label) }
-                        rect x="200" y=(y + 3.0) width=(format!("{w:.1}")) height="18" class="bar";
-                        text x=(format!("{:.1}", 206.0 + w)) y=(y + 17.0) class="value" { (text) }
+                        @let w = (value / max * 200.0).max(1.0);
+                        text x="0" y=(y + 17.0) class="label" {
+                            title { (label) }
+                            (short(label, 30))
+                        }
+                        rect x="210" y=(y + 3.0) width=(format!("{w:.1}")) height="18" class="bar" {}
+                        text x=(format!("{:.1}", 216.0 + w)) y=(y + 17.0) class="value" { (text) }
                     }
                 }
             }
@@ -90,7 +104,7 @@ fn decisions_chart(buckets: &BTreeMap<i64, BTreeMap<String, i64>>, start_us: i64
                 }
             }
             svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label="Decisions per hour by outcome over the last 24 hours" {
-                line x1=(left) y1=(h - bottom) x2=(w) y2=(h - bottom) class="axis";
+                line x1=(left) y1=(h - bottom) x2=(w) y2=(h - bottom) class="axis" {}
                 text x="0" y="14" class="value" { (max as i64) }
                 text x="0" y=(h - bottom) class="value" { "0" }
                 @for seg in &segments {

@@ -17,3 +17,10 @@ CREATE INDEX runs_created ON runs (created_us);
 
 -- A request's timeline when it belongs to no run: the records of its action.
 CREATE INDEX evidence_action ON evidence (action_id, seq) WHERE action_id IS NOT NULL;
+
+-- The console's inbox (the next deadline first) and its history of decided
+-- requests (last changed first, by state or all); the page is picked from
+-- these indexes alone.
+CREATE INDEX approvals_urgent ON approvals (state, due_us, created_us, id);
+CREATE INDEX approvals_updated ON approvals (state, updated_us, id);
+CREATE INDEX approvals_recent ON approvals (updated_us, id);
