@@ -44,8 +44,13 @@ pub struct Filter {
     pub text: Option<String>,
     /// Action id.
     pub action: Option<String>,
-    /// Only records before this position (paging back, newest first).
-    pub before_seq: Option<u64>,
+    /// Newest first by record time (then position) instead of by
+    /// position: the indexes on (agent | tool | workflow, time) then stop
+    /// after `limit` rows, where ordering by position sorts every match.
+    pub by_time: bool,
+    /// Only records before this (time µs, position): paging back with
+    /// `by_time`.
+    pub before: Option<(i64, u64)>,
     /// Most records returned (newest first).
     pub limit: u32,
 }
@@ -117,9 +122,14 @@ impl Store {
         if let Some(t) = f.until_us {
             q.push(" AND time_us < ").int(t);
         }
-        if let Some(b) = f.before_seq {
-            q.push(" AND seq < ")
-                .int(i64::try_from(b).unwrap_or(i64::MAX));
+        if let Some((t, seq)) = f.before {
+            q.push(" AND (time_us < ")
+                .int(t)
+                .push(" OR (time_us = ")
+                .int(t)
+                .push(" AND seq < ")
+                .int(i64::try_from(seq).unwrap_or(i64::MAX))
+                .push("))");
         }
         if let Some(text) = &f.text {
             let escaped = text
@@ -131,8 +141,12 @@ impl Store {
                 .text(format!("%{escaped}%"))
                 .push(" ESCAPE '\\'");
         }
-        q.push(" ORDER BY seq DESC LIMIT ")
-            .int(i64::from(f.limit.max(1)));
+        q.push(if f.by_time {
+            " ORDER BY time_us DESC, seq DESC LIMIT "
+        } else {
+            " ORDER BY seq DESC LIMIT "
+        })
+        .int(i64::from(f.limit.max(1)));
         let rows = q.build(self.backend()).fetch_all(self.pool()).await?;
         rows.iter().map(stored).collect()
     }

@@ -146,7 +146,12 @@ impl Browser {
     pub fn click(&self, css: &str) {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.click().await
             })
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
@@ -156,7 +161,12 @@ impl Browser {
     pub fn fill(&self, css: &str, text: &str) {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.clear().await?;
                 e.send_keys(text).await
             })
@@ -168,7 +178,12 @@ impl Browser {
     pub fn keys(&self, css: &str, keys: &str) {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.send_keys(keys).await
             })
             .unwrap_or_else(|e| panic!("keys to {css}: {e}"));
@@ -178,7 +193,12 @@ impl Browser {
     pub fn text(&self, css: &str) -> String {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.text().await
             })
             .unwrap_or_else(|e| panic!("text of {css}: {e}"))
@@ -234,7 +254,10 @@ impl Browser {
     /// The browser's console messages since the last call.
     pub fn console_log(&self) -> Vec<Value> {
         let resp: Value = crate::common::client()
-            .post(format!("{}/session/{}/se/log", self.driver_url, self.session))
+            .post(format!(
+                "{}/session/{}/se/log",
+                self.driver_url, self.session
+            ))
             .json(&json!({ "type": "browser" }))
             .send()
             .unwrap()

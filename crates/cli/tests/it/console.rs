@@ -43,7 +43,10 @@ fn start(dir: &Path) -> Server {
 fn wait(what: &str, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -106,7 +109,10 @@ fn approvers_sign_in_see_requests_live_and_approve_with_a_quorum() {
     let action = a["action_id"].as_str().unwrap().to_owned();
     let approval = a["approval_id"].as_str().unwrap().to_owned();
     let row = b.wait_text(&format!("tr[data-approval='{approval}']"), "stripe.refund");
-    assert!(row.contains("billing-bot") && row.contains("finance 0/2"), "{row}");
+    assert!(
+        row.contains("billing-bot") && row.contains("finance 0/2"),
+        "{row}"
+    );
     b.screenshot("inbox");
 
     // The request shows what it takes to decide.
@@ -131,15 +137,24 @@ fn approvers_sign_in_see_requests_live_and_approve_with_a_quorum() {
     );
     assert!(b.text(".agent-text").contains(XSS));
     assert_eq!(b.count("main img"), 0);
-    assert_eq!(b.exec("return window.__warden_xss === undefined"), Value::Bool(true));
+    assert_eq!(
+        b.exec("return window.__warden_xss === undefined"),
+        Value::Bool(true)
+    );
     b.screenshot("request");
 
     // A state change without the session's CSRF token is refused, and
     // decides nothing.
     let session = b.cookie("warden_session").expect("a session cookie");
-    for form in [String::from("decision=approve"), "decision=approve&csrf=forged".into()] {
+    for form in [
+        String::from("decision=approve"),
+        "decision=approve&csrf=forged".into(),
+    ] {
         let resp = client()
-            .post(format!("{}/console/approvals/{approval}/decision", server.base))
+            .post(format!(
+                "{}/console/approvals/{approval}/decision",
+                server.base
+            ))
             .header("cookie", format!("warden_session={session}"))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form)
@@ -148,7 +163,11 @@ fn approvers_sign_in_see_requests_live_and_approve_with_a_quorum() {
         assert_eq!(resp.status().as_u16(), 403);
     }
     let (_, v) = server.get(&format!("/v1/approvals/{approval}"), Some("demo-olivia"));
-    assert_eq!((v["state"].as_str(), v["votes"].as_array().map(Vec::len)), (Some("pending"), Some(0)), "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["votes"].as_array().map(Vec::len)),
+        (Some("pending"), Some(0)),
+        "{v}"
+    );
 
     // dave approves: one of two.
     b.fill("#comment", "order checked, damaged on arrival");
@@ -166,7 +185,11 @@ fn approvers_sign_in_see_requests_live_and_approve_with_a_quorum() {
         .header("cookie", format!("warden_session={session}"))
         .send()
         .unwrap();
-    assert!(resp.url().path().starts_with("/console/sign-in"), "{}", resp.url());
+    assert!(
+        resp.url().path().starts_with("/console/sign-in"),
+        "{}",
+        resp.url()
+    );
     b.sign_in("carol", "demo-carol");
     b.goto(&format!("/console/approvals/{approval}"));
     let why = b.text("#why-not");
@@ -186,7 +209,10 @@ fn approvers_sign_in_see_requests_live_and_approve_with_a_quorum() {
     assert_eq!(act["status"], "succeeded", "{act}");
     b.goto(&format!("/console/runs/{run}"));
     let timeline = b.text("#timeline");
-    assert!(timeline.contains("stripe.refund") && timeline.contains("succeeded"), "{timeline}");
+    assert!(
+        timeline.contains("stripe.refund") && timeline.contains("succeeded"),
+        "{timeline}"
+    );
     b.screenshot("run");
     b.goto("/console/history?state=approved");
     assert!(b.text("#history").contains("dave ✓ erin ✓"));
@@ -239,7 +265,11 @@ fn operators_handle_incidents_controls_and_the_audit_log() {
     b.wait_text("#incidents", "acknowledged");
     let (_, list) = server.get("/v1/incidents", Some("demo-olivia"));
     let inc = &list["incidents"][0];
-    assert_eq!((inc["state"].as_str(), inc["acknowledged_by"].as_str()), (Some("acknowledged"), Some("olivia")), "{inc}");
+    assert_eq!(
+        (inc["state"].as_str(), inc["acknowledged_by"].as_str()),
+        (Some("acknowledged"), Some("olivia")),
+        "{inc}"
+    );
 
     // Pause support-bot from the controls, after a confirmation.
     b.goto("/console/controls");
@@ -259,7 +289,10 @@ fn operators_handle_incidents_controls_and_the_audit_log() {
     // by the CSRF check.
     let session = b.cookie("warden_session").unwrap();
     let resp = client()
-        .post(format!("{}/console/controls/agents/support-bot/resume", server.base))
+        .post(format!(
+            "{}/console/controls/agents/support-bot/resume",
+            server.base
+        ))
         .header("cookie", format!("warden_session={session}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("reason=x")
@@ -306,7 +339,10 @@ fn operators_handle_incidents_controls_and_the_audit_log() {
     b.sign_out();
     b.sign_in("erin", "demo-erin");
     b.goto("/console/controls");
-    assert!(b.text("main").contains("changing them needs the operator role"));
+    assert!(
+        b.text("main")
+            .contains("changing them needs the operator role")
+    );
     assert_eq!(b.count("#agents a.button"), 0);
     b.sign_out();
     b.sign_in("dave", "demo-dave");
@@ -354,5 +390,289 @@ fn approving_on_a_phone() {
     let (_, v) = server.get(&format!("/v1/approvals/{approval}"), Some("demo-olivia"));
     assert_eq!(v["state"], "approved", "{v}");
     drop(b);
+    assert!(server.stop().success());
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |v: &str| {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A console session over plain HTTP: the session cookie and the CSRF
+/// token of `token`'s person.
+fn http_session(server: &Server, token: &str) -> (String, String) {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/console/sign-in", server.base))
+        .send()
+        .unwrap();
+    let binding_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.split(';')
+                .next()?
+                .strip_prefix("warden_sign_in=")
+                .map(str::to_owned)
+        })
+        .unwrap();
+    let html = page.text().unwrap();
+    let binding = html
+        .split("name=\"binding\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let resp = http
+        .post(format!("{}/console/sign-in", server.base))
+        .header("cookie", format!("warden_sign_in={binding_cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("token", token),
+            ("binding", &binding),
+            ("next", "/console"),
+        ]))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("warden_session="))
+        .unwrap()
+        .to_owned();
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let session = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("warden_session=")
+        .to_owned();
+    let page = http
+        .get(format!("{}/console", server.base))
+        .header("cookie", format!("warden_session={session}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    (session, csrf)
+}
+
+#[test]
+fn bad_console_requests_get_clear_answers_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, session: Option<&str>| {
+        let mut req = http.get(format!("{}{path}", server.base));
+        if let Some(s) = session {
+            req = req.header("cookie", format!("warden_session={s}"));
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let csp = resp
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, location, csp, resp.text().unwrap())
+    };
+    let post = |path: &str, session: &str, form: &[(&str, &str)]| {
+        let resp = http
+            .post(format!("{}{path}", server.base))
+            .header("cookie", format!("warden_session={session}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(form))
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+
+    // Without a session: pages redirect to the sign-in, changes are 401.
+    let (status, location, csp, _) = get("/console/runs", None);
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/console/sign-in?next=/console/runs"))
+    );
+    assert!(csp.unwrap().contains("script-src 'self'"));
+    let (status, _) = post(
+        "/console/approvals/apr_x/decision",
+        "forged",
+        &[("decision", "approve")],
+    );
+    assert_eq!(status, 401);
+    // A sign-in form from elsewhere (no binding cookie) is refused.
+    let resp = http
+        .post(format!("{}/console/sign-in", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("token", "demo-dave"),
+            ("binding", "abc"),
+            ("next", "https://evil.example/"),
+        ]))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(
+        resp.text()
+            .unwrap()
+            .contains("did not come from this browser")
+    );
+
+    let (session, csrf) = http_session(&server, "demo-dave");
+    let (_, a) = server.post(
+        "/v1/actions",
+        "demo-support-bot",
+        r#"{"tool":"stripe.refund","mode":"enforce","arguments":{"order_id":"ord_3","customer_id":"cus_3","amount_cents":25000,"reason":"missing"}}"#,
+    );
+    let approval = a["approval_id"].as_str().unwrap().to_owned();
+    let decision = format!("/console/approvals/{approval}/decision");
+    // Not an answer, a denial without a reason, an unknown request.
+    let (status, body) = post(
+        &decision,
+        &session,
+        &[("csrf", &csrf), ("decision", "maybe")],
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("Unknown answer `maybe`"), "{body}");
+    let (status, body) = post(
+        &decision,
+        &session,
+        &[("csrf", &csrf), ("decision", "deny")],
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("Say why you deny"), "{body}");
+    let (status, _) = post(
+        "/console/approvals/apr_nope/decision",
+        &session,
+        &[("csrf", &csrf), ("decision", "approve")],
+    );
+    assert_eq!(status, 404);
+    let (_, v) = server.get(&format!("/v1/approvals/{approval}"), Some("demo-olivia"));
+    assert_eq!(
+        (v["state"].as_str(), v["votes"].as_array().map(Vec::len)),
+        (Some("pending"), Some(0)),
+        "{v}"
+    );
+    // The same answer twice: the second is refused by the API's rule.
+    let (status, _) = post(
+        &decision,
+        &session,
+        &[("csrf", &csrf), ("decision", "approve"), ("comment", "ok")],
+    );
+    assert_eq!(status, 303);
+    let (status, body) = post(
+        &decision,
+        &session,
+        &[("csrf", &csrf), ("decision", "approve")],
+    );
+    assert_eq!(status, 409, "{body}");
+
+    // Pages dave's roles do not open, and bad filters.
+    for (path, code, text) in [
+        ("/console/runs", 403, "may not see every run"),
+        ("/console/audit", 403, "may not see the audit log"),
+        ("/console/controls", 403, "may not see the controls"),
+        ("/console/history?state=weird", 400, "`state` must be"),
+        ("/console/approvals/apr_nope", 404, "No approval request"),
+        ("/console/assets/nope.js", 404, ""),
+    ] {
+        let (status, _, _, body) = get(path, Some(&session));
+        assert_eq!(status, code, "{path}: {body}");
+        assert!(body.contains(text), "{path}: {body}");
+    }
+    let (olivia, olivia_csrf) = http_session(&server, "demo-olivia");
+    for (path, code, text) in [
+        ("/console/audit/abc", 400, "not a record number"),
+        ("/console/audit/999999", 404, "No record #999999"),
+        ("/console/audit?limit=0", 400, "`limit` must be 1 to 1000"),
+        (
+            "/console/audit?since=yesterday",
+            400,
+            "`since` must be a date",
+        ),
+        ("/console/runs?state=weird", 400, "`state` must be running"),
+        ("/console/runs/run_nope", 404, "No run `run_nope`"),
+        (
+            "/console/controls/agents/ghost/pause",
+            404,
+            "No agent `ghost`",
+        ),
+        (
+            "/console/controls/agents/support-bot/explode",
+            404,
+            "No such control",
+        ),
+    ] {
+        let (status, _, _, body) = get(path, Some(&olivia));
+        assert_eq!(status, code, "{path}: {body}");
+        assert!(body.contains(text), "{path}: {body}");
+    }
+    // A control with a bad duration is the API's 400, and changes nothing.
+    let (status, body) = post(
+        "/console/controls/tools/stripe.refund/open",
+        &olivia,
+        &[
+            ("csrf", &olivia_csrf),
+            ("reason", "x"),
+            ("open_for", "soon"),
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`open_for` must be a duration"), "{body}");
+    let (_, view) = server.get("/v1/views/runs", Some("demo-olivia"));
+    assert_eq!(view["open_circuits"], serde_json::json!({}), "{view}");
+    // dave's session cannot use olivia's CSRF token.
+    let (status, _) = post(
+        "/console/controls/agents/support-bot/pause",
+        &session,
+        &[("csrf", &olivia_csrf), ("reason", "x")],
+    );
+    assert_eq!(status, 403);
+    let (_, view) = server.get("/v1/views/runs", Some("demo-olivia"));
+    assert_eq!(view["paused_agents"], serde_json::json!([]), "{view}");
+    // Refusals are evidence.
+    let (_, found) = server.get("/v1/audit?code=csrf", Some("demo-erin"));
+    assert!(!found["records"].as_array().unwrap().is_empty(), "{found}");
     assert!(server.stop().success());
 }

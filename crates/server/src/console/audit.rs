@@ -33,7 +33,8 @@ pub(crate) struct SearchQuery {
     since: Option<String>,
     until: Option<String>,
     text: Option<String>,
-    before: Option<u64>,
+    /// Paging: `<time µs>.<seq>` of the last record shown.
+    before: Option<String>,
     limit: Option<u32>,
     verify: Option<String>,
 }
@@ -65,7 +66,15 @@ impl SearchQuery {
             until_us: time_filter("until", self.until.as_deref())?,
             text: some(&self.text),
             action: None,
-            before_seq: self.before,
+            by_time: true,
+            before: match self.before.as_deref().filter(|b| !b.is_empty()) {
+                None => None,
+                Some(b) => Some(
+                    b.split_once('.')
+                        .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)))
+                        .ok_or_else(|| format!("`before` must be `<time>.<seq>`; got `{b}`"))?,
+                ),
+            },
             limit,
         })
     }
@@ -222,7 +231,7 @@ pub(crate) async fn search(
                 a.button href=(format!("/console/audit/export.jsonl?{searched}")) download { "Export JSONL" }
             }
         }
-        p.count #result-count { (found.len()) " record(s), newest first (" (took.as_millis()) " ms)." }
+        p.count #result-count { (found.len()) " record(s), newest first by time (" (took.as_millis()) " ms)." }
         table.list #results {
             caption.visually-hidden { "Matching records" }
             thead { tr {
