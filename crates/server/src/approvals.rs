@@ -44,16 +44,24 @@ pub struct ApprovalList {
 
 /// The groups whose requests `p` may see: `None` for all (operators and
 /// auditors), else the groups `p` belongs to. Agents and people in no
-/// group are refused.
+/// group are refused (and recorded).
 pub(crate) async fn scope(
     s: &AppState,
     p: &Principal,
     path: &str,
 ) -> Result<Option<Vec<String>>, ApiError> {
+    match visible_groups(s, p) {
+        Ok(g) => Ok(g),
+        Err(e) => Err(refuse(s, p, path, e).await),
+    }
+}
+
+/// [`scope`] without recording a refusal (the console asks on every page).
+pub(crate) fn visible_groups(s: &AppState, p: &Principal) -> Result<Option<Vec<String>>, ApiError> {
     if p.kind == Kind::Agent {
-        let e =
-            ApiError::forbidden("approval requests are for people; agents long-poll their action");
-        return Err(refuse(s, p, path, e).await);
+        return Err(ApiError::forbidden(
+            "approval requests are for people; agents long-poll their action",
+        ));
     }
     if p.require(&[Role::Operator, Role::Auditor]).is_ok() {
         return Ok(None);
@@ -67,11 +75,10 @@ pub(crate) async fn scope(
         .map(|g| g.id.clone())
         .collect();
     if groups.is_empty() {
-        let e = ApiError::forbidden(format!(
+        return Err(ApiError::forbidden(format!(
             "`{}` is in no approver group and has no operator or auditor role",
             p.id
-        ));
-        return Err(refuse(s, p, path, e).await);
+        )));
     }
     Ok(Some(groups))
 }

@@ -29,10 +29,8 @@ pub(crate) struct ListQuery {
 }
 
 /// The groups `v` sees requests of (`None`: all), or why none.
-async fn scope(s: &AppState, v: &Viewer) -> Result<Option<Vec<String>>, String> {
-    crate::approvals::scope(s, &v.principal, "/console")
-        .await
-        .map_err(|e| e.message)
+fn scope(s: &AppState, v: &Viewer) -> Result<Option<Vec<String>>, String> {
+    crate::approvals::visible_groups(s, &v.principal).map_err(|e| e.message)
 }
 
 /// Why `v` may not answer `row`, or `None` when they may.
@@ -87,7 +85,7 @@ pub(crate) async fn inbox(
 ) -> Response {
     let q = q.map(|q| q.0).unwrap_or_default();
     let page = q.page.unwrap_or(1).max(1);
-    let groups = match scope(&s, &v).await {
+    let groups = match scope(&s, &v) {
         Ok(g) => g,
         Err(why) => {
             let body = html! {
@@ -181,8 +179,9 @@ async fn request_page(
     id: &str,
     error: Option<(StatusCode, String)>,
 ) -> Response {
-    let groups = scope(s, v).await.ok().flatten();
-    let visible = scope(s, v).await.is_ok();
+    let scope = scope(s, v);
+    let visible = scope.is_ok();
+    let groups = scope.ok().flatten();
     let row = match s.store.approval(id).await {
         Ok(Some(r))
             if visible
@@ -420,7 +419,7 @@ pub(crate) async fn history(
 ) -> Response {
     let q = q.map(|q| q.0).unwrap_or_default();
     let page = q.page.unwrap_or(1).max(1);
-    let groups = match scope(&s, &v).await {
+    let groups = match scope(&s, &v) {
         Ok(g) => g,
         Err(why) => {
             let body = html! { h1 { "History" } p.note { (why) "." } };
