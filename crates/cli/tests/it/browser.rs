@@ -34,6 +34,14 @@ fn find(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
+/// The element matching `css`, once there is one.
+async fn found(
+    c: &Client,
+    css: &str,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    c.wait().at_most(WAIT).for_element(Locator::Css(css)).await
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -146,12 +154,7 @@ impl Browser {
     pub fn click(&self, css: &str) {
         self.rt
             .block_on(async {
-                let e = self
-                    .c()
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
+                let e = found(self.c(), css).await?;
                 e.click().await
             })
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
@@ -161,12 +164,7 @@ impl Browser {
     pub fn fill(&self, css: &str, text: &str) {
         self.rt
             .block_on(async {
-                let e = self
-                    .c()
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
+                let e = found(self.c(), css).await?;
                 e.clear().await?;
                 e.send_keys(text).await
             })
@@ -178,12 +176,7 @@ impl Browser {
     pub fn keys(&self, css: &str, keys: &str) {
         self.rt
             .block_on(async {
-                let e = self
-                    .c()
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
+                let e = found(self.c(), css).await?;
                 e.send_keys(keys).await
             })
             .unwrap_or_else(|e| panic!("keys to {css}: {e}"));
@@ -193,12 +186,7 @@ impl Browser {
     pub fn text(&self, css: &str) -> String {
         self.rt
             .block_on(async {
-                let e = self
-                    .c()
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
+                let e = found(self.c(), css).await?;
                 e.text().await
             })
             .unwrap_or_else(|e| panic!("text of {css}: {e}"))

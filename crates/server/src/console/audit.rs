@@ -98,23 +98,10 @@ impl SearchQuery {
         ];
         pairs
             .iter()
-            .filter_map(|(k, v)| some(v).map(|v| format!("{k}={}", encode(&v))))
+            .filter_map(|(k, v)| some(v).map(|v| format!("{k}={}", layout::encode(&v))))
             .collect::<Vec<_>>()
             .join("&")
     }
-}
-
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char);
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 fn field(name: &str, label: &str, value: &Option<String>, hint: &str) -> Markup {
@@ -177,12 +164,7 @@ pub(crate) async fn search(
     let found = match s.store.query(&filter).await {
         Ok(f) => f,
         Err(e) => {
-            return layout::error_page(
-                &s,
-                Some(&v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(&s, &v, e);
         }
     };
     let took = started.elapsed();
@@ -286,12 +268,7 @@ pub(crate) async fn export(
     let found = match s.store.query(&filter).await {
         Ok(f) => f,
         Err(e) => {
-            return layout::error_page(
-                &s,
-                Some(&v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(&s, &v, e);
         }
     };
     let mut out = String::new();
@@ -349,12 +326,7 @@ pub(crate) async fn record(
             );
         }
         Err(e) => {
-            return layout::error_page(
-                &s,
-                Some(&v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(&s, &v, e);
         }
     };
     let cp = newest_checkpoint(&s).await;

@@ -64,19 +64,6 @@ fn quorum(view: &ApprovalView) -> Markup {
     }
 }
 
-fn page_links(base: &str, page: u32, total: i64, extra: &str) -> Markup {
-    let pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(PAGE))).unwrap_or(1);
-    html! {
-        @if pages > 1 {
-            nav.pages aria-label="Pages" {
-                @if page > 1 { a href=(format!("{base}?page={}{extra}", page - 1)) rel="prev" { "← Newer" } " " }
-                span { "Page " (page) " of " (pages) }
-                @if page < pages { " " a href=(format!("{base}?page={}{extra}", page + 1)) rel="next" { "Older →" } }
-            }
-        }
-    }
-}
-
 /// `GET /console`: the requests waiting for `v`, most urgent first.
 pub(crate) async fn inbox(
     State(s): State<AppState>,
@@ -106,12 +93,7 @@ pub(crate) async fn inbox(
     let (rows, total) = match s.store.approvals(&filter).await {
         Ok(x) => x,
         Err(e) => {
-            return layout::error_page(
-                &s,
-                Some(&v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(&s, &v, e);
         }
     };
     let body = html! {
@@ -144,7 +126,7 @@ pub(crate) async fn inbox(
                         }
                     }
                 }
-                (page_links("/console", page, total, ""))
+                (layout::page_links("/console", page, PAGE, total, ""))
             }
         }
     };
@@ -200,12 +182,7 @@ async fn request_page(
             );
         }
         Err(e) => {
-            return layout::error_page(
-                s,
-                Some(v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(s, v, e);
         }
     };
     let view = ApprovalView::recorded(&row);
@@ -449,12 +426,7 @@ pub(crate) async fn history(
     let (rows, total) = match s.store.approvals(&filter).await {
         Ok(x) => x,
         Err(e) => {
-            return layout::error_page(
-                &s,
-                Some(&v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(&s, &v, e);
         }
     };
     let engine = s.engine.current();
@@ -513,7 +485,7 @@ pub(crate) async fn history(
                     }
                 }
             }
-            (page_links("/console/history", page, total, &extra))
+            (layout::page_links("/console/history", page, PAGE, total, &extra))
         }
     };
     render(&s, &v, Page::new("History", Section::History, body))

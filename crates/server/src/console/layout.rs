@@ -207,6 +207,47 @@ pub(crate) fn forbidden(s: &AppState, v: &Viewer, what: &str) -> Response {
     )
 }
 
+/// 503 with the store's error: the database could not answer.
+pub(crate) fn unavailable(s: &AppState, v: &Viewer, e: impl std::fmt::Display) -> Response {
+    error_page(
+        s,
+        Some(v),
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("database: {e}"),
+    )
+}
+
+/// `s` percent-encoded for a query string (unreserved characters and `/`
+/// kept).
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char);
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Links to the pages before and after `page` of a list of `total` rows,
+/// `per_page` a page; `extra` keeps the filters (`&k=v…`).
+pub(crate) fn page_links(base: &str, page: u32, per_page: u32, total: i64, extra: &str) -> Markup {
+    let pages =
+        u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page.max(1)))).unwrap_or(1);
+    html! {
+        @if pages > 1 {
+            nav.pages aria-label="Pages" {
+                @if page > 1 { a href=(format!("{base}?page={}{extra}", page - 1)) rel="prev" { "← Newer" } " " }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { " " a href=(format!("{base}?page={}{extra}", page + 1)) rel="next" { "Older →" } }
+            }
+        }
+    }
+}
+
 /// Now, µs since the epoch.
 pub(crate) fn now_us() -> i64 {
     i64::try_from(

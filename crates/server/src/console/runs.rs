@@ -83,18 +83,12 @@ pub(crate) async fn list(
     let (runs, total) = match s.store.runs(&f).await {
         Ok(x) => x,
         Err(e) => {
-            return layout::error_page(
-                &s,
-                Some(&v),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("database: {e}"),
-            );
+            return layout::unavailable(&s, &v, e);
         }
     };
     let engine = s.engine.current();
     let pack = engine.pack();
     let val = |o: &Option<String>| o.clone().unwrap_or_default();
-    let pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(PAGE))).unwrap_or(1);
     let keep = format!(
         "&workflow={}&agent={}&state={}&since={}&until={}",
         val(&f.workflow),
@@ -148,13 +142,7 @@ pub(crate) async fn list(
                     }
                 }
             }
-            @if pages > 1 {
-                nav.pages aria-label="Pages" {
-                    @if page > 1 { a href=(format!("/console/runs?page={}{keep}", page - 1)) { "← Newer" } " " }
-                    span { "Page " (page) " of " (pages) }
-                    @if page < pages { " " a href=(format!("/console/runs?page={}{keep}", page + 1)) { "Older →" } }
-                }
-            }
+            (layout::page_links("/console/runs", page, PAGE, total, &keep))
         }
     };
     render(&s, &v, Page::new("Runs", Section::Runs, body))

@@ -87,16 +87,6 @@ pub(crate) fn random_token() -> Option<String> {
     Some(hex::encode(b))
 }
 
-fn now_us() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros(),
-    )
-    .unwrap_or(i64::MAX)
-}
-
 /// The value of cookie `name` in `headers`.
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -140,7 +130,7 @@ impl IntoResponse for SignInFirst {
             } else {
                 "/console".into()
             };
-            let to = format!("/console/sign-in?next={}", urlencode(&next));
+            let to = format!("/console/sign-in?next={}", layout::encode(&next));
             Redirect::to(&to).into_response()
         } else {
             (
@@ -156,19 +146,6 @@ impl IntoResponse for SignInFirst {
                 .into_response()
         }
     }
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char);
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -193,7 +170,7 @@ impl FromRequestParts<AppState> for Viewer {
                 return Err(refuse());
             }
         };
-        if row.ended_us.is_some() || row.expires_us <= now_us() {
+        if row.ended_us.is_some() || row.expires_us <= layout::now_us() {
             return Err(refuse());
         }
         // Roles come from the pack in force; a person it no longer names
@@ -351,7 +328,7 @@ pub(crate) async fn sign_in(
             "no randomness available",
         );
     };
-    let now = now_us();
+    let now = layout::now_us();
     let row = SessionRow {
         id_hash: Credentials::hash_token(&value),
         person: person.id.clone(),
@@ -409,7 +386,7 @@ pub(crate) async fn sign_out(
     if let Some(value) = cookie(&headers, COOKIE)
         && let Err(e) = s
             .store
-            .end_session(&Credentials::hash_token(value), now_us())
+            .end_session(&Credentials::hash_token(value), layout::now_us())
             .await
     {
         tracing::error!(error = %e, "cannot end a console session");
