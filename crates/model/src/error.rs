@@ -203,6 +203,18 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in `[slack]` or a person's Slack id.
+    #[error("{message}")]
+    Slack {
+        /// What is wrong.
+        message: String,
+    },
+    /// Slack is set up but part of the approvals cannot happen there.
+    #[error("{message}")]
+    SlackIncomplete {
+        /// What cannot happen in Slack.
+        message: String,
+    },
     /// A problem in a `[[playbooks]]` entry.
     #[error("{message}")]
     Playbook {
@@ -340,6 +352,8 @@ impl Problem for ModelProblem {
             Self::McpServer { .. } => "invalid_mcp_server",
             Self::McpNameCollision { .. } => "mcp_name_collision",
             Self::Route { .. } => "invalid_route",
+            Self::Slack { .. } => "invalid_slack",
+            Self::SlackIncomplete { .. } => "slack_incomplete",
             Self::Playbook { .. } => "invalid_playbook",
             Self::Drill { .. } => "invalid_drill",
             Self::DrillCannotOpen { .. } => "drill_cannot_open",
@@ -357,7 +371,8 @@ impl Problem for ModelProblem {
             | Self::NoRoute { .. }
             | Self::QuarantineOtherTeam { .. }
             | Self::PlaybooksOverlap { .. }
-            | Self::DrillCannotOpen { .. } => Severity::Warning,
+            | Self::DrillCannotOpen { .. }
+            | Self::SlackIncomplete { .. } => Severity::Warning,
             _ => Severity::Error,
         }
     }

@@ -46,6 +46,9 @@ pub(crate) struct RawPerson {
     /// On-call routes, first one paged first.
     #[serde(default)]
     pub routes: Vec<Spanned<String>>,
+    /// Slack user id (`U…`), matched when the person presses a button.
+    #[serde(default)]
+    pub slack: Option<Spanned<String>>,
 }
 
 /// `[[teams]]`
@@ -210,4 +213,5 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "playbooks",
     "drills",
     "redaction",
+    "slack",
 ];

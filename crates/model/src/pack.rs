@@ -55,6 +55,8 @@ pub struct Pack {
     pub drills: BTreeMap<String, crate::oversight::Drill>,
     /// What is kept out of recorded tool results besides declared fields.
     pub redaction: crate::redaction::Redaction,
+    /// `[slack]`: approvals answered in Slack.
+    pub slack: Option<crate::slack::Slack>,
     /// `policies/**/*.cedar`, sorted by name.
     pub policy_files: Vec<Arc<SourceFile>>,
     /// `tests/**/*.toml`, sorted by name.
@@ -116,6 +118,8 @@ pub struct Person {
     pub roles: Vec<Role>,
     /// On-call routes, first one paged first.
     pub routes: Vec<String>,
+    /// Slack user id (`U…`): how a button press in Slack is matched to them.
+    pub slack: Option<String>,
     /// Where it is declared.
     pub at: Location,
 }

@@ -26,7 +26,9 @@ mod types;
 pub mod upstream;
 mod watch;
 
-pub use approval::{ApprovalView, DecisionBody, Requirement, Verdict, Vote};
+pub use approval::{
+    ApprovalView, DecisionBody, Requirement, Verdict, Vote, record_for as approval_record,
+};
 pub use cancel::Canceller;
 pub use connector::{Connectors, ExecOutcome};
 pub use error::RuntimeError;

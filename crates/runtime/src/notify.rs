@@ -31,6 +31,9 @@ struct Hook {
 pub(crate) struct Notifier {
     client: Option<reqwest::Client>,
     hooks: BTreeMap<String, Hook>,
+    /// Slack channel by group, when Slack is set up and its secrets can be
+    /// read (the server's Slack sender posts and updates the messages).
+    slack: BTreeMap<String, String>,
 }
 
 impl Notifier {
@@ -66,7 +69,26 @@ impl Notifier {
                 .map_err(|e| tracing::warn!(error = %e, "cannot build an HTTP client: approval notifications disabled"))
                 .ok()
         };
-        Self { client, hooks }
+        let slack = match &pack.slack {
+            Some(s) => match s.secrets(&pack.root) {
+                Ok(_) => s.channels.clone(),
+                Err(reason) => {
+                    tracing::warn!(%reason, "Slack approvals disabled: requests wait in the console and the API");
+                    BTreeMap::new()
+                }
+            },
+            None => BTreeMap::new(),
+        };
+        Self {
+            client,
+            hooks,
+            slack,
+        }
+    }
+
+    /// The Slack channel `group`'s requests are posted to, when Slack is on.
+    pub(crate) fn slack_channel(&self, group: &str) -> Option<&str> {
+        self.slack.get(group).map(String::as_str)
     }
 
     /// Whether `group` has a webhook.

@@ -446,6 +446,8 @@ impl Runtime {
         if let Some((a, r)) = &approval {
             records.push(r.clone());
             writes.push(StateWrite::Approval(a.clone()));
+            let groups = crate::approval::parse_slots(a);
+            writes.extend(self.slack_opens(&a.id, groups.iter().map(|s| s.group.as_str()), t));
         }
         let receipts = match self.0.log.commit(records, writes).await {
             Ok(r) => r,

@@ -36,6 +36,7 @@ mod reload;
 mod rollout;
 mod routes;
 mod runs;
+mod slack;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,7 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use routes::router;
+pub use slack::SlackState;
 
 /// What `warden serve` needs.
 #[derive(Debug, Clone)]
@@ -125,6 +127,8 @@ pub struct AppState {
     pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
     /// The last refused pack reload, while no later one succeeded.
     pub refused_reload: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
+    /// The Slack app of the pack in force (approvals in Slack).
+    pub slack: SlackState,
 }
 
 impl AppState {
@@ -218,6 +222,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         metrics: Arc::new(Metrics::default()),
         limiter,
         refused_reload: Arc::default(),
+        slack: SlackState::default(),
     };
     // Drills a previous process left running are undone first.
     drills::recover(&state).await;
@@ -225,6 +230,9 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
     if config.watch_pack {
         reload::on_change(state.clone(), config.pack.clone());
     }
+    // Slack messages of approval requests: those a previous process left
+    // behind are sent now.
+    let slack = slack::start(state.clone());
     let app = router(state, config.body_limit);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     ready(listener.local_addr()?);
@@ -232,6 +240,7 @@ pub async fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Resul
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     timers.abort();
+    slack.abort();
     oversight.stop();
     log.close().await?;
     Ok(())

@@ -69,6 +69,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/audit", get(crate::audit::query))
         .route("/v1/audit/verify", get(crate::audit::verify))
         .route("/v1/audit/erase", post(crate::audit::erase))
+        .route(crate::slack::INTERACTIONS, post(crate::slack::interactions))
         .merge(crate::mcp::service(state.clone(), body_limit))
         .merge(crate::console::router())
         .fallback(not_found)

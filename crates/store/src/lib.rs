@@ -18,6 +18,7 @@ mod error;
 mod log;
 mod oversight;
 mod read;
+mod slack;
 mod sql;
 mod state;
 
@@ -39,6 +40,7 @@ pub use oversight::{
     RunCounts,
 };
 pub use read::{Filter, LogHealth, Scan, ScanRow, StoredRecord};
+pub use slack::{SlackMessageRow, SlackOpen};
 pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};
 
 /// Which database a store runs on.

@@ -109,6 +109,10 @@ pub enum StateWrite {
     Erase(crate::erase::Erasure),
     /// A drill run.
     Drill(crate::oversight::DrillRow),
+    /// A Slack message to open for an approval request.
+    SlackOpen(crate::slack::SlackOpen),
+    /// What a Slack message shows now (a sender's outcome).
+    SlackMessage(crate::slack::SlackMessageRow),
 }
 
 pub(crate) const RUN_COLS: &str =
@@ -137,6 +141,8 @@ pub(crate) async fn write_state(
     let mut approvals: Vec<crate::approvals::ApprovalRow> = Vec::new();
     let mut oversight = crate::oversight::Writes::default();
     let mut erasures = Vec::new();
+    let mut slack_opens = Vec::new();
+    let mut slack_sent = Vec::new();
     for w in writes.into_iter().rev() {
         match w {
             StateWrite::Run(r) if !runs.iter().any(|x| x.id == r.id) => runs.push(r),
@@ -148,6 +154,8 @@ pub(crate) async fn write_state(
             StateWrite::Notification(n) => oversight.notification(n),
             StateWrite::Circuit(c) => oversight.circuit(c),
             StateWrite::Erase(e) => erasures.push(e),
+            StateWrite::SlackOpen(o) => slack_opens.push(o),
+            StateWrite::SlackMessage(m) => slack_sent.push(m),
             _ => {}
         }
     }
@@ -253,6 +261,14 @@ pub(crate) async fn write_state(
     }
     // After the actions: an approval row refers to its action.
     crate::approvals::write(backend, tx, &approvals).await?;
+    // Every change of a request brings its Slack messages up to date.
+    if !approvals.is_empty() {
+        let ids: Vec<&str> = approvals.iter().map(|a| a.id.as_str()).collect();
+        crate::slack::bump(backend, tx, &ids).await?;
+    }
+    slack_opens.reverse();
+    crate::slack::open(backend, tx, &slack_opens).await?;
+    crate::slack::sent(backend, tx, &slack_sent).await?;
     oversight.write(backend, tx).await?;
     // After the rows above: an erasure also clears actions written in the
     // same commit.

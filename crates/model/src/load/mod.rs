@@ -96,6 +96,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         drills: BTreeMap::new(),
         retention: crate::pack::DEFAULT_RETENTION,
         redaction: Default::default(),
+        slack: None,
         policy_files,
         test_files,
         version,
@@ -126,6 +127,7 @@ struct RawManifest {
     playbooks: Vec<(crate::oversight::RawPlaybook, Range<usize>)>,
     drills: Vec<(crate::oversight::RawDrill, Range<usize>)>,
     redaction: Option<crate::redaction::RawRedaction>,
+    slack: Option<(crate::slack::RawSlack, Range<usize>)>,
 }
 
 pub(crate) struct Cx {
@@ -232,6 +234,7 @@ impl Cx {
                 "playbooks" => raw.playbooks = self.many_spanned(key, value),
                 "drills" => raw.drills = self.many_spanned(key, value),
                 "redaction" => raw.redaction = self.one(value),
+                "slack" => raw.slack = self.one(value).map(|v| (v, value.span())),
                 other => {
                     let help = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).map_or_else(
                         || format!("known keys: {}", TOP_LEVEL_KEYS.join(", ")),

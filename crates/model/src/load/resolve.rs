@@ -38,7 +38,11 @@ impl Cx {
             .map(|p| p.name.clone())
             .collect();
         let mut token_owners: BTreeMap<String, String> = BTreeMap::new();
+        let mut slack_ids: BTreeMap<String, String> = BTreeMap::new();
         for p in raw.people {
+            let slack = p
+                .slack
+                .and_then(|s| self.person_slack(p.id.get_ref(), s, &mut slack_ids));
             self.reference(RefKind::Team, p.team.as_ref());
             for r in &p.routes {
                 self.reference(RefKind::Route, Some(r));
@@ -71,6 +75,7 @@ impl Cx {
                         credentials,
                         roles,
                         routes: p.routes.into_iter().map(Spanned::into_inner).collect(),
+                        slack,
                         at,
                     },
                 );
@@ -195,6 +200,7 @@ impl Cx {
         }
         self.resolve_oversight(raw.routes, raw.playbooks, pack);
         self.resolve_drills(raw.drills, pack);
+        self.resolve_slack(raw.slack, pack);
     }
 
     pub(crate) fn reference(&mut self, kind: RefKind, id: Option<&Spanned<String>>) {

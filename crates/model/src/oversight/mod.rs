@@ -91,7 +91,7 @@ pub struct Route {
     pub at: Location,
 }
 
-fn secret_source(
+pub(crate) fn secret_source(
     env: Option<Spanned<String>>,
     file: Option<Spanned<std::path::PathBuf>>,
     what: &str,

@@ -40,6 +40,18 @@ impl Runtime {
         id: &str,
         body: DecisionBody,
     ) -> Result<ApprovalView, RuntimeError> {
+        self.answer_from(person, id, body, None).await
+    }
+
+    /// [`Runtime::answer`], noting where the answer came from (`origin`,
+    /// e.g. the Slack user and channel) in its record's detail.
+    pub async fn answer_from(
+        &self,
+        person: &str,
+        id: &str,
+        body: DecisionBody,
+        origin: Option<serde_json::Value>,
+    ) -> Result<ApprovalView, RuntimeError> {
         let _one_at_a_time = self.0.approvals_lock.lock().await;
         let engine = self.0.engine.current();
         let pack = engine.pack();
@@ -88,6 +100,9 @@ impl Runtime {
         votes.push(vote.clone());
         let mut rec = record_for(RecordKind::ApprovalRecorded, &row);
         rec.approvals.push(outcome_of(&vote));
+        if let Some(origin) = origin {
+            add_detail(&mut rec, json!({ "origin": origin }));
+        }
         if conflicted {
             add_detail(
                 &mut rec,
@@ -165,7 +180,8 @@ impl Runtime {
                 After::Wait
             }
         };
-        self.commit_change(row, action, from, records, after).await
+        self.commit_change(row, action, from, records, after, Vec::new())
+            .await
     }
 
     /// Evaluates policy again for an approved request, with the pack in
@@ -358,8 +374,9 @@ impl Runtime {
         Ok(after)
     }
 
-    /// Commits a changed request and its action with their records, then
-    /// does what follows: execute, or tell waiters.
+    /// Commits a changed request and its action with their records (and
+    /// `extra` writes, such as Slack messages to open), then does what
+    /// follows: execute, or tell waiters.
     pub(crate) async fn commit_change(
         &self,
         row: ApprovalRow,
@@ -367,21 +384,18 @@ impl Runtime {
         from: Option<ActionStatus>,
         records: Vec<Record>,
         after: After,
+        extra: Vec<StateWrite>,
     ) -> Result<ApprovalView, RuntimeError> {
         let to = Some(action.state);
         if let After::Execute(_) = &after {
             self.watch(&action.id);
         }
-        self.0
-            .log
-            .commit(
-                records,
-                vec![
-                    StateWrite::Action(action.clone()),
-                    StateWrite::Approval(row.clone()),
-                ],
-            )
-            .await?;
+        let mut writes = vec![
+            StateWrite::Action(action.clone()),
+            StateWrite::Approval(row.clone()),
+        ];
+        writes.extend(extra);
+        self.0.log.commit(records, writes).await?;
         if let Some(to) = to
             && Some(to) != from
         {

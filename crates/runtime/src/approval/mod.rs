@@ -104,7 +104,7 @@ pub(crate) fn parse_votes(row: &ApprovalRow) -> Vec<Vote> {
 
 /// A record about request `row`, with its agent, tool, run, workflow and
 /// action.
-pub(crate) fn record_for(kind: RecordKind, row: &ApprovalRow) -> Record {
+pub fn record_for(kind: RecordKind, row: &ApprovalRow) -> Record {
     let mut r = Record::new(kind);
     r.agent = Some(row.agent.clone());
     r.tool = Some(row.tool.clone());
@@ -224,6 +224,33 @@ impl Runtime {
             }),
         );
         Ok((row, r))
+    }
+
+    /// The Slack messages to open, in the commit that opens request
+    /// `approval_id` or escalates it to `groups`: one per channel.
+    pub(crate) fn slack_opens<'a>(
+        &self,
+        approval_id: &str,
+        groups: impl IntoIterator<Item = &'a str>,
+        now_us: i64,
+    ) -> Vec<StateWrite> {
+        let notifier = self.notifier();
+        let mut channels: Vec<&str> = groups
+            .into_iter()
+            .filter_map(|g| notifier.slack_channel(g))
+            .collect();
+        channels.sort_unstable();
+        channels.dedup();
+        channels
+            .into_iter()
+            .map(|c| {
+                StateWrite::SlackOpen(warden_store::SlackOpen {
+                    approval_id: approval_id.to_owned(),
+                    channel: c.to_owned(),
+                    now_us,
+                })
+            })
+            .collect()
     }
 
     /// Tells each group of a new request through its webhook.

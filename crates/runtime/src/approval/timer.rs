@@ -196,7 +196,8 @@ impl Runtime {
             }
             After::Wait
         };
-        self.commit_change(row.clone(), action, from, records, after)
+        let opens = self.slack_opens(&row.id, escalated.iter().map(|(_, to)| to.as_str()), now);
+        self.commit_change(row.clone(), action, from, records, after, opens)
             .await?;
         let view = ApprovalView::recorded(&row);
         for (_, to) in &escalated {

@@ -27,6 +27,7 @@ mod audit;
 mod events;
 mod inbox;
 mod layout;
+pub(crate) use layout::now_us;
 mod ops;
 mod runs;
 mod session;
