@@ -25,6 +25,8 @@ mod run_end;
 mod safety;
 mod schema;
 mod serve;
+mod slack;
+mod slack_standin;
 mod tables;
 mod test_cmd;
 mod token;

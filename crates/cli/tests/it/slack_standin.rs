@@ -1,0 +1,270 @@
+//! A local stand-in for the Slack Web API (Slack itself cannot be reached
+//! from tests): an HTTP server that answers `chat.postMessage`,
+//! `chat.update`, `chat.postEphemeral`, `views.open` and
+//! `conversations.history` as Slack does, keeps the channels' messages,
+//! and records every call. It can be taken down (HTTP 503) and can swallow
+//! the answer to a post (the message is kept, the connection dropped), as
+//! a crash or a network failure would.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+/// The bot token the stand-in accepts.
+pub const BOT_TOKEN: &str = "xoxb-test-warden";
+/// The app's signing secret in tests.
+pub const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// One Web API call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+}
+
+/// A message in a channel.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    messages: Vec<Message>,
+}
+
+pub struct SlackStandIn {
+    /// The Web API's base URL (`http://127.0.0.1:port/api`).
+    pub api: String,
+    state: Arc<Mutex<State>>,
+    down: Arc<AtomicBool>,
+    swallow_posts: Arc<AtomicUsize>,
+}
+
+impl SlackStandIn {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = format!("http://{}/api", listener.local_addr().unwrap());
+        let me = Self {
+            api,
+            state: Arc::default(),
+            down: Arc::default(),
+            swallow_posts: Arc::default(),
+        };
+        let (state, down, swallow) = (
+            Arc::clone(&me.state),
+            Arc::clone(&me.down),
+            Arc::clone(&me.swallow_posts),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let (state, down, swallow) =
+                    (Arc::clone(&state), Arc::clone(&down), Arc::clone(&swallow));
+                std::thread::spawn(move || serve(conn, &state, &down, &swallow));
+            }
+        });
+        me
+    }
+
+    /// While down, every call answers 503.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` posts are kept but never answered.
+    pub fn swallow_posts(&self, n: usize) {
+        self.swallow_posts.store(n, Ordering::SeqCst);
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        let s = self.state.lock().unwrap();
+        s.calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    /// Posts made for `approval_id` (by the metadata Warden attaches).
+    pub fn posts_for(&self, approval_id: &str) -> Vec<Call> {
+        self.calls("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.body["metadata"]["event_payload"]["approval_id"] == approval_id)
+            .collect()
+    }
+
+    /// The message showing `approval_id` in `channel`, as it is now.
+    pub fn message(&self, channel: &str, approval_id: &str) -> Option<Message> {
+        let s = self.state.lock().unwrap();
+        s.messages
+            .iter()
+            .find(|m| {
+                m.channel == channel
+                    && m.body["metadata"]["event_payload"]["approval_id"] == approval_id
+            })
+            .cloned()
+    }
+
+    /// Ephemeral messages shown to `user`.
+    pub fn ephemerals(&self, user: &str) -> Vec<String> {
+        self.calls("chat.postEphemeral")
+            .into_iter()
+            .filter(|c| c.body["user"] == user)
+            .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn serve(
+    conn: std::net::TcpStream,
+    state: &Mutex<State>,
+    down: &AtomicBool,
+    swallow: &AtomicUsize,
+) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut raw = vec![0u8; len];
+        if reader.read_exact(&mut raw).is_err() {
+            return;
+        }
+        let method = path.trim_start_matches("/api/").to_owned();
+        let (status, answer) = if down.load(Ordering::SeqCst) {
+            (
+                "503 Service Unavailable",
+                json!({"ok": false, "error": "service_unavailable"}),
+            )
+        } else if headers.get("authorization").map(String::as_str)
+            != Some(&format!("Bearer {BOT_TOKEN}"))
+        {
+            ("200 OK", json!({"ok": false, "error": "invalid_auth"}))
+        } else {
+            let ct = headers.get("content-type").cloned().unwrap_or_default();
+            let body: Value = if ct.starts_with("application/json") {
+                serde_json::from_slice(&raw).unwrap_or(Value::Null)
+            } else {
+                let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&raw).unwrap();
+                Value::Object(
+                    form.into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect(),
+                )
+            };
+            let mut s = state.lock().unwrap();
+            s.calls.push(Call {
+                method: method.clone(),
+                body: body.clone(),
+            });
+            let answer = answer(&mut s, &method, &body);
+            if method == "chat.postMessage"
+                && swallow
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                // Kept, never answered: the caller cannot know it posted.
+                return;
+            }
+            ("200 OK", answer)
+        };
+        let text = answer.to_string();
+        let resp = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        if conn.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(s: &mut State, method: &str, body: &Value) -> Value {
+    let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+    match method {
+        "chat.postMessage" => {
+            if !channel.starts_with('C') {
+                return json!({"ok": false, "error": "channel_not_found"});
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let ts = format!("{now}.{:06}", s.messages.len() + 1);
+            s.messages.push(Message {
+                channel: channel.clone(),
+                ts: ts.clone(),
+                body: body.clone(),
+            });
+            json!({"ok": true, "channel": channel, "ts": ts, "message": body})
+        }
+        "chat.update" => {
+            let ts = body["ts"].as_str().unwrap_or_default();
+            match s
+                .messages
+                .iter_mut()
+                .find(|m| m.channel == channel && m.ts == ts)
+            {
+                Some(m) => {
+                    let metadata = m.body["metadata"].clone();
+                    m.body = body.clone();
+                    m.body["metadata"] = metadata;
+                    json!({"ok": true, "channel": channel, "ts": ts})
+                }
+                None => json!({"ok": false, "error": "message_not_found"}),
+            }
+        }
+        "conversations.history" => {
+            let oldest: f64 = body["oldest"]
+                .as_str()
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(0.0);
+            let with_metadata = body["include_all_metadata"] == "true";
+            let messages: Vec<Value> = s
+                .messages
+                .iter()
+                .rev()
+                .filter(|m| m.channel == channel && m.ts.parse::<f64>().unwrap() >= oldest)
+                .map(|m| {
+                    let mut v = json!({"type": "message", "ts": m.ts, "text": m.body["text"]});
+                    if with_metadata {
+                        v["metadata"] = m.body["metadata"].clone();
+                    }
+                    v
+                })
+                .collect();
+            json!({"ok": true, "messages": messages, "has_more": false})
+        }
+        "chat.postEphemeral" => json!({"ok": true, "message_ts": "1700000001.000001"}),
+        "views.open" => json!({"ok": true, "view": {"id": "V0123"}}),
+        _ => json!({"ok": false, "error": "unknown_method"}),
+    }
+}
