@@ -328,6 +328,12 @@ fn finance_approves_and_denies_in_slack_through_the_apis_rules() {
         "{:?}",
         slack.ephemerals(DAVE)
     );
+    let told: Vec<String> = [CAROL, SAM, DAVE].iter().map(|u| slack.ephemerals(u)[0].clone()).collect();
+    std::fs::write(
+        crate::common::root().join("target/slack-messages/refusals.txt"),
+        told.join("\n"),
+    )
+    .unwrap();
     let a2 = approval(&server, &apr2);
     assert_eq!(a2["state"], "pending");
     assert_eq!(a2["votes"].as_array().unwrap().len(), 1, "{a2}");
@@ -582,6 +588,7 @@ fn escalation_posts_to_the_next_channel_and_expiry_closes_both_messages() {
     let server = start(tmp.path(), &pack, &refunds);
     let (action, apr) = request(&server, 50_000, "ord_700");
     posted(&slack, FINANCE, &apr);
+    assert!(text_of(&slack, FINANCE, &apr).contains("escalates to `support-leads`"));
     assert!(slack.message(LEADS, &apr).is_none());
     // Escalated: the leads' channel gets the request, finance's message
     // says who may answer now.
@@ -591,6 +598,7 @@ fn escalation_posts_to_the_next_channel_and_expiry_closes_both_messages() {
         text_of(&slack, FINANCE, &apr).contains("escalated")
     });
     assert!(text_of(&slack, LEADS, &apr).contains("support-leads"));
+    assert!(text_of(&slack, LEADS, &apr).contains("expires unanswered"));
     // Expired: both messages closed, the buttons gone.
     wait("the request expires", || {
         action_status(&server, &action) == "expired"

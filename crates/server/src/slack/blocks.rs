@@ -136,7 +136,7 @@ pub(crate) fn message(v: &ApprovalView, pack: &Pack, console_url: Option<&str>) 
     blocks.push(section(quorum(v, pack)));
     let mut context = vec![format!("Request `{}`", escape(&v.approval_id))];
     match (&v.due, pending) {
-        (Some(d), true) => context.push(format!("next step (escalation or expiry) {}", when(d))),
+        (Some(d), true) => context.push(format!("{} {}", next_step(v, pack), when(d))),
         _ if !pending => context.push(format!("closed {}", when(&v.updated))),
         _ => {}
     }
@@ -179,6 +179,24 @@ pub(crate) fn message(v: &ApprovalView, pack: &Pack, console_url: Option<&str>) 
         blocks.push(section(format!("{icon} *{headline}*{}", outcome(v, pack))));
     }
     json!({ "text": cut(&text, 3000), "blocks": blocks })
+}
+
+/// What happens at the request's next deadline: an escalation to the next
+/// group of an unanswered chain, or expiry.
+fn next_step(v: &ApprovalView, pack: &Pack) -> String {
+    let next: Vec<String> = v
+        .requires
+        .iter()
+        .filter(|r| r.approvals < r.quorum)
+        .filter_map(|r| r.eligible.last())
+        .filter_map(|g| pack.approver_groups.get(g)?.escalation.as_ref())
+        .map(|e| format!("`{}`", escape(&e.to)))
+        .collect();
+    if next.is_empty() {
+        "expires unanswered".to_owned()
+    } else {
+        format!("escalates to {}", next.join(" and "))
+    }
 }
 
 /// The gating policies and their reasons.
