@@ -38,11 +38,14 @@ pub(crate) struct SlackApp {
     pub(crate) console_url: Option<String>,
 }
 
+/// The pack version an app was built for, and the app (`None`: Slack is
+/// off for that pack).
+type Built = (String, Option<Arc<SlackApp>>);
+
 /// The Slack app, rebuilt when the pack in force changes.
 #[derive(Clone, Default)]
 pub struct SlackState {
-    /// The pack version it was built for, and the app (None: Slack is off).
-    cache: Arc<Mutex<Option<(String, Option<Arc<SlackApp>>)>>>,
+    cache: Arc<Mutex<Option<Built>>>,
 }
 
 impl std::fmt::Debug for SlackState {
