@@ -328,7 +328,10 @@ fn finance_approves_and_denies_in_slack_through_the_apis_rules() {
         "{:?}",
         slack.ephemerals(DAVE)
     );
-    let told: Vec<String> = [CAROL, SAM, DAVE].iter().map(|u| slack.ephemerals(u)[0].clone()).collect();
+    let told: Vec<String> = [CAROL, SAM, DAVE]
+        .iter()
+        .map(|u| slack.ephemerals(u)[0].clone())
+        .collect();
     std::fs::write(
         crate::common::root().join("target/slack-messages/refusals.txt"),
         told.join("\n"),
