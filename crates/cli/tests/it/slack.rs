@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::common::{Receiver, client};
 use crate::gateway::{pack_with, refund, refund_over_http};
 use crate::serve::Server;
-use crate::slack_standin::{BOT_TOKEN, SIGNING_SECRET, SlackStandIn};
+use crate::slack_standin::{BOT_TOKEN, SIGNING_SECRET, SlackStandIn, button, denial, form, sign};
 
 const FINANCE: &str = "C05FINAPPROVALS";
 const LEADS: &str = "C05SUPPORTLEADS";
@@ -35,11 +35,16 @@ fn pack(dir: &Path, slack: &SlackStandIn, edit: impl Fn(String) -> String) -> Pa
 }
 
 fn start(dir: &Path, pack: &Path, refunds: &Receiver) -> Server {
+    start_on(dir, pack, refunds, &[])
+}
+
+/// [`start`] with extra `serve` arguments (`--database-url`).
+fn start_on(dir: &Path, pack: &Path, refunds: &Receiver, args: &[&str]) -> Server {
     let url = format!("{}/v1/refunds", refunds.url);
     Server::start_args(
         &dir.join("data"),
         pack,
-        &[],
+        args,
         &[
             ("WARDEN_SLACK_BOT_TOKEN", BOT_TOKEN),
             ("WARDEN_SLACK_SIGNING_SECRET", SIGNING_SECRET),
@@ -64,14 +69,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// Slack's `X-Slack-Signature` for `body` sent at `ts`.
-fn sign(secret: &str, ts: i64, body: &str) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// POSTs an interaction body signed at `ts` with `secret`.
@@ -100,68 +97,6 @@ fn press(server: &Server, body: &str) -> (u16, String) {
         "Slack gives up after 3 s"
     );
     out
-}
-
-fn form(payload: &Value) -> String {
-    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
-}
-
-/// A fresh trigger id and action time, as every press has.
-fn fresh() -> (String, String) {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    (
-        format!("6801234567.5601234567.{n:012x}"),
-        format!("{}.{:06}", t.as_secs(), t.subsec_micros()),
-    )
-}
-
-/// A `block_actions` payload: `user` pressed `action` on the message of
-/// `approval` in `channel`.
-fn button(user: &str, action: &str, approval: &str, channel: &str, message_ts: &str) -> String {
-    let (trigger, action_ts) = fresh();
-    form(&json!({
-        "type": "block_actions",
-        "user": {"id": user, "username": "someone", "name": "someone", "team_id": "T05WARDEN"},
-        "api_app_id": "A05WARDEN",
-        "token": "verification-token-is-deprecated",
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
-        "trigger_id": trigger,
-        "team": {"id": "T05WARDEN", "domain": "example"},
-        "enterprise": null,
-        "is_enterprise_install": false,
-        "channel": {"id": channel, "name": "approvals"},
-        "message": {"type": "message", "ts": message_ts, "text": "Approval needed"},
-        "state": {"values": {}},
-        "response_url": "https://hooks.slack.com/actions/T05WARDEN/1/xyz",
-        "actions": [{
-            "action_id": action, "block_id": "warden_answer",
-            "text": {"type": "plain_text", "text": "Approve"},
-            "value": approval, "type": "button",
-            "action_ts": action_ts,
-        }],
-    }))
-}
-
-/// A `view_submission` of the denial form with `reason`.
-fn denial(user: &str, approval: &str, channel: &str, reason: &str) -> String {
-    let (trigger, _) = fresh();
-    form(&json!({
-        "type": "view_submission",
-        "team": {"id": "T05WARDEN", "domain": "example"},
-        "user": {"id": user, "username": "someone", "name": "someone", "team_id": "T05WARDEN"},
-        "api_app_id": "A05WARDEN",
-        "trigger_id": trigger,
-        "view": {
-            "id": "V0123", "type": "modal", "callback_id": "warden_deny_form",
-            "private_metadata": json!({"approval_id": approval, "channel": channel}).to_string(),
-            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}},
-        },
-        "response_urls": [],
-    }))
 }
 
 /// Proposes a refund of `cents` by billing-bot (owner carol); returns the
@@ -527,6 +462,18 @@ fn forged_stale_replayed_unknown_and_malformed_presses_decide_nothing() {
 
 #[test]
 fn requests_post_once_across_outages_lost_answers_and_restarts() {
+    posts_once(&[]);
+}
+
+#[test]
+fn requests_post_once_across_outages_lost_answers_and_restarts_on_postgresql() {
+    let Some(db) = crate::postgres::PgDb::new() else {
+        return;
+    };
+    posts_once(&["--database-url", db.url.as_str()]);
+}
+
+fn posts_once(args: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let slack = SlackStandIn::start();
     let refunds = Receiver::start(Duration::ZERO, 0);
@@ -534,7 +481,7 @@ fn requests_post_once_across_outages_lost_answers_and_restarts() {
 
     // A post whose answer is lost: the message is found, not posted again.
     slack.swallow_posts(1);
-    let server = start(tmp.path(), &pack, &refunds);
+    let server = start_on(tmp.path(), &pack, &refunds, args);
     let (_, lost) = request(&server, 50_000, "ord_600");
     wait("the lost post is found and updated", || {
         !slack.calls("conversations.history").is_empty()
@@ -555,7 +502,7 @@ fn requests_post_once_across_outages_lost_answers_and_restarts() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     slack.set_down(false);
-    let server = start(tmp.path(), &pack, &refunds);
+    let server = start_on(tmp.path(), &pack, &refunds, args);
     let ts = posted(&slack, FINANCE, &apr);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(slack.posts_for(&apr).len(), 1, "posted once");
@@ -569,7 +516,7 @@ fn requests_post_once_across_outages_lost_answers_and_restarts() {
     server.stop();
     // A restart after everything is shown posts nothing more.
     let before = slack.calls("chat.postMessage").len();
-    let server = start(tmp.path(), &pack, &refunds);
+    let server = start_on(tmp.path(), &pack, &refunds, args);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(slack.calls("chat.postMessage").len(), before);
     server.stop();

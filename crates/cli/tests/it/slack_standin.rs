@@ -268,3 +268,75 @@ fn answer(s: &mut State, method: &str, body: &Value) -> Value {
         _ => json!({"ok": false, "error": "unknown_method"}),
     }
 }
+
+// --- Slack's side of an interaction: payloads built and signed as Slack does ---
+
+/// Slack's `X-Slack-Signature` for `body` sent at `ts`.
+pub fn sign(secret: &str, ts: i64, body: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn form(payload: &Value) -> String {
+    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
+
+/// A fresh trigger id and action time, as every press has.
+pub fn fresh() -> (String, String) {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (
+        format!("6801234567.5601234567.{n:012x}"),
+        format!("{}.{:06}", t.as_secs(), t.subsec_micros()),
+    )
+}
+
+/// A `block_actions` payload: `user` pressed `action` on the message of
+/// `approval` in `channel`.
+pub fn button(user: &str, action: &str, approval: &str, channel: &str, message_ts: &str) -> String {
+    let (trigger, action_ts) = fresh();
+    form(&json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": "T05WARDEN"},
+        "api_app_id": "A05WARDEN",
+        "token": "verification-token-is-deprecated",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
+        "trigger_id": trigger,
+        "team": {"id": "T05WARDEN", "domain": "example"},
+        "enterprise": null,
+        "is_enterprise_install": false,
+        "channel": {"id": channel, "name": "approvals"},
+        "message": {"type": "message", "ts": message_ts, "text": "Approval needed"},
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T05WARDEN/1/xyz",
+        "actions": [{
+            "action_id": action, "block_id": "warden_answer",
+            "text": {"type": "plain_text", "text": "Approve"},
+            "value": approval, "type": "button",
+            "action_ts": action_ts,
+        }],
+    }))
+}
+
+/// A `view_submission` of the denial form with `reason`.
+pub fn denial(user: &str, approval: &str, channel: &str, reason: &str) -> String {
+    let (trigger, _) = fresh();
+    form(&json!({
+        "type": "view_submission",
+        "team": {"id": "T05WARDEN", "domain": "example"},
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": "T05WARDEN"},
+        "api_app_id": "A05WARDEN",
+        "trigger_id": trigger,
+        "view": {
+            "id": "V0123", "type": "modal", "callback_id": "warden_deny_form",
+            "private_metadata": json!({"approval_id": approval, "channel": channel}).to_string(),
+            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}},
+        },
+        "response_urls": [],
+    }))
+}
