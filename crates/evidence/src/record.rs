@@ -82,10 +82,12 @@ pub enum RecordKind {
     IncidentEscalated,
     /// An incident was resolved.
     IncidentResolved,
-    /// A notification of an incident reached its route.
+    /// A notification of an incident reached its route, or an approval
+    /// request was first posted to a Slack channel (`detail.via = "slack"`).
     NotificationDelivered,
     /// A notification of an incident could not be delivered after every
-    /// attempt.
+    /// attempt, or an approval request's Slack message could not be posted
+    /// or updated (`detail.via = "slack"`).
     NotificationFailed,
     /// The identical request was proposed again while its approval request
     /// was open (or once after it ended): answered with the same action,
