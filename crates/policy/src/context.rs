@@ -89,6 +89,13 @@ fn value(ty: &ArgType, v: &Json, path: &str, name: &str) -> Result<Value, String
                 .ok_or_else(|| format!("`{path}{name}` is outside the 64-bit integer range"))?;
             Value::from(i)
         }
+        (ArgType::Decimal, Json::Number(n)) => decimal(n)
+            .ok_or_else(|| {
+                format!(
+                    "`{path}{name}` = {n} cannot be held exactly as a decimal: at most 4 digits after \
+                     the point, 15 significant digits, and ±922,337,203,685,477 (it is never rounded)"
+                )
+            })?,
         (ArgType::Set(el), Json::Array(items)) => Value::set(
             items
                 .iter()
@@ -102,6 +109,44 @@ fn value(ty: &ArgType, v: &Json, path: &str, name: &str) -> Result<Value, String
         }
         _ => return Err(format!("`{path}{name}` does not have the declared type")),
     })
+}
+
+/// Cedar's `decimal(...)` constructor.
+static DECIMAL: std::sync::LazyLock<cedar_policy_core::ast::Extension> =
+    std::sync::LazyLock::new(cedar_policy_core::extensions::decimal::extension);
+
+/// `n` as a Cedar decimal, exactly, or `None`.
+///
+/// A JSON number arrives as an integer or as an IEEE double. A double is
+/// taken as the shortest decimal that reads back as the same double (what
+/// the sender wrote, for every number of at most 15 significant digits);
+/// more than 15 significant digits cannot be told apart from a neighbour,
+/// more than 4 after the point do not fit Cedar's decimal, and the integer
+/// part must fit its 64-bit range: each is refused, never rounded.
+pub(crate) fn decimal(n: &serde_json::Number) -> Option<Value> {
+    let text = match n.as_i64() {
+        Some(i) => format!("{i}.0"),
+        None if n.is_u64() => return None,
+        None => {
+            let f = n.as_f64().filter(|f| f.is_finite())?;
+            // Rust prints a double as its shortest round-trip decimal,
+            // without an exponent.
+            let s = f.to_string();
+            let (sign, body) = s.strip_prefix('-').map_or(("", s.as_str()), |b| ("-", b));
+            let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+            let frac = frac.trim_end_matches('0');
+            let significant = format!("{int}{frac}").trim_start_matches('0').len();
+            if frac.len() > 4 || significant > 15 {
+                return None;
+            }
+            format!("{sign}{int}.{}", if frac.is_empty() { "0" } else { frac })
+        }
+    };
+    let name: cedar_policy_core::ast::Name = "decimal".parse().ok()?;
+    match DECIMAL.get_func(&name)?.call(&[Value::from(text.as_str())]) {
+        Ok(cedar_policy_core::ast::PartialValue::Value(v)) => Some(v),
+        _ => None,
+    }
 }
 
 impl BaseContext {

@@ -25,6 +25,8 @@ pub const SYSTEM: &str = "System";
 pub(crate) enum ArgType {
     String,
     Long,
+    /// A JSON `number`: Cedar's `decimal` (4 digits after the point).
+    Decimal,
     Bool,
     Set(Box<ArgType>),
     Record(Vec<ArgField>),
@@ -109,7 +111,7 @@ fn arg_type(prop: &Value, path: &str, omitted: &mut Vec<Omitted>) -> Result<ArgT
             ArgType::Set(Box::new(arg_type(items, path, omitted)?))
         }
         "object" => ArgType::Record(record_fields(prop, &format!("{path}."), omitted)),
-        "number" => return Err("Cedar has no floating-point numbers; use `integer` (e.g. cents)"),
+        "number" => ArgType::Decimal,
         _ => return Err("its type has no Cedar equivalent"),
     })
 }
@@ -118,6 +120,7 @@ fn cedar_type(ty: &ArgType) -> Value {
     match ty {
         ArgType::String => json!({"type": "String"}),
         ArgType::Long => json!({"type": "Long"}),
+        ArgType::Decimal => json!({"type": "Extension", "name": "decimal"}),
         ArgType::Bool => json!({"type": "Boolean"}),
         ArgType::Set(el) => json!({"type": "Set", "element": cedar_type(el)}),
         ArgType::Record(fields) => record_type(fields),

@@ -6,6 +6,7 @@
 mod synth;
 
 mod common;
+mod decimals;
 mod equivalence;
 mod properties;
 mod recorded;

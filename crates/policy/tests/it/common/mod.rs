@@ -78,7 +78,12 @@ pub struct TestPack {
 
 /// Writes the standard manifest and `policies/p.cedar`, and compiles it.
 pub fn pack(policies: &str) -> TestPack {
-    let dir = write(MANIFEST, policies);
+    pack_with(MANIFEST, policies)
+}
+
+/// Like [`pack`], with another manifest.
+pub fn pack_with(manifest: &str, policies: &str) -> TestPack {
+    let dir = write(manifest, policies);
     let engine = match Engine::load(dir.path()) {
         Ok(c) => c.engine,
         Err(e) => match e {
