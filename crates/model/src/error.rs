@@ -203,6 +203,12 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in a `[[reference_data]]` entry or its file.
+    #[error("{message}")]
+    ReferenceData {
+        /// What is wrong.
+        message: String,
+    },
     /// A problem in `[slack]` or a person's Slack id.
     #[error("{message}")]
     Slack {
@@ -353,6 +359,7 @@ impl Problem for ModelProblem {
             Self::McpNameCollision { .. } => "mcp_name_collision",
             Self::Route { .. } => "invalid_route",
             Self::Slack { .. } => "invalid_slack",
+            Self::ReferenceData { .. } => "invalid_reference_data",
             Self::SlackIncomplete { .. } => "slack_incomplete",
             Self::Playbook { .. } => "invalid_playbook",
             Self::Drill { .. } => "invalid_drill",

@@ -27,6 +27,7 @@ mod mcp;
 mod oversight;
 mod pack;
 mod redaction;
+mod refdata;
 mod slack;
 mod source;
 mod testcase;
@@ -50,6 +51,7 @@ pub use pack::{
     Person, Step, System, Team, Tool, Workflow,
 };
 pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
+pub use refdata::{DATA_DIR, ReferenceData};
 pub use slack::{DEFAULT_SLACK_API, Slack, SlackSecrets};
 pub use source::{Location, SourceFile};
 pub use testcase::{DRILL_SOURCE, Expectation, RequestContext, TestCase, Trigger, load_test_cases};

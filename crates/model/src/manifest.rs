@@ -214,4 +214,5 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "drills",
     "redaction",
     "slack",
+    "reference_data",
 ];

@@ -57,6 +57,10 @@ pub struct Pack {
     pub redaction: crate::redaction::Redaction,
     /// `[slack]`: approvals answered in Slack.
     pub slack: Option<crate::slack::Slack>,
+    /// `[[reference_data]]`, by entity type.
+    pub reference_data: BTreeMap<String, crate::refdata::ReferenceData>,
+    /// `data/**/*.json`, sorted by name.
+    pub data_files: Vec<Arc<SourceFile>>,
     /// `policies/**/*.cedar`, sorted by name.
     pub policy_files: Vec<Arc<SourceFile>>,
     /// `tests/**/*.toml`, sorted by name.
@@ -68,8 +72,8 @@ pub struct Pack {
     pub unloaded_tools: std::collections::BTreeSet<String>,
 }
 
-/// Content hash of everything that can change a decision (the manifest and
-/// the policy files, not the tests): `sha256:<hex>`.
+/// Content hash of everything that can change a decision (the manifest, the
+/// policy files and the reference data, not the tests): `sha256:<hex>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PackVersion(pub(crate) Arc<str>);
 

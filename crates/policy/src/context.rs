@@ -77,6 +77,16 @@ fn value(ty: &ArgType, v: &Json, path: &str, name: &str) -> Result<Value, String
     Ok(match (ty, v) {
         (ArgType::String, Json::String(s)) => Value::from(s.as_str()),
         (ArgType::Bool, Json::Bool(b)) => Value::from(*b),
+        (ArgType::Entity(t), Json::String(id)) => {
+            let ty: cedar_policy_core::ast::Name = t
+                .parse()
+                .map_err(|_| format!("`{path}{name}`: `{t}` is not an entity type name"))?;
+            Value::from(cedar_policy_core::ast::EntityUID::from_components(
+                ty.into(),
+                cedar_policy_core::ast::Eid::new(id.as_str()),
+                None,
+            ))
+        }
         (ArgType::Long, Json::Number(n)) => {
             let i = n
                 .as_i64()

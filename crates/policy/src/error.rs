@@ -11,6 +11,14 @@ pub enum PolicyProblem {
         /// Cedar's message.
         message: String,
     },
+    /// A reference data entity whose attributes do not match their types.
+    #[error("reference data `{type_name}`: {message}")]
+    InvalidReferenceData {
+        /// The entity type.
+        type_name: String,
+        /// Cedar's message.
+        message: String,
+    },
     /// A policy does not type-check against the generated schema.
     #[error("{message}")]
     CedarValidation {
@@ -133,6 +141,7 @@ impl Problem for PolicyProblem {
         match self {
             Self::CedarSyntax { .. } => "cedar_syntax",
             Self::CedarValidation { .. } => "cedar_validation",
+            Self::InvalidReferenceData { .. } => "invalid_reference_data",
             Self::CedarWarning { .. } => "cedar_warning",
             Self::Template => "policy_template",
             Self::DuplicatePolicyId { .. } => "duplicate_policy_id",

@@ -20,6 +20,10 @@ pub const PERSON: &str = "Person";
 /// Entity type of systems (the resource of every request).
 pub const SYSTEM: &str = "System";
 
+/// The JSON Schema keyword that makes a string argument an entity
+/// reference: `{ type = "string", x-warden-entity = "Customer" }`.
+pub const ENTITY_KEYWORD: &str = "x-warden-entity";
+
 /// The type of an argument as policies see it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ArgType {
@@ -28,6 +32,9 @@ pub(crate) enum ArgType {
     /// A JSON `number`: Cedar's `decimal` (4 digits after the point).
     Decimal,
     Bool,
+    /// A string naming an entity of a reference data type
+    /// (`"x-warden-entity": "Customer"`): policies read its attributes.
+    Entity(String),
     Set(Box<ArgType>),
     Record(Vec<ArgField>),
 }
@@ -53,6 +60,14 @@ pub(crate) struct Omitted {
 pub(crate) fn arg_fields(tool: &Tool) -> (Vec<ArgField>, Vec<Omitted>) {
     let mut omitted = Vec::new();
     let fields = record_fields(&tool.args, "", &mut omitted);
+    (fields, omitted)
+}
+
+/// The record type of a reference data type's attributes (`attributes`, an
+/// object schema), and what could not be typed.
+pub(crate) fn attr_fields(attributes: &Value) -> (Vec<ArgField>, Vec<Omitted>) {
+    let mut omitted = Vec::new();
+    let fields = record_fields(attributes, "", &mut omitted);
     (fields, omitted)
 }
 
@@ -102,6 +117,12 @@ fn arg_type(prop: &Value, path: &str, omitted: &mut Vec<Omitted>) -> Result<ArgT
             }
         }
     };
+    if let Some(entity) = prop.get(ENTITY_KEYWORD) {
+        return match (ty, entity.as_str()) {
+            ("string", Some(t)) => Ok(ArgType::Entity(t.to_owned())),
+            _ => Err("`x-warden-entity` needs `type = \"string\"` and an entity type name"),
+        };
+    }
     Ok(match ty {
         "string" => ArgType::String,
         "integer" => ArgType::Long,
@@ -122,6 +143,7 @@ fn cedar_type(ty: &ArgType) -> Value {
         ArgType::Long => json!({"type": "Long"}),
         ArgType::Decimal => json!({"type": "Extension", "name": "decimal"}),
         ArgType::Bool => json!({"type": "Boolean"}),
+        ArgType::Entity(t) => json!({"type": "Entity", "name": t}),
         ArgType::Set(el) => json!({"type": "Set", "element": cedar_type(el)}),
         ArgType::Record(fields) => record_type(fields),
     }
@@ -180,7 +202,7 @@ pub(crate) struct SchemaParts {
 
 impl SchemaParts {
     pub fn new(pack: &Pack, fields: &BTreeMap<String, Vec<ArgField>>) -> Self {
-        let entity_types = json!({
+        let mut entity_types = json!({
             TEAM: {},
             PERSON: {"memberOfTypes": [TEAM]},
             AGENT: {
@@ -196,6 +218,13 @@ impl SchemaParts {
                 }},
             },
         });
+        // Reference data: one entity type per `[[reference_data]]`.
+        if let Some(types) = entity_types.as_object_mut() {
+            for d in pack.reference_data.values() {
+                let (fields, _) = attr_fields(&d.attributes);
+                types.insert(d.type_name.clone(), json!({"shape": record_type(&fields)}));
+            }
+        }
         let mut groups = BTreeMap::new();
         for a in Access::ALL {
             groups.insert(access_group(*a), json!({}));

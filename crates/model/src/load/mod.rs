@@ -66,7 +66,8 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
     let manifest = Arc::new(read_source(root, &manifest_path)?);
     let policy_files = read_tree(root, POLICY_DIR, "cedar")?;
     let test_files = read_tree(root, TEST_DIR, "toml")?;
-    let version = version_of(&manifest, &policy_files);
+    let data_files = read_tree(root, crate::refdata::DATA_DIR, "json")?;
+    let version = version_of(&manifest, &policy_files, &data_files);
 
     let mut cx = Cx {
         file: Arc::clone(&manifest),
@@ -97,6 +98,8 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         retention: crate::pack::DEFAULT_RETENTION,
         redaction: Default::default(),
         slack: None,
+        reference_data: BTreeMap::new(),
+        data_files,
         policy_files,
         test_files,
         version,
@@ -128,6 +131,7 @@ struct RawManifest {
     drills: Vec<(crate::oversight::RawDrill, Range<usize>)>,
     redaction: Option<crate::redaction::RawRedaction>,
     slack: Option<(crate::slack::RawSlack, Range<usize>)>,
+    reference_data: Vec<crate::refdata::RawReferenceData>,
 }
 
 pub(crate) struct Cx {
@@ -235,6 +239,7 @@ impl Cx {
                 "drills" => raw.drills = self.many_spanned(key, value),
                 "redaction" => raw.redaction = self.one(value),
                 "slack" => raw.slack = self.one(value).map(|v| (v, value.span())),
+                "reference_data" => raw.reference_data = self.many(key, value),
                 other => {
                     let help = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).map_or_else(
                         || format!("known keys: {}", TOP_LEVEL_KEYS.join(", ")),
@@ -415,9 +420,14 @@ fn read_tree(root: &Path, dir: &str, ext: &str) -> Result<Vec<Arc<SourceFile>>, 
         .collect()
 }
 
-fn version_of(manifest: &SourceFile, policies: &[Arc<SourceFile>]) -> PackVersion {
+fn version_of(
+    manifest: &SourceFile,
+    policies: &[Arc<SourceFile>],
+    data: &[Arc<SourceFile>],
+) -> PackVersion {
     let mut h = Sha256::new();
-    for f in std::iter::once(manifest).chain(policies.iter().map(AsRef::as_ref)) {
+    let files = policies.iter().chain(data).map(AsRef::as_ref);
+    for f in std::iter::once(manifest).chain(files) {
         h.update(f.name().as_bytes());
         h.update([0]);
         h.update((f.text().len() as u64).to_be_bytes());

@@ -201,6 +201,7 @@ impl Cx {
         self.resolve_oversight(raw.routes, raw.playbooks, pack);
         self.resolve_drills(raw.drills, pack);
         self.resolve_slack(raw.slack, pack);
+        self.resolve_reference_data(raw.reference_data, pack);
     }
 
     pub(crate) fn reference(&mut self, kind: RefKind, id: Option<&Spanned<String>>) {

@@ -48,6 +48,7 @@ pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compil
         fields.insert(tool.id.clone(), f);
     }
     let parts = SchemaParts::new(&pack, &fields);
+    let reference = reference_entities(&pack, &parts, &mut diagnostics);
     let policies = load_policies(&pack, &mut diagnostics);
     let index = action_index(&pack);
     let checkable: Vec<LoadedPolicy> = policies
@@ -86,11 +87,12 @@ pub fn compile(loaded: Loaded, cache: Option<&ValidationCache>) -> Result<Compil
         key(a).cmp(&key(b))
     });
     let warnings = Diagnostics::from_all(diagnostics)?;
-    let engine = build(pack, &parts, fields, validators, &policies).map_err(|message| {
-        Diagnostics::one(Diagnostic::new(&PolicyProblem::CedarValidation {
-            message: format!("internal error while building the engine: {message}"),
-        }))
-    })?;
+    let engine =
+        build(pack, &parts, fields, validators, &policies, reference).map_err(|message| {
+            Diagnostics::one(Diagnostic::new(&PolicyProblem::CedarValidation {
+                message: format!("internal error while building the engine: {message}"),
+            }))
+        })?;
     Ok(Compiled { engine, warnings })
 }
 
@@ -183,14 +185,86 @@ fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
     ))
 }
 
+/// The entities of every `[[reference_data]]` type, their attributes
+/// checked against their types (each mismatch is a diagnostic at the entry).
+fn reference_entities(
+    pack: &Pack,
+    parts: &SchemaParts,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Entity> {
+    if pack.reference_data.is_empty() {
+        return Vec::new();
+    }
+    let schema = match cedar_policy::Schema::from_json_value(parts.json()) {
+        Ok(s) => s,
+        // The policies' validation reports what is wrong with the schema.
+        Err(_) => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for d in pack.reference_data.values() {
+        let (fields, omitted) = schema::attr_fields(&d.attributes);
+        let problem = |message: String| {
+            Diagnostic::new(&PolicyProblem::InvalidReferenceData {
+                type_name: d.type_name.clone(),
+                message,
+            })
+            .at(d.at.clone())
+        };
+        for o in omitted {
+            diagnostics.push(problem(format!(
+                "attribute `{}` cannot be typed for policies: {}",
+                o.path, o.reason
+            )));
+        }
+        let json: Vec<serde_json::Value> = d
+            .entities
+            .iter()
+            .map(|(id, attrs)| {
+                let attrs: serde_json::Map<String, serde_json::Value> = attrs
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| fields.iter().any(|f| &f.name == *k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                serde_json::json!({
+                    "uid": {"type": d.type_name, "id": id},
+                    "attrs": attrs,
+                    "parents": [],
+                })
+            })
+            .collect();
+        match Entities::from_json_value(serde_json::Value::Array(json), Some(&schema)) {
+            Ok(es) => out.extend(
+                es.iter()
+                    .filter(|e| e.uid().type_name().to_string() == d.type_name)
+                    .cloned(),
+            ),
+            Err(e) => {
+                // Cedar's top message is generic; the cause names the
+                // entity and the attribute.
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    why = format!("{why}: {s}");
+                    source = s.source();
+                }
+                diagnostics.push(problem(format!("`{}`: {why}", d.file)));
+            }
+        }
+    }
+    out
+}
+
 fn build(
     pack: Pack,
     parts: &SchemaParts,
     fields: BTreeMap<String, Vec<ArgField>>,
     mut validators: BTreeMap<String, jsonschema::Validator>,
     policies: &[LoadedPolicy],
+    reference: Vec<Entity>,
 ) -> Result<Engine, String> {
-    let mut entities: Vec<Entity> = Vec::new();
+    let mut entities: Vec<Entity> = reference;
     for t in pack.teams.keys() {
         entities.push(Entity::new_no_attrs(uid(TEAM, t)?, HashSet::new()));
     }

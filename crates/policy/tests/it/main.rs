@@ -10,6 +10,7 @@ mod decimals;
 mod equivalence;
 mod properties;
 mod recorded;
+mod reference;
 mod reload;
 mod semantics;
 mod validation;
