@@ -334,6 +334,14 @@ pub struct Record {
 }
 
 impl Record {
+    /// Adds `extra`'s keys to the record's detail object (nothing when the
+    /// record has no detail object or `extra` is not an object).
+    pub fn add_detail(&mut self, extra: Value) {
+        if let (Some(Value::Object(d)), Value::Object(e)) = (&mut self.detail, extra) {
+            d.extend(e);
+        }
+    }
+
     /// The drill whose traffic this record is, when it is drill traffic.
     pub fn drill(&self) -> Option<&str> {
         self.trigger.as_ref().and_then(Trigger::drill_id)

@@ -77,16 +77,13 @@ fn value(ty: &ArgType, v: &Json, path: &str, name: &str) -> Result<Value, String
     Ok(match (ty, v) {
         (ArgType::String, Json::String(s)) => Value::from(s.as_str()),
         (ArgType::Bool, Json::Bool(b)) => Value::from(*b),
-        (ArgType::Entity(t), Json::String(id)) => {
-            let ty: cedar_policy_core::ast::Name = t
-                .parse()
-                .map_err(|_| format!("`{path}{name}`: `{t}` is not an entity type name"))?;
-            Value::from(cedar_policy_core::ast::EntityUID::from_components(
-                ty.into(),
+        (ArgType::Entity(t), Json::String(id)) => Value::from(
+            cedar_policy_core::ast::EntityUID::from_components(
+                t.clone(),
                 cedar_policy_core::ast::Eid::new(id.as_str()),
                 None,
-            ))
-        }
+            ),
+        ),
         (ArgType::Long, Json::Number(n)) => {
             let i = n
                 .as_i64()
@@ -121,9 +118,16 @@ fn value(ty: &ArgType, v: &Json, path: &str, name: &str) -> Result<Value, String
     })
 }
 
-/// Cedar's `decimal(...)` constructor.
-static DECIMAL: std::sync::LazyLock<cedar_policy_core::ast::Extension> =
-    std::sync::LazyLock::new(cedar_policy_core::extensions::decimal::extension);
+/// Cedar's decimal extension and the name of its constructor, made once.
+static DECIMAL: std::sync::LazyLock<(
+    cedar_policy_core::ast::Extension,
+    Option<cedar_policy_core::ast::Name>,
+)> = std::sync::LazyLock::new(|| {
+    (
+        cedar_policy_core::extensions::decimal::extension(),
+        "decimal".parse().ok(),
+    )
+});
 
 /// `n` as a Cedar decimal, exactly, or `None`.
 ///
@@ -152,8 +156,11 @@ pub(crate) fn decimal(n: &serde_json::Number) -> Option<Value> {
             format!("{sign}{int}.{}", if frac.is_empty() { "0" } else { frac })
         }
     };
-    let name: cedar_policy_core::ast::Name = "decimal".parse().ok()?;
-    match DECIMAL.get_func(&name)?.call(&[Value::from(text.as_str())]) {
+    let (extension, name) = &*DECIMAL;
+    match extension
+        .get_func(name.as_ref()?)?
+        .call(&[Value::from(text.as_str())])
+    {
         Ok(cedar_policy_core::ast::PartialValue::Value(v)) => Some(v),
         _ => None,
     }

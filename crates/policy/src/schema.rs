@@ -34,7 +34,7 @@ pub(crate) enum ArgType {
     Bool,
     /// A string naming an entity of a reference data type
     /// (`"x-warden-entity": "Customer"`): policies read its attributes.
-    Entity(String),
+    Entity(cedar_policy_core::ast::EntityType),
     Set(Box<ArgType>),
     Record(Vec<ArgField>),
 }
@@ -119,7 +119,10 @@ fn arg_type(prop: &Value, path: &str, omitted: &mut Vec<Omitted>) -> Result<ArgT
     };
     if let Some(entity) = prop.get(ENTITY_KEYWORD) {
         return match (ty, entity.as_str()) {
-            ("string", Some(t)) => Ok(ArgType::Entity(t.to_owned())),
+            ("string", Some(t)) => t
+                .parse::<cedar_policy_core::ast::Name>()
+                .map(|n| ArgType::Entity(n.into()))
+                .map_err(|_| "`x-warden-entity` is not an entity type name"),
             _ => Err("`x-warden-entity` needs `type = \"string\"` and an entity type name"),
         };
     }
@@ -143,7 +146,7 @@ fn cedar_type(ty: &ArgType) -> Value {
         ArgType::Long => json!({"type": "Long"}),
         ArgType::Decimal => json!({"type": "Extension", "name": "decimal"}),
         ArgType::Bool => json!({"type": "Boolean"}),
-        ArgType::Entity(t) => json!({"type": "Entity", "name": t}),
+        ArgType::Entity(t) => json!({"type": "Entity", "name": t.to_string()}),
         ArgType::Set(el) => json!({"type": "Set", "element": cedar_type(el)}),
         ArgType::Record(fields) => record_type(fields),
     }

@@ -10,7 +10,7 @@ use warden_evidence::{Record, RecordKind};
 use warden_model::{ActionStatus, ApprovalState, FailureCode, RunStatus};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
-use crate::approval::{ApprovalView, add_detail, end_action, record_for};
+use crate::approval::{ApprovalView, end_action, record_for};
 use crate::error::RuntimeError;
 use crate::runtime::{Runtime, now_us};
 use crate::types::{ActionView, RunView};
@@ -246,6 +246,6 @@ fn cancelled(
         run.map(|r| format!(" with run {r}")).unwrap_or_default(),
         reason.map(|r| format!(" ({r})")).unwrap_or_default()
     ));
-    add_detail(&mut rec, json!({ "by": how.by(), "reason": reason }));
+    rec.add_detail(json!({ "by": how.by(), "reason": reason }));
     (row, action, rec)
 }

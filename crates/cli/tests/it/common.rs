@@ -89,6 +89,40 @@ pub struct Receiver {
     pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
 }
 
+/// Reads one HTTP/1.1 request (request line, headers, a body of
+/// `content-length` bytes) from `reader`: its path, headers (names in lower
+/// case) and body; `None` when the connection ends first.
+pub fn read_request(
+    reader: &mut impl std::io::BufRead,
+) -> Option<(String, std::collections::HashMap<String, String>, Vec<u8>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((path, headers, body))
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -122,7 +156,7 @@ impl Receiver {
         delay: std::time::Duration,
         fail_first: usize,
     ) -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
         let log = std::sync::Arc::clone(&seen);
@@ -134,33 +168,9 @@ impl Receiver {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     let mut conn = conn;
                     loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        let Some((path, headers, body)) = read_request(&mut reader) else {
                             return;
-                        }
-                        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-                        let mut headers = std::collections::HashMap::new();
-                        loop {
-                            let mut h = String::new();
-                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let h = h.trim_end();
-                            if h.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = h.split_once(':') {
-                                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                            }
-                        }
-                        let len: usize = headers
-                            .get("content-length")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; len];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
+                        };
                         let n = {
                             let mut l = log.lock().unwrap();
                             l.push(Seen {

@@ -9,8 +9,8 @@ use warden_policy::{Engine, Request};
 use warden_store::{ActionRow, ApprovalRow, StateWrite};
 
 use super::{
-    ApprovalView, DecisionBody, Slot, Verdict, Vote, add_detail, eligible, end_action, next_due,
-    parse_slots, parse_votes, record_for,
+    ApprovalView, DecisionBody, Slot, Verdict, Vote, eligible, end_action, next_due, parse_slots,
+    parse_votes, record_for,
 };
 use crate::error::RuntimeError;
 use crate::gates::GateInput;
@@ -101,16 +101,13 @@ impl Runtime {
         let mut rec = record_for(RecordKind::ApprovalRecorded, &row);
         rec.approvals.push(outcome_of(&vote));
         if let Some(origin) = origin {
-            add_detail(&mut rec, json!({ "origin": origin }));
+            rec.add_detail(json!({ "origin": origin }));
         }
         if conflicted {
-            add_detail(
-                &mut rec,
-                json!({ "separation_of_duties": format!(
+            rec.add_detail(json!({ "separation_of_duties": format!(
                     "relaxed by group `{via}`: {}",
                     conflict.as_deref().unwrap_or_default()
-                ) }),
-            );
+                ) }));
         }
         row.votes = serde_json::to_string(&votes).unwrap_or_default();
         row.updated_us = now;

@@ -130,13 +130,6 @@ pub(crate) fn end_action(
     action.updated_us = now;
 }
 
-/// Adds `extra`'s keys to the record's detail object.
-pub(crate) fn add_detail(r: &mut Record, extra: Value) {
-    if let (Some(Value::Object(d)), Value::Object(e)) = (&mut r.detail, extra) {
-        d.extend(e);
-    }
-}
-
 /// What a new request is made from.
 pub(crate) struct NewRequest<'a> {
     pub(crate) action_id: &'a str,
@@ -214,9 +207,7 @@ impl Runtime {
             due.map(|d| format!(", next step at {}", warden_evidence::time_from_micros(d)))
                 .unwrap_or_default()
         ));
-        add_detail(
-            &mut r,
-            json!({
+        r.add_detail(json!({
                 "request_sha256": n.request_hash,
                 "requires": slots.iter().map(|s| json!({"group": s.group, "quorum": s.quorum})).collect::<Vec<_>>(),
                 "due": due.map(warden_evidence::time_from_micros),
@@ -314,8 +305,7 @@ impl Runtime {
             "proposed again while approval {} is {}: answered with action {} ({})",
             ap.id, ap.state, action.id, view.status
         ));
-        add_detail(
-            &mut r,
+        r.add_detail(
             json!({ "request_sha256": request_hash, "approval_state": ap.state, "mode": mode }),
         );
         let mut writes = Vec::new();

@@ -15,9 +15,7 @@ use warden_model::{ActionStatus, ApprovalState, FailureCode};
 use warden_store::ApprovalRow;
 
 use super::answer::After;
-use super::{
-    ApprovalView, add_detail, eligible, end_action, next_due, parse_slots, parse_votes, record_for,
-};
+use super::{ApprovalView, eligible, end_action, next_due, parse_slots, parse_votes, record_for};
 use crate::error::RuntimeError;
 use crate::runtime::{Runtime, now_us};
 
@@ -188,9 +186,7 @@ impl Runtime {
                         ))
                         .unwrap_or_default()
                 ));
-                add_detail(
-                    &mut r,
-                    json!({ "group": group, "to": to, "step": row.escalations, "notified": self.notifier().has(to) }),
+                r.add_detail(json!({ "group": group, "to": to, "step": row.escalations, "notified": self.notifier().has(to) }),
                 );
                 records.push(r);
             }

@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 use warden_evidence::{Record, RecordKind};
 use warden_runtime::{DecisionBody, RuntimeError, Verdict};
 
-use super::{SlackApp, blocks, now_us};
+use super::{SlackApp, blocks};
 use crate::AppState;
+use crate::console::now_us;
 use crate::error::ApiError;
 
 /// The route, for records.
@@ -200,13 +201,14 @@ fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8], now: i64) -> Result<(
         .trim()
         .parse()
         .map_err(|_| unsigned("X-Slack-Request-Timestamp is not a Unix time"))?;
-    if (now - t).abs() > WINDOW_SECS {
+    // `abs_diff`: a timestamp near i64's limits must not overflow.
+    let off = now.abs_diff(t);
+    if off > WINDOW_SECS.unsigned_abs() {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "stale_request",
             format!(
-                "the request was signed {} s from now; at most {WINDOW_SECS} s are accepted",
-                (now - t).abs()
+                "the request was signed {off} s from now; at most {WINDOW_SECS} s are accepted"
             ),
         ));
     }
@@ -417,11 +419,8 @@ async fn record(s: &AppState, kind: RecordKind, code: &str, message: &str, detai
     let mut r = Record::new(kind);
     r.code = Some(code.to_owned());
     r.message = Some(format!("Slack interaction refused: {message}"));
-    let mut d = json!({ "path": PATH });
-    if let (Value::Object(d), Value::Object(e)) = (&mut d, detail) {
-        d.extend(e);
-    }
-    r.detail = Some(d);
+    r.detail = Some(json!({ "path": PATH }));
+    r.add_detail(detail);
     if let Err(e) = s.log.append(r).await {
         tracing::error!(error = %e, "cannot record a refused Slack interaction");
     }

@@ -98,7 +98,3 @@ fn build(pack: &warden_model::Pack) -> Option<Arc<SlackApp>> {
         console_url: slack.console_url.clone(),
     }))
 }
-
-fn now_us() -> i64 {
-    crate::console::now_us()
-}

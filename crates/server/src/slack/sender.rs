@@ -17,8 +17,9 @@ use warden_runtime::ApprovalView;
 use warden_store::{SlackMessageRow, StateWrite};
 
 use super::api::SlackCallError;
-use super::{SlackApp, blocks, now_us};
+use super::{SlackApp, blocks};
 use crate::AppState;
+use crate::console::now_us;
 
 /// How long a claimed message is held by its sender.
 const LEASE: Duration = Duration::from_secs(60);
@@ -148,9 +149,7 @@ async fn send(
                     "approval request {} posted to Slack channel {}",
                     m.approval_id, m.channel
                 ));
-                add(
-                    &mut r,
-                    json!({ "via": "slack", "channel": m.channel, "ts": ts, "attempts": m.attempts }),
+                r.add_detail(json!({ "via": "slack", "channel": m.channel, "ts": ts, "attempts": m.attempts }),
                 );
                 records.push(r);
             }
@@ -181,9 +180,7 @@ async fn send(
                         m.attempts,
                         if m.attempts == 1 { "" } else { "s" }
                     ));
-                    add(
-                        &mut r,
-                        json!({ "via": "slack", "channel": m.channel, "attempts": m.attempts, "error": e.message }),
+                    r.add_detail(json!({ "via": "slack", "channel": m.channel, "attempts": m.attempts, "error": e.message }),
                     );
                     records.push(r);
                 }
@@ -227,12 +224,4 @@ async fn show(
     }
     let ts = app.api.post(&m.channel, &m.approval_id, message).await?;
     Ok((ts, true))
-}
-
-fn add(r: &mut warden_evidence::Record, extra: serde_json::Value) {
-    if let (Some(serde_json::Value::Object(d)), serde_json::Value::Object(e)) =
-        (&mut r.detail, extra)
-    {
-        d.extend(e);
-    }
 }
