@@ -209,6 +209,12 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in a `[[counters]]` entry.
+    #[error("{message}")]
+    Counter {
+        /// What is wrong.
+        message: String,
+    },
     /// A problem in `[slack]` or a person's Slack id.
     #[error("{message}")]
     Slack {
@@ -360,6 +366,7 @@ impl Problem for ModelProblem {
             Self::Route { .. } => "invalid_route",
             Self::Slack { .. } => "invalid_slack",
             Self::ReferenceData { .. } => "invalid_reference_data",
+            Self::Counter { .. } => "invalid_counter",
             Self::SlackIncomplete { .. } => "slack_incomplete",
             Self::Playbook { .. } => "invalid_playbook",
             Self::Drill { .. } => "invalid_drill",

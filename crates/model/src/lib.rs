@@ -27,6 +27,7 @@ mod mcp;
 mod oversight;
 mod pack;
 mod redaction;
+mod counter;
 mod refdata;
 mod slack;
 mod source;
@@ -51,6 +52,7 @@ pub use pack::{
     Person, Step, System, Team, Tool, Workflow,
 };
 pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
+pub use counter::{CountedRequest, Counter, MAX_WINDOW, Per};
 pub use refdata::{DATA_DIR, ReferenceData};
 pub use slack::{DEFAULT_SLACK_API, Slack, SlackSecrets};
 pub use source::{Location, SourceFile};

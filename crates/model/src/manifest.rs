@@ -215,4 +215,5 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "redaction",
     "slack",
     "reference_data",
+    "counters",
 ];

@@ -59,6 +59,9 @@ pub struct Pack {
     pub slack: Option<crate::slack::Slack>,
     /// `[[reference_data]]`, by entity type.
     pub reference_data: BTreeMap<String, crate::refdata::ReferenceData>,
+    /// `[[counters]]`: counts and sums over sliding windows
+    /// (`context.usage.<name>`), in declaration order.
+    pub counters: Vec<crate::counter::Counter>,
     /// `data/**/*.json`, sorted by name.
     pub data_files: Vec<Arc<SourceFile>>,
     /// `policies/**/*.cedar`, sorted by name.

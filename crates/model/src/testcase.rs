@@ -51,7 +51,8 @@ impl Trigger {
 }
 
 /// What a request carries besides agent, tool and arguments. Policies see it
-/// as `context.workflow`, `context.run` and `context.trigger`.
+/// as `context.workflow`, `context.run`, `context.trigger` and
+/// `context.usage`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestContext {
@@ -64,6 +65,11 @@ pub struct RequestContext {
     /// What started the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// Each counter's value in its window *before* this request (a
+    /// missing counter is 0). Policies see it with this request added, as
+    /// `context.usage.<counter>`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub usage: std::collections::BTreeMap<String, i64>,
 }
 
 /// What a test case expects.

@@ -15,6 +15,15 @@ use warden_model::RequestContext;
 
 use crate::schema::{ArgField, ArgType};
 
+/// A counter a tool's actions count, as its context needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolCounter {
+    /// `context.usage.<name>`.
+    pub name: SmolStr,
+    /// The integer argument summed; `None`: a count.
+    pub sum: Option<String>,
+}
+
 /// The parts of a context that do not depend on approvals.
 #[derive(Debug, Clone)]
 pub(crate) struct BaseContext(BTreeMap<SmolStr, Value>);
@@ -197,6 +206,36 @@ impl BaseContext {
             );
         }
         Self(m)
+    }
+
+    /// Adds `context.usage` when the tool has counters: each counter's
+    /// value before the request (`prior`, 0 when absent) plus what this
+    /// request adds. Saturates rather than wraps.
+    pub fn with_usage(
+        mut self,
+        counters: &[ToolCounter],
+        args: &Json,
+        prior: &BTreeMap<String, i64>,
+    ) -> Self {
+        if counters.is_empty() {
+            return self;
+        }
+        let usage: BTreeMap<SmolStr, Value> = counters
+            .iter()
+            .map(|c| {
+                let before = prior.get(c.name.as_str()).copied().unwrap_or(0);
+                let this = match &c.sum {
+                    None => 1,
+                    Some(f) => args.get(f).and_then(Json::as_i64).unwrap_or(0),
+                };
+                (c.name.clone(), Value::from(before.saturating_add(this)))
+            })
+            .collect();
+        self.0.insert(
+            SmolStr::new_static("usage"),
+            Value::record_arc(Arc::new(usage), None),
+        );
+        self
     }
 
     /// The whole context, with these approvals (keeps the base for another pass).

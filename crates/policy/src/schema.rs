@@ -249,24 +249,37 @@ impl SchemaParts {
                     .iter()
                     .map(|g| json!({"id": g}))
                     .collect();
+                let mut context = json!({"type": "Record", "attributes": {
+                    "args": args,
+                    "approvals": {"type": "Set", "element": {"type": "String"}},
+                    "risk": {"type": "String"},
+                    "access": {"type": "String"},
+                    "workflow": {"type": "String", "required": false},
+                    "run": {"type": "String", "required": false},
+                    "trigger": {"type": "Record", "required": false, "attributes": {
+                        "source": {"type": "String"},
+                        "reference": {"type": "String", "required": false},
+                        "requester": {"type": "String", "required": false},
+                    }},
+                }});
+                // `context.usage`: the counters this tool's actions count,
+                // always present for it (a typo is a validation error).
+                let usage: serde_json::Map<String, Value> = pack
+                    .counters
+                    .iter()
+                    .filter(|c| c.counts(&tool.id))
+                    .map(|c| (c.name.clone(), json!({"type": "Long"})))
+                    .collect();
+                if !usage.is_empty() {
+                    context["attributes"]["usage"] =
+                        json!({"type": "Record", "attributes": usage});
+                }
                 let action = json!({
                     "memberOf": member_of,
                     "appliesTo": {
                         "principalTypes": [AGENT],
                         "resourceTypes": [SYSTEM],
-                        "context": {"type": "Record", "attributes": {
-                            "args": args,
-                            "approvals": {"type": "Set", "element": {"type": "String"}},
-                            "risk": {"type": "String"},
-                            "access": {"type": "String"},
-                            "workflow": {"type": "String", "required": false},
-                            "run": {"type": "String", "required": false},
-                            "trigger": {"type": "Record", "required": false, "attributes": {
-                                "source": {"type": "String"},
-                                "reference": {"type": "String", "required": false},
-                                "requester": {"type": "String", "required": false},
-                            }},
-                        }},
+                        "context": context,
                     },
                 });
                 (tool.id.clone(), action)

@@ -99,6 +99,7 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Loaded, LoadError> {
         redaction: Default::default(),
         slack: None,
         reference_data: BTreeMap::new(),
+        counters: Vec::new(),
         data_files,
         policy_files,
         test_files,
@@ -132,6 +133,7 @@ struct RawManifest {
     redaction: Option<crate::redaction::RawRedaction>,
     slack: Option<(crate::slack::RawSlack, Range<usize>)>,
     reference_data: Vec<crate::refdata::RawReferenceData>,
+    counters: Vec<crate::counter::RawCounter>,
 }
 
 pub(crate) struct Cx {
@@ -240,6 +242,7 @@ impl Cx {
                 "redaction" => raw.redaction = self.one(value),
                 "slack" => raw.slack = self.one(value).map(|v| (v, value.span())),
                 "reference_data" => raw.reference_data = self.many(key, value),
+                "counters" => raw.counters = self.many(key, value),
                 other => {
                     let help = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).map_or_else(
                         || format!("known keys: {}", TOP_LEVEL_KEYS.join(", ")),

@@ -202,6 +202,7 @@ impl Cx {
         self.resolve_drills(raw.drills, pack);
         self.resolve_slack(raw.slack, pack);
         self.resolve_reference_data(raw.reference_data, pack);
+        self.resolve_counters(raw.counters, pack);
     }
 
     pub(crate) fn reference(&mut self, kind: RefKind, id: Option<&Spanned<String>>) {

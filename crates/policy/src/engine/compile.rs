@@ -380,6 +380,15 @@ fn build(
                 risk: tool.risk,
                 access: tool.access,
                 sensitive: tool.sensitive.clone(),
+                counters: pack
+                    .counters
+                    .iter()
+                    .filter(|c| c.counts(&tool.id))
+                    .map(|c| context::ToolCounter {
+                        name: smol_str::SmolStr::new(&c.name),
+                        sum: c.sum.clone(),
+                    })
+                    .collect(),
             },
         );
     }

@@ -20,7 +20,7 @@ impl Engine {
         let trial = tool.trial.as_ref()?;
         let agent = self.0.agents.get(req.agent)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
-        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let base = tool.base(args, req);
         let slice = SliceRef {
             policies: &trial.slice,
             second_pass_follows: trial.second_pass_follows,
@@ -80,7 +80,7 @@ impl Engine {
                 );
             }
         };
-        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let base = tool.base(args, req);
         let slice = SliceRef {
             policies: &tool.slice,
             second_pass_follows: tool.second_pass_follows,

@@ -68,6 +68,19 @@ pub(crate) struct ToolEntry {
     /// Top-level argument fields declared sensitive: argument errors never
     /// quote their values.
     pub sensitive: Vec<String>,
+    /// The counters its actions count (`context.usage`).
+    pub counters: Vec<context::ToolCounter>,
+}
+
+impl ToolEntry {
+    /// A request's context but for `approvals`, from its typed arguments.
+    pub(crate) fn base(&self, args: ast::Value, req: &Request<'_>) -> BaseContext {
+        BaseContext::new(args, self.risk.as_str(), self.access.as_str(), req.context).with_usage(
+            &self.counters,
+            req.args,
+            &req.context.usage,
+        )
+    }
 }
 
 /// A tool's slice with its policies on trial included.
@@ -158,7 +171,7 @@ impl Engine {
         let agent = self.0.agents.get(req.agent)?;
         let tool = self.0.tools.get(req.tool)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
-        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let base = tool.base(args, req);
         let ctx = cedar_policy::Context::from(
             base.with_approvals(req.approvals.iter().map(String::as_str)),
         );
@@ -181,7 +194,7 @@ impl Engine {
         let agent = self.0.agents.get(req.agent)?;
         let tool = self.0.tools.get(req.tool)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
-        let base = BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+        let base = tool.base(args, req);
         let who = Subject {
             principal: agent,
             action: &tool.action,

@@ -91,8 +91,7 @@ impl Engine {
                 Ok(a) => a,
                 Err(e) => return invalid(e),
             };
-            let base =
-                BaseContext::new(args, tool.risk.as_str(), tool.access.as_str(), req.context);
+            let base = tool.base(args, req);
             return Replayed::Decided(
                 self.decide_slice(req, agent, tool, slice, base, true, false)
                     .0,
@@ -103,12 +102,7 @@ impl Engine {
             Err(e) => return invalid(e),
         };
         // Everything but the arguments is known; `args` is filled in below.
-        let base = BaseContext::new(
-            cedar_policy_core::ast::Value::empty_record(None),
-            tool.risk.as_str(),
-            tool.access.as_str(),
-            req.context,
-        );
+        let base = tool.base(cedar_policy_core::ast::Value::empty_record(None), req);
         let who = Subject {
             principal: agent,
             action: &tool.action,

@@ -6,6 +6,7 @@
 mod synth;
 
 mod common;
+mod counters;
 mod decimals;
 mod equivalence;
 mod properties;
