@@ -133,6 +133,7 @@ impl<'a> RunGenerator<'a> {
             workflow: Some("refund-request".into()),
             run: Some(run.clone()),
             trigger: Some(trigger.clone()),
+            ..Default::default()
         };
         let mut out = Vec::new();
         let base = |kind: RecordKind, t: i64| {

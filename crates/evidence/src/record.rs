@@ -310,6 +310,10 @@ pub struct Record {
     /// The arguments, sensitive fields redacted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Value>,
+    /// Each counter's value in its window before this request, as the
+    /// decision used it (`context.usage` adds the request itself).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub usage: std::collections::BTreeMap<String, i64>,
     /// `sha256:<hex>` of the canonical full arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_sha256: Option<String>,
@@ -366,6 +370,7 @@ impl Record {
             trigger: None,
             tool: None,
             args: None,
+            usage: Default::default(),
             args_sha256: None,
             checks: Vec::new(),
             approvals: Vec::new(),
@@ -386,6 +391,7 @@ impl Record {
         r.workflow = req.context.workflow.clone();
         r.run = req.context.run.clone();
         r.trigger = req.context.trigger.clone();
+        r.usage = req.context.usage.clone();
         r.checks.push(Check::from(decision));
         r.message = Some(decision.message());
         let (status, code) = decision_status(decision);

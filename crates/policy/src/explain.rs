@@ -20,6 +20,21 @@ pub struct Explanation {
     pub granting_permits: Vec<Arc<PolicyInfo>>,
     /// What would make the request pass, in plain sentences.
     pub next_steps: Vec<String>,
+    /// The counters the decision read (`context.usage`), in name order.
+    pub usage: Vec<UsageUsed>,
+}
+
+/// A counter's value as a decision read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageUsed {
+    /// The counter.
+    pub counter: String,
+    /// Its value in the window before the request.
+    pub before: i64,
+    /// What the request adds (1 for a count).
+    pub request: i64,
+    /// What policies saw as `context.usage.<counter>`.
+    pub value: i64,
 }
 
 impl Engine {
@@ -29,11 +44,29 @@ impl Engine {
         let considered = self.policies_for_tool(req.tool);
         let granting_permits = verdict.map(|v| v.permits).unwrap_or_default();
         let next_steps = self.next_steps(req, &decision, &considered, &granting_permits);
+        let mut usage: Vec<UsageUsed> = self
+            .pack()
+            .counters
+            .iter()
+            .filter(|c| c.counts(req.tool))
+            .map(|c| {
+                let before = req.context.usage.get(&c.name).copied().unwrap_or(0);
+                let request = c.amount(req.args);
+                UsageUsed {
+                    counter: c.name.clone(),
+                    before,
+                    request,
+                    value: before.saturating_add(request),
+                }
+            })
+            .collect();
+        usage.sort_by(|a, b| a.counter.cmp(&b.counter));
         Explanation {
             decision,
             considered,
             granting_permits,
             next_steps,
+            usage,
         }
     }
 

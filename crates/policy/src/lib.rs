@@ -51,7 +51,7 @@ mod validate;
 pub use decision::{ApprovalRequirement, Decision, Request};
 pub use engine::{Compiled, Engine, RawParts, Replayed, Threshold, compile};
 pub use error::{PolicyProblem, RequestError};
-pub use explain::Explanation;
+pub use explain::{Explanation, UsageUsed};
 pub use handle::EngineHandle;
 pub use policies::{Effect, Gate, PolicyInfo};
 pub use schema::{access_group, risk_group, system_group};

@@ -23,6 +23,7 @@ mod notify;
 mod runs;
 mod runtime;
 mod types;
+mod usage;
 pub mod upstream;
 mod watch;
 

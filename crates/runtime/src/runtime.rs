@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) approvals_lock: tokio::sync::Mutex<()>,
     /// Wakes the approval timer task (a new request may be due earlier).
     pub(crate) timer_wake: tokio::sync::Notify,
+    /// Counter windows (`context.usage`).
+    pub(crate) usage: crate::usage::Windows,
 }
 
 impl std::fmt::Debug for Inner {
@@ -125,6 +127,7 @@ impl Runtime {
             notifier: RwLock::new(Arc::new(notifier)),
             approvals_lock: tokio::sync::Mutex::new(()),
             timer_wake: tokio::sync::Notify::new(),
+            usage: crate::usage::Windows::default(),
         })))
     }
 
@@ -161,6 +164,8 @@ impl Runtime {
         if let Ok(mut w) = self.0.notifier.write() {
             *w = Arc::new(n);
         }
+        // Counters may have changed: windows load again from the store.
+        self.0.usage.clear();
         self.0.timer_wake.notify_one();
     }
 
@@ -284,14 +289,22 @@ impl Runtime {
                 });
             }
         }
-        let context = RequestContext {
+        let mut context = RequestContext {
             workflow: run_guard.as_deref().map(|r| r.row.workflow.clone()),
             run: p.run_id.clone(),
             trigger: match &p.drill {
                 Some(d) => Some(warden_model::Trigger::drill(&d.id)),
                 None => run_guard.as_deref().and_then(|r| r.trigger.clone()),
             },
+            usage: Default::default(),
         };
+        // The counters this tool counts, held from the decision until the
+        // action's amount is reserved in them.
+        let decided_us = now_us();
+        let hold = self
+            .hold_usage(pack, agent, &p.tool, &p.arguments, &context, decided_us)
+            .await?;
+        context.usage = hold.prior();
         let req = Request {
             agent,
             tool: &p.tool,
@@ -311,6 +324,16 @@ impl Runtime {
             },
         );
         let id = new_id("act")?;
+        // An allowed action counts (drill traffic does not); others let
+        // go of the counters at once.
+        let (usage_writes, reservation) =
+            if verdict.status == ActionStatus::Approved && p.drill.is_none() {
+                let (w, r) = hold.reserve(&id, decided_us, false);
+                (w, Some(r))
+            } else {
+                drop(hold);
+                (Vec::new(), None)
+            };
         let mut record = Record::decided(&req, &verdict.decision);
         record.action = Some(id.clone());
         match verdict.decision.code {
@@ -443,6 +466,7 @@ impl Runtime {
         // Durable before acknowledged, and before any side effect.
         let mut records = vec![record];
         let mut writes = vec![StateWrite::Action(row.clone())];
+        writes.extend(usage_writes);
         if let Some((a, r)) = &approval {
             records.push(r.clone());
             writes.push(StateWrite::Approval(a.clone()));
@@ -456,6 +480,9 @@ impl Runtime {
                 return Err(e.into());
             }
         };
+        if let Some(r) = reservation {
+            r.keep();
+        }
         drop(run_guard.take());
         self.count(None, state);
         if executing {
@@ -473,6 +500,30 @@ impl Runtime {
             replayed: false,
             evidence_seq: receipts.first().map(|r| r.seq),
         })
+    }
+
+    /// Holds the counter windows `tool`'s actions count, for a decision
+    /// at `now_us`.
+    pub(crate) async fn hold_usage(
+        &self,
+        pack: &warden_model::Pack,
+        agent: &str,
+        tool: &str,
+        args: &Value,
+        context: &RequestContext,
+        now_us: i64,
+    ) -> Result<crate::usage::Hold, RuntimeError> {
+        let counted = warden_model::CountedRequest {
+            agent,
+            tool,
+            system: pack.tools.get(tool).map_or("", |t| t.system.as_str()),
+            workflow: context.workflow.as_deref(),
+            args,
+        };
+        self.0
+            .usage
+            .hold(self.store(), pack, &counted, now_us)
+            .await
     }
 
     /// The effective outcome of a proposal: runtime gates and shadow mode

@@ -21,6 +21,7 @@ mod read;
 mod slack;
 mod sql;
 mod state;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -42,6 +43,7 @@ pub use oversight::{
 pub use read::{Filter, LogHealth, Scan, ScanRow, StoredRecord};
 pub use slack::{SlackMessageRow, SlackOpen};
 pub use state::{ActionRow, AgentStateRow, RunRow, StateWrite};
+pub use usage::UsageEvent;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,6 +113,8 @@ pub enum StateWrite {
     SlackOpen(crate::slack::SlackOpen),
     /// What a Slack message shows now (a sender's outcome).
     SlackMessage(crate::slack::SlackMessageRow),
+    /// What a counted action adds to a counter's window.
+    Usage(crate::usage::UsageEvent),
 }
 
 pub(crate) const RUN_COLS: &str =
@@ -143,6 +145,7 @@ pub(crate) async fn write_state(
     let mut erasures = Vec::new();
     let mut slack_opens = Vec::new();
     let mut slack_sent = Vec::new();
+    let mut usage = Vec::new();
     for w in writes.into_iter().rev() {
         match w {
             StateWrite::Run(r) if !runs.iter().any(|x| x.id == r.id) => runs.push(r),
@@ -156,6 +159,7 @@ pub(crate) async fn write_state(
             StateWrite::Erase(e) => erasures.push(e),
             StateWrite::SlackOpen(o) => slack_opens.push(o),
             StateWrite::SlackMessage(m) => slack_sent.push(m),
+            StateWrite::Usage(u) => usage.push(u),
             _ => {}
         }
     }
@@ -269,6 +273,8 @@ pub(crate) async fn write_state(
     slack_opens.reverse();
     crate::slack::open(backend, tx, &slack_opens).await?;
     crate::slack::sent(backend, tx, &slack_sent).await?;
+    usage.reverse();
+    crate::usage::write(backend, tx, &usage).await?;
     oversight.write(backend, tx).await?;
     // After the rows above: an erasure also clears actions written in the
     // same commit.

@@ -12,7 +12,8 @@ pub fn run(args: &DecideArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("`--args` is not valid JSON: `{}`", args.args))?;
     let context: RequestContext = match &args.context {
         Some(c) => serde_json::from_str(c).with_context(|| {
-            "`--context` must be a JSON object with keys `workflow`, `run`, `trigger`".to_owned()
+            "`--context` must be a JSON object with keys `workflow`, `run`, `trigger`, `usage`"
+                .to_owned()
         })?,
         None => RequestContext::default(),
     };
@@ -141,6 +142,16 @@ fn print_explanation(ex: &Explanation) {
             println!("  {:<12}   {r}", "");
         }
     }
+    if !ex.usage.is_empty() {
+        println!();
+        println!("counters (context.usage = before + this request):");
+        for u in &ex.usage {
+            println!(
+                "  {:<28} {} = {} + {}",
+                u.counter, u.value, u.before, u.request
+            );
+        }
+    }
     if ex.decision.outcome != Outcome::Allow {
         println!();
         println!("to pass:");
@@ -169,6 +180,10 @@ fn explanation_json(ex: &Explanation) -> serde_json::Value {
         m.insert(
             "next_steps".into(),
             serde_json::to_value(&ex.next_steps).unwrap_or_default(),
+        );
+        m.insert(
+            "usage".into(),
+            serde_json::to_value(&ex.usage).unwrap_or_default(),
         );
     }
     v

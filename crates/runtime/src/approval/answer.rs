@@ -112,6 +112,7 @@ impl Runtime {
         row.votes = serde_json::to_string(&votes).unwrap_or_default();
         row.updated_us = now;
         let mut records = Vec::new();
+        let mut counted = None;
         let after = match body.decision {
             Verdict::Deny => {
                 row.state = ApprovalState::Denied;
@@ -159,6 +160,7 @@ impl Runtime {
                     &mut action,
                     &mut records,
                     now,
+                    &mut counted,
                 )
                 .await?
             }
@@ -177,8 +179,17 @@ impl Runtime {
                 After::Wait
             }
         };
-        self.commit_change(row, action, from, records, after, Vec::new())
-            .await
+        let (extra, reservation) = match counted {
+            Some((w, r)) => (w, Some(r)),
+            None => (Vec::new(), None),
+        };
+        let view = self
+            .commit_change(row, action, from, records, after, extra)
+            .await?;
+        if let Some(r) = reservation {
+            r.keep();
+        }
+        Ok(view)
     }
 
     /// Evaluates policy again for an approved request, with the pack in
@@ -193,6 +204,7 @@ impl Runtime {
         action: &mut ActionRow,
         records: &mut Vec<Record>,
         now: i64,
+        counted: &mut Option<(Vec<StateWrite>, crate::usage::Reservation)>,
     ) -> Result<After, RuntimeError> {
         let pack = engine.pack();
         let args: Value = action
@@ -209,11 +221,18 @@ impl Runtime {
             Some(r) => Some(r.lock().await),
             None => None,
         };
-        let context = RequestContext {
+        let mut context = RequestContext {
             workflow: run_guard.as_deref().map(|g| g.row.workflow.clone()),
             run: action.run_id.clone(),
             trigger: run_guard.as_deref().and_then(|g| g.trigger.clone()),
+            usage: Default::default(),
         };
+        // Counters as they are now: the approval may have waited while
+        // other actions used up the window.
+        let hold = self
+            .hold_usage(pack, &action.agent, &action.tool, &args, &context, now)
+            .await?;
+        context.usage = hold.prior();
         // Every group whose quorum is met counts as approved — the quorum
         // of the pack in force when it asks for more than the request did.
         let wanted = engine
@@ -278,6 +297,11 @@ impl Runtime {
         }
         action.decision = decision_json.to_string();
         action.updated_us = now;
+        if verdict.status == ActionStatus::Approved {
+            *counted = Some(hold.reserve(&action.id, now, true));
+        } else {
+            drop(hold);
+        }
         let after = match verdict.status {
             ActionStatus::Approved => {
                 row.state = ApprovalState::Approved;
