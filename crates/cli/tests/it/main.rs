@@ -7,6 +7,7 @@ mod audit;
 mod browser;
 mod common;
 mod console;
+mod counters;
 mod decide;
 mod drills;
 mod erasure;
