@@ -253,7 +253,10 @@ impl crate::load::Cx {
                 let Some(tool) = pack.tools.get(t.get_ref()) else {
                     if !pack.unloaded_tools.contains(t.get_ref()) {
                         let d = Diagnostic::new(&ModelProblem::Counter {
-                            message: format!("counter `{name}` counts unknown tool `{}`", t.get_ref()),
+                            message: format!(
+                                "counter `{name}` counts unknown tool `{}`",
+                                t.get_ref()
+                            ),
                         })
                         .at(self.loc(t.span()));
                         let d = match crate::diagnostic::did_you_mean(
@@ -299,7 +302,12 @@ impl crate::load::Cx {
             }
             pack.counters.push(Counter {
                 name,
-                tools: c.tools.get_ref().iter().map(|t| t.get_ref().clone()).collect(),
+                tools: c
+                    .tools
+                    .get_ref()
+                    .iter()
+                    .map(|t| t.get_ref().clone())
+                    .collect(),
                 sum: c.sum.map(Spanned::into_inner),
                 per,
                 window,

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod counter;
 mod diagnostic;
 mod error;
 mod execute;
@@ -27,13 +28,13 @@ mod mcp;
 mod oversight;
 mod pack;
 mod redaction;
-mod counter;
 mod refdata;
 mod slack;
 mod source;
 mod testcase;
 mod vocab;
 
+pub use counter::{CountedRequest, Counter, MAX_WINDOW, Per};
 pub use diagnostic::{Diagnostic, DiagnosticJson, Diagnostics, Problem, Severity, did_you_mean};
 pub use error::{LoadError, ModelProblem};
 pub use execute::{
@@ -52,7 +53,6 @@ pub use pack::{
     Person, Step, System, Team, Tool, Workflow,
 };
 pub use redaction::{Redaction, RedactionPattern, SCANNED_KINDS};
-pub use counter::{CountedRequest, Counter, MAX_WINDOW, Per};
 pub use refdata::{DATA_DIR, ReferenceData};
 pub use slack::{DEFAULT_SLACK_API, Slack, SlackSecrets};
 pub use source::{Location, SourceFile};

@@ -271,8 +271,7 @@ impl SchemaParts {
                     .map(|c| (c.name.clone(), json!({"type": "Long"})))
                     .collect();
                 if !usage.is_empty() {
-                    context["attributes"]["usage"] =
-                        json!({"type": "Record", "attributes": usage});
+                    context["attributes"]["usage"] = json!({"type": "Record", "attributes": usage});
                 }
                 let action = json!({
                     "memberOf": member_of,

@@ -23,8 +23,8 @@ mod notify;
 mod runs;
 mod runtime;
 mod types;
-mod usage;
 pub mod upstream;
+mod usage;
 mod watch;
 
 pub use approval::{

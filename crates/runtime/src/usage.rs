@@ -130,7 +130,11 @@ impl Windows {
         req: &CountedRequest<'_>,
         now_us: i64,
     ) -> Result<Hold, RuntimeError> {
-        let mut counters: Vec<_> = pack.counters.iter().filter(|c| c.counts(req.tool)).collect();
+        let mut counters: Vec<_> = pack
+            .counters
+            .iter()
+            .filter(|c| c.counts(req.tool))
+            .collect();
         if counters.is_empty() {
             return Ok(Hold::default());
         }

@@ -54,8 +54,14 @@ fn exactly_ten_of_sixty_four(db: &[&str]) {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let allowed = outcomes.iter().filter(|a| a["status"] == "approved").count();
-    let denied: Vec<&Value> = outcomes.iter().filter(|a| a["status"] == "denied").collect();
+    let allowed = outcomes
+        .iter()
+        .filter(|a| a["status"] == "approved")
+        .count();
+    let denied: Vec<&Value> = outcomes
+        .iter()
+        .filter(|a| a["status"] == "denied")
+        .collect();
     assert_eq!((allowed, denied.len()), (10, 54), "{outcomes:?}");
     for d in &denied {
         assert_eq!(d["decision"]["policies"][0]["id"], "lookup-cap", "{d}");
@@ -67,7 +73,10 @@ fn exactly_ten_of_sixty_four(db: &[&str]) {
     let again = lookup(&server, "demo-support-bot", "cus_again");
     assert_eq!(again["status"], "denied", "{again}");
     // The evidence keeps what the decision read: 10 before this request.
-    let (_, found) = server.get("/v1/audit?kind=action_decided&limit=1000", Some("demo-erin"));
+    let (_, found) = server.get(
+        "/v1/audit?kind=action_decided&limit=1000",
+        Some("demo-erin"),
+    );
     let rec = found["records"]
         .as_array()
         .unwrap()
@@ -107,7 +116,8 @@ fn refund(server: &Server, customer: &str, order: &str, cents: u64) -> Value {
 #[test]
 fn the_daily_refund_cap_per_customer_allows_up_to_the_cent_and_keeps_customers_apart() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"));
+    let data = tmp.path().join("data");
+    let server = Server::start(&data);
     // Twenty $100 refunds: $2,000 exactly, each allowed without approval.
     for i in 0..20 {
         let a = refund(&server, "cus_A", &format!("ord_{i}"), 10_000);
@@ -121,12 +131,44 @@ fn the_daily_refund_cap_per_customer_allows_up_to_the_cent_and_keeps_customers_a
         "{over}"
     );
     // Another customer has its own day.
-    assert_eq!(refund(&server, "cus_B", "ord_21", 10_000)["status"], "approved");
+    assert_eq!(
+        refund(&server, "cus_B", "ord_21", 10_000)["status"],
+        "approved"
+    );
     // A larger refund still goes to finance, and a denied one never counted:
     // the window holds exactly $2,000 for cus_A.
     let big = refund(&server, "cus_A", "ord_22", 15_000);
     assert_eq!(big["status"], "awaiting_approval", "{big}");
     assert!(server.stop().success());
+
+    // Replay decides each recorded request with the counters it read: the
+    // refusal stays a refusal, nothing loosens.
+    let out = crate::common::warden(&[
+        "replay",
+        "--pack",
+        root().join("examples/support-refunds").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let report = out.json();
+    let changed: u64 = report["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["recorded"] != c["candidate"])
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(changed, 0, "{report}");
+    let denied: u64 = report["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["recorded"] == "deny" && c["candidate"] == "deny")
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(denied, 1, "{report}");
 }
 
 #[test]
@@ -192,5 +234,36 @@ fn production_restarts_approved_count_and_the_twenty_first_is_refused() {
     });
     let (_, s) = server.post("/v1/actions", "demo-sre-bot", &body.to_string());
     assert_eq!(s["status"], "approved", "{s}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn mcp_calls_count_and_meet_the_cap_with_no_run_id() {
+    let rt = crate::mcp::rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let base = server.base.clone();
+    rt.block_on(async {
+        let bot = crate::mcp_peers::agent(&base, "demo-support-bot", false).await;
+        let args = |order: &str, cents: u64| {
+            json!({"order_id": order, "customer_id": "cus_mcp", "amount_cents": cents, "reason": "damaged"})
+        };
+        // $1,950 over MCP in twenty calls, then a REST refund to the same
+        // customer: one window, whatever the transport.
+        for i in 0..19 {
+            let (r, t) =
+                crate::mcp_peers::call(&bot, "stripe_refund", args(&format!("ord_{i}"), 10_000)).await;
+            assert_ne!(r.is_error, Some(true), "call {i}: {t}");
+        }
+        let (r, t) = crate::mcp_peers::call(&bot, "stripe_refund", args("ord_19", 5_000)).await;
+        assert_ne!(r.is_error, Some(true), "{t}");
+        let rest = refund(&server, "cus_mcp", "ord_20", 5_000);
+        assert_eq!(rest["status"], "approved", "{rest}");
+        // $2,000 reached: the next call is refused, with the reason as text.
+        let (r, t) = crate::mcp_peers::call(&bot, "stripe_refund", args("ord_21", 100)).await;
+        assert_eq!(r.is_error, Some(true), "{t}");
+        assert!(t.contains("agent-refunds-daily-cap"), "{t}");
+        assert!(t.contains("not executed"), "{t}");
+    });
     assert!(server.stop().success());
 }

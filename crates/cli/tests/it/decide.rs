@@ -170,6 +170,11 @@ fn explain_says_what_would_pass() {
                      refunds above $1,000 need two finance approvals
       -            refund-cap-5000 forbid  policies/refunds.cedar:39:1
                      refunds above $5,000 go through the finance team, never an agent
+      -            agent-refunds-daily-cap forbid  policies/refunds.cedar:53:1
+                     agents refund one customer at most $2,000 a day on their own; ask finance for more
+
+    counters (context.usage = before + this request):
+      agent_refunds_per_customer_day 150000 = 0 + 150000
 
     to pass:
       - get 2 approval(s) from group `finance` (who may approve: carol, dave, erin); then decide again with `--approvals finance`

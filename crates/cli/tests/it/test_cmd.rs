@@ -8,13 +8,13 @@ fn example_tests_pass() {
     let out = warden(&["test", "examples/support-refunds"]);
     assert_eq!(out.code, 0, "{}", out.snapshot());
     assert!(
-        out.stdout.ends_with("31 passed, 0 failed\n"),
+        out.stdout.ends_with("34 passed, 0 failed\n"),
         "{}",
         out.stdout
     );
     let out = warden(&["test", "examples/it-ops"]);
     assert!(
-        out.stdout.ends_with("13 passed, 0 failed\n"),
+        out.stdout.ends_with("16 passed, 0 failed\n"),
         "{}",
         out.stdout
     );

@@ -24,7 +24,7 @@ fn valid_pack_summary() {
     insta::assert_snapshot!(out.snapshot(), @r"
     exit: 0
     --- stdout
-    pack `support-refunds` is valid: 3 agents, 7 tools, 10 policies, 1 workflow, 2 approver groups, 7 playbooks, 7 drills, 31 test cases (0 warnings); version [VERSION]
+    pack `support-refunds` is valid: 3 agents, 7 tools, 11 policies, 1 workflow, 2 approver groups, 7 playbooks, 7 drills, 34 test cases (0 warnings); version [VERSION]
     --- stderr
     ");
 }

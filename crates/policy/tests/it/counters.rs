@@ -81,13 +81,19 @@ fn usage_includes_the_request_being_decided_at_the_boundary() {
     assert_eq!(pay(&e, 1000, &[]).0, Outcome::Allow);
     assert_eq!(pay(&e, 1001, &[]).2, vec!["daily-cap".to_owned()]);
     // 600 before + 400 now = 1000: at the cap, allowed; 401 is over.
-    assert_eq!(pay(&e, 400, &[("paid_per_note_day", 600)]).0, Outcome::Allow);
+    assert_eq!(
+        pay(&e, 400, &[("paid_per_note_day", 600)]).0,
+        Outcome::Allow
+    );
     let (o, code, ids) = pay(&e, 401, &[("paid_per_note_day", 600)]);
     assert_eq!((o, code), (Outcome::Deny, Some(DenyCode::Forbidden)));
     assert_eq!(ids, vec!["daily-cap".to_owned()]);
     // A count: 2 before + this one = 3 passes, 3 before + this = 4 does not.
     assert_eq!(pay(&e, 1, &[("pays_per_hour", 2)]).0, Outcome::Allow);
-    assert_eq!(pay(&e, 1, &[("pays_per_hour", 3)]).2, vec!["rate".to_owned()]);
+    assert_eq!(
+        pay(&e, 1, &[("pays_per_hour", 3)]).2,
+        vec!["rate".to_owned()]
+    );
 }
 
 #[test]
@@ -112,26 +118,53 @@ when { context.usage.pays_per_hour < 5 };
 #[test]
 fn bad_counters_are_refused_with_where_and_why() {
     let cases = [
-        ("name = \"pays_per_hour\"", "name = \"pays-per-hour\"", "not a Cedar identifier"),
+        (
+            "name = \"pays_per_hour\"",
+            "name = \"pays-per-hour\"",
+            "not a Cedar identifier",
+        ),
         ("window = \"1h\"", "window = \"an hour\"", "invalid window"),
         ("window = \"1h\"", "window = \"500ms\"", "from 1s to 366d"),
-        ("tools = [\"pay\"]\nwindow = \"1h\"", "tools = [\"pya\"]\nwindow = \"1h\"", "unknown tool `pya`"),
-        ("sum = \"amount\"", "sum = \"note\"", "sums `note`, which is not of type integer"),
-        ("per = [\"agent\", \"args.amount\"]", "per = [\"agent\", \"args.note\"]", "`args.note`, which is not required"),
-        ("per = [\"agent\", \"args.amount\"]", "per = [\"agent\", \"customer\"]", "cannot key a counter"),
+        (
+            "tools = [\"pay\"]\nwindow = \"1h\"",
+            "tools = [\"pya\"]\nwindow = \"1h\"",
+            "unknown tool `pya`",
+        ),
+        (
+            "sum = \"amount\"",
+            "sum = \"note\"",
+            "sums `note`, which is not of type integer",
+        ),
+        (
+            "per = [\"agent\", \"args.amount\"]",
+            "per = [\"agent\", \"args.note\"]",
+            "`args.note`, which is not required",
+        ),
+        (
+            "per = [\"agent\", \"args.amount\"]",
+            "per = [\"agent\", \"customer\"]",
+            "cannot key a counter",
+        ),
     ];
     for (from, to, want) in cases {
         let manifest = format!("{MANIFEST}{}", COUNTERS.replacen(from, to, 1));
         assert_ne!(manifest, format!("{MANIFEST}{COUNTERS}"), "{from}");
         let errs = load(&manifest, POLICIES).unwrap_err();
         assert!(
-            errs.iter()
-                .any(|e| e.starts_with("invalid_counter") && e.contains(want) && e.contains("warden.toml:")),
+            errs.iter().any(|e| e.starts_with("invalid_counter")
+                && e.contains(want)
+                && e.contains("warden.toml:")),
             "{to}: {errs:?}"
         );
     }
     // Declared twice.
-    let twice = format!("{MANIFEST}{COUNTERS}{}", &COUNTERS[COUNTERS.find("[[counters]]\nname = \"pays").unwrap()..]);
+    let twice = format!(
+        "{MANIFEST}{COUNTERS}{}",
+        &COUNTERS[COUNTERS.find("[[counters]]\nname = \"pays").unwrap()..]
+    );
     let errs = load(&twice, POLICIES).unwrap_err();
-    assert!(errs.iter().any(|e| e.contains("declared twice")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("declared twice")),
+        "{errs:?}"
+    );
 }
