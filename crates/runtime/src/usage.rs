@@ -67,10 +67,10 @@ impl Window {
     }
 
     fn take_back(&mut self, token: u64) {
-        if let Some(i) = self.events.iter().position(|e| e.token == token) {
-            if let Some(e) = self.events.remove(i) {
-                self.total = self.total.saturating_sub(e.amount);
-            }
+        if let Some(i) = self.events.iter().position(|e| e.token == token)
+            && let Some(e) = self.events.remove(i)
+        {
+            self.total = self.total.saturating_sub(e.amount);
         }
     }
 }
