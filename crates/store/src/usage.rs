@@ -34,13 +34,20 @@ pub(crate) async fn write(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[UsageEvent],
 ) -> Result<(), StoreError> {
+    // One delete per window in the batch (many events of a batch often
+    // share a key), up to the latest expiry among them.
+    let mut expired: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
     for e in events {
+        let at = expired.entry((&e.counter, &e.key)).or_insert(e.expired_us);
+        *at = (*at).max(e.expired_us);
+    }
+    for ((counter, key), before) in expired {
         let mut q = Sql::new("DELETE FROM usage_events WHERE counter = ");
-        q.text(e.counter.clone())
+        q.text(counter)
             .push(" AND key = ")
-            .text(e.key.clone())
+            .text(key)
             .push(" AND at_us <= ")
-            .int(e.expired_us);
+            .int(before);
         q.build(backend).execute(&mut **tx).await?;
     }
     for chunk in events.chunks(100) {
