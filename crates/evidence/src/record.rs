@@ -314,6 +314,12 @@ pub struct Record {
     /// decision used it (`context.usage` adds the request itself).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub usage: std::collections::BTreeMap<String, i64>,
+    /// The run's step data the decision saw (`context.run.steps`), by step.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub run_steps: std::collections::BTreeMap<String, Value>,
+    /// The facts Warden fetched for the decision (`context.facts`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub facts: std::collections::BTreeMap<String, Value>,
     /// `sha256:<hex>` of the canonical full arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_sha256: Option<String>,
@@ -371,6 +377,8 @@ impl Record {
             tool: None,
             args: None,
             usage: Default::default(),
+            run_steps: Default::default(),
+            facts: Default::default(),
             args_sha256: None,
             checks: Vec::new(),
             approvals: Vec::new(),
@@ -392,6 +400,8 @@ impl Record {
         r.run = req.context.run.clone();
         r.trigger = req.context.trigger.clone();
         r.usage = req.context.usage.clone();
+        r.run_steps = req.context.steps.clone();
+        r.facts = req.context.facts.clone();
         r.checks.push(Check::from(decision));
         r.message = Some(decision.message());
         let (status, code) = decision_status(decision);

@@ -147,7 +147,7 @@ impl Counter {
 
 /// Whether `name` is a Cedar identifier usable as a record attribute
 /// without quotes.
-fn is_identifier(name: &str) -> bool {
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

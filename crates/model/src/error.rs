@@ -215,6 +215,24 @@ pub enum ModelProblem {
         /// What is wrong.
         message: String,
     },
+    /// A problem in a tool's `[[tools.facts]]` entry.
+    #[error("{message}")]
+    Facts {
+        /// What is wrong.
+        message: String,
+    },
+    /// A problem in a step's `expose` list.
+    #[error("{message}")]
+    Expose {
+        /// What is wrong.
+        message: String,
+    },
+    /// A problem with a workflow's `correlate` argument.
+    #[error("{message}")]
+    Correlate {
+        /// What is wrong.
+        message: String,
+    },
     /// A problem in `[slack]` or a person's Slack id.
     #[error("{message}")]
     Slack {
@@ -367,6 +385,9 @@ impl Problem for ModelProblem {
             Self::Slack { .. } => "invalid_slack",
             Self::ReferenceData { .. } => "invalid_reference_data",
             Self::Counter { .. } => "invalid_counter",
+            Self::Facts { .. } => "invalid_facts",
+            Self::Expose { .. } => "invalid_expose",
+            Self::Correlate { .. } => "invalid_correlate",
             Self::SlackIncomplete { .. } => "slack_incomplete",
             Self::Playbook { .. } => "invalid_playbook",
             Self::Drill { .. } => "invalid_drill",

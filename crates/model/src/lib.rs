@@ -21,6 +21,7 @@ mod counter;
 mod diagnostic;
 mod error;
 mod execute;
+mod facts;
 mod group;
 mod load;
 mod manifest;
@@ -41,6 +42,7 @@ pub use execute::{
     Connector, Credential, DEFAULT_MAX_RESULT_BYTES, Execution, HttpConnector, MockConnector,
     OnInterrupt, ValueSource,
 };
+pub use facts::{DEFAULT_FACT_TIMEOUT, DEFAULT_FACT_TTL, Fact};
 pub use group::{DEFAULT_EXPIRES_AFTER, Webhook};
 pub use load::{Loaded, MANIFEST, POLICY_DIR, TEST_DIR, load, valid_id};
 pub use mcp::{McpConnector, McpServer, McpTransport, default_mcp_name, is_model_safe_name};

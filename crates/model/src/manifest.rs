@@ -130,6 +130,12 @@ pub(crate) struct RawTool {
     /// Kinds of personal or secret data its results may contain.
     #[serde(default)]
     pub output_may_contain: Vec<Spanned<String>>,
+    /// JSON Schema of its result (facts and exposed step data name its fields).
+    #[serde(default)]
+    pub result: Option<Spanned<serde_json::Value>>,
+    /// Values fetched before deciding.
+    #[serde(default)]
+    pub facts: Vec<crate::facts::RawFact>,
 }
 
 /// `[[approver_groups]]`
@@ -182,6 +188,9 @@ pub(crate) struct RawWorkflow {
     /// How long a run may stay open before Warden ends it (`4h`).
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
+    /// The argument that correlates calls without a run id into runs.
+    #[serde(default)]
+    pub correlate: Option<Spanned<String>>,
     pub steps: Vec<RawStep>,
 }
 
@@ -196,6 +205,9 @@ pub(crate) struct RawStep {
     pub risk: Option<Risk>,
     #[serde(default)]
     pub after: Vec<Spanned<String>>,
+    /// Arguments and `result.<field>`s later steps and policies see.
+    #[serde(default)]
+    pub expose: Vec<Spanned<String>>,
 }
 
 /// The top-level keys of `warden.toml`, in the order they are documented.

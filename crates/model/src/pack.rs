@@ -240,6 +240,12 @@ pub struct Tool {
     /// Kinds of personal or secret data its results may contain
     /// (`email`, `card_number`, ...): the output scan does not flag them.
     pub output_may_contain: Vec<String>,
+    /// JSON Schema of its result (an object schema), when declared: the
+    /// fields facts and exposed step data can name.
+    pub result: Option<serde_json::Value>,
+    /// Values Warden fetches before deciding its requests
+    /// (`context.facts.<name>`).
+    pub facts: Vec<crate::facts::Fact>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -297,6 +303,9 @@ pub struct Workflow {
     pub timeout: Option<std::time::Duration>,
     /// Its steps in declaration order.
     pub steps: Vec<Step>,
+    /// The argument that joins a call without a run id to the agent's open
+    /// run with the same value (or starts one at a first step).
+    pub correlate: Option<String>,
     /// Where it is declared.
     pub at: Location,
 }
@@ -312,6 +321,10 @@ pub struct Step {
     pub risk: Risk,
     /// Steps that must have succeeded before this one.
     pub after: Vec<String>,
+    /// What later steps and policies see once it succeeded
+    /// (`context.run.steps.<id>.<field>`): argument names and
+    /// `result.<field>`s.
+    pub expose: Vec<String>,
     /// Where it is declared.
     pub at: Location,
 }

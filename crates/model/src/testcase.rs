@@ -51,10 +51,14 @@ impl Trigger {
 }
 
 /// What a request carries besides agent, tool and arguments. Policies see it
-/// as `context.workflow`, `context.run`, `context.trigger` and
-/// `context.usage`.
+/// as `context.workflow`, `context.run` (`{id, steps}`), `context.trigger`,
+/// `context.usage` and `context.facts`.
+///
+/// Written in test cases and `decide --context` as
+/// `{ run = { id = "run_1", steps = { validate = { period = "2026-11" } } } }`
+/// or `{ run = "run_1" }`; serialized with `steps` beside `run`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawRequestContext")]
 pub struct RequestContext {
     /// The workflow of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,79 @@ pub struct RequestContext {
     /// `context.usage.<counter>`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub usage: std::collections::BTreeMap<String, i64>,
+    /// What the run's succeeded steps exposed, by step id (each an object
+    /// of exposed arguments, with exposed result fields under `result`):
+    /// `context.run.steps`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub steps: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The facts Warden fetched for this request: `context.facts`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub facts: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// [`RequestContext`] as written: `run` is an id or `{ id, steps }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequestContext {
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    run: Option<RawRun>,
+    #[serde(default)]
+    trigger: Option<Trigger>,
+    #[serde(default)]
+    usage: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    steps: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    facts: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRun {
+    Id(String),
+    Run(RawRunRecord),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunRecord {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    steps: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl TryFrom<RawRequestContext> for RequestContext {
+    type Error = String;
+
+    fn try_from(raw: RawRequestContext) -> Result<Self, String> {
+        let (run, mut steps) = match raw.run {
+            None => (None, Default::default()),
+            Some(RawRun::Id(id)) => (Some(id), Default::default()),
+            Some(RawRun::Run(r)) => (Some(r.id.unwrap_or_default()), r.steps),
+        };
+        for (k, v) in raw.steps {
+            steps.insert(k, v);
+        }
+        if let Some((k, _)) = steps.iter().find(|(_, v)| !v.is_object()) {
+            return Err(format!(
+                "`run.steps.{k}` must be a table of the fields step `{k}` exposed"
+            ));
+        }
+        if !steps.is_empty() && run.is_none() {
+            return Err("`steps` belongs to a run: write `run = { steps = { ... } }`".into());
+        }
+        Ok(Self {
+            workflow: raw.workflow,
+            run,
+            trigger: raw.trigger,
+            usage: raw.usage,
+            steps,
+            facts: raw.facts,
+        })
+    }
 }
 
 /// What a test case expects.

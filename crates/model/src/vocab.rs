@@ -148,6 +148,9 @@ pub enum FailureCode {
     /// The action's run outlived its workflow's `timeout`; Warden ended it
     /// and cancelled its pending requests.
     RunTimedOut,
+    /// A fact the decision needs (`[[tools.facts]]`) could not be fetched
+    /// in time: denied, fail closed.
+    FactsUnavailable,
 }
 
 /// Where an approval request is.
@@ -300,6 +303,7 @@ words!(FailureCode {
     ToolCircuitOpen => "tool_circuit_open",
     Cancelled => "cancelled",
     RunTimedOut => "run_timed_out",
+    FactsUnavailable => "facts_unavailable",
 });
 words!(ApprovalState {
     Pending => "pending",

@@ -185,9 +185,6 @@ impl BaseContext {
         if let Some(w) = &rc.workflow {
             m.insert(SmolStr::new_static("workflow"), Value::from(w.as_str()));
         }
-        if let Some(r) = &rc.run {
-            m.insert(SmolStr::new_static("run"), Value::from(r.as_str()));
-        }
         if let Some(t) = &rc.trigger {
             let mut tr = BTreeMap::new();
             tr.insert(
@@ -206,6 +203,47 @@ impl BaseContext {
             );
         }
         Self(m)
+    }
+
+    /// Adds `context.run` (`{id, steps}`) when the request is in a run:
+    /// the data of each step in `steps` (the exposing steps the tool's
+    /// schema knows) that the run holds. Data that does not have its
+    /// declared type is an error (the caller denies: fail closed).
+    pub fn with_run(mut self, steps: &[ArgField], rc: &RequestContext) -> Result<Self, String> {
+        let Some(id) = &rc.run else {
+            return Ok(self);
+        };
+        let mut data = serde_json::Map::new();
+        for f in steps {
+            if let Some(v) = rc.steps.get(&f.name) {
+                data.insert(f.name.clone(), v.clone());
+            }
+        }
+        let steps = record(steps, &data, "run.steps.")?;
+        let mut run = BTreeMap::new();
+        run.insert(SmolStr::new_static("id"), Value::from(id.as_str()));
+        run.insert(SmolStr::new_static("steps"), steps);
+        self.0.insert(
+            SmolStr::new_static("run"),
+            Value::record_arc(Arc::new(run), None),
+        );
+        Ok(self)
+    }
+
+    /// Adds `context.facts` when the tool has facts: the values fetched
+    /// (a required one missing, or one of another type, is an error).
+    pub fn with_facts(mut self, facts: &[ArgField], rc: &RequestContext) -> Result<Self, String> {
+        if facts.is_empty() {
+            return Ok(self);
+        }
+        let given: serde_json::Map<String, Json> = rc
+            .facts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let v = record(facts, &given, "facts.")?;
+        self.0.insert(SmolStr::new_static("facts"), v);
+        Ok(self)
     }
 
     /// Adds `context.usage` when the tool has counters: each counter's

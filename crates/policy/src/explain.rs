@@ -22,6 +22,11 @@ pub struct Explanation {
     pub next_steps: Vec<String>,
     /// The counters the decision read (`context.usage`), in name order.
     pub usage: Vec<UsageUsed>,
+    /// The run's step data the decision could read (`context.run.steps`),
+    /// by step id: the steps the tool's schema knows that the run holds.
+    pub run_steps: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The facts the decision read (`context.facts`).
+    pub facts: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// A counter's value as a decision read it.
@@ -61,7 +66,26 @@ impl Engine {
             })
             .collect();
         usage.sort_by(|a, b| a.counter.cmp(&b.counter));
+        let (run_steps, facts) = match self.tool_entry(req.tool) {
+            Some(t) => (
+                req.context
+                    .steps
+                    .iter()
+                    .filter(|(k, _)| t.run_steps.iter().any(|f| &f.name == *k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                req.context
+                    .facts
+                    .iter()
+                    .filter(|(k, _)| t.facts.iter().any(|f| &f.name == *k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            None => Default::default(),
+        };
         Explanation {
+            run_steps,
+            facts,
             decision,
             considered,
             granting_permits,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use warden_model::{Access, Pack, Risk, Tool};
+use warden_model::{Access, Pack, Risk, Step, Tool};
 
 /// Entity type of agents.
 pub const AGENT: &str = "Agent";
@@ -61,6 +61,98 @@ pub(crate) fn arg_fields(tool: &Tool) -> (Vec<ArgField>, Vec<Omitted>) {
     let mut omitted = Vec::new();
     let fields = record_fields(&tool.args, "", &mut omitted);
     (fields, omitted)
+}
+
+/// The typed fields of `schema` (an object schema) restricted to `names`,
+/// each required as `schema` says unless `optional`.
+fn some_fields(schema: &Value, names: &[&str], optional: bool) -> Vec<ArgField> {
+    let props: serde_json::Map<String, Value> = names
+        .iter()
+        .filter_map(|n| {
+            let p = schema.get("properties")?.get(*n)?;
+            Some(((*n).to_owned(), p.clone()))
+        })
+        .collect();
+    let required: Vec<&Value> = if optional {
+        Vec::new()
+    } else {
+        schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().collect())
+            .unwrap_or_default()
+    };
+    let sub = json!({"type": "object", "properties": props, "required": required});
+    record_fields(&sub, "", &mut Vec::new())
+}
+
+/// The record a step's exposed data makes (`context.run.steps.<id>`): its
+/// exposed arguments, and its exposed result fields under `result`.
+pub(crate) fn step_fields(pack: &Pack, step: &Step) -> Vec<ArgField> {
+    let Some(tool) = pack.tools.get(&step.tool) else {
+        return Vec::new();
+    };
+    let args: Vec<&str> = step
+        .expose
+        .iter()
+        .filter(|e| !e.starts_with("result."))
+        .map(String::as_str)
+        .collect();
+    let results: Vec<&str> = step
+        .expose
+        .iter()
+        .filter_map(|e| e.strip_prefix("result."))
+        .collect();
+    let mut fields = some_fields(&tool.args, &args, false);
+    if let (false, Some(schema)) = (results.is_empty(), &tool.result) {
+        fields.push(ArgField {
+            name: "result".into(),
+            key: smol_str::SmolStr::new_static("result"),
+            ty: ArgType::Record(some_fields(schema, &results, false)),
+            required: true,
+        });
+    }
+    fields
+}
+
+/// The steps whose data a tool's requests can see: the exposing steps of
+/// every workflow the tool is a step of, once per id, each optional (a
+/// step's data exists once it succeeded).
+pub(crate) fn run_steps(pack: &Pack, tool: &str) -> Vec<ArgField> {
+    let mut out: Vec<ArgField> = Vec::new();
+    for wf in pack.workflows.values() {
+        if !wf.steps.iter().any(|s| s.tool == tool) {
+            continue;
+        }
+        for s in wf.steps.iter().filter(|s| !s.expose.is_empty()) {
+            if out.iter().any(|f| f.name == s.id) {
+                continue;
+            }
+            out.push(ArgField {
+                name: s.id.clone(),
+                key: smol_str::SmolStr::new(&s.id),
+                ty: ArgType::Record(step_fields(pack, s)),
+                required: false,
+            });
+        }
+    }
+    out
+}
+
+/// `context.facts` of a tool: each fact typed from its source's result
+/// schema, required unless the fact is `on_error = "omit"`.
+pub(crate) fn fact_fields(pack: &Pack, tool: &Tool) -> Vec<ArgField> {
+    tool.facts
+        .iter()
+        .filter_map(|f| {
+            let schema = pack.tools.get(&f.from)?.result.as_ref()?;
+            let mut field = some_fields(schema, &[f.field.as_str()], true).pop()?;
+            field.name = f.name.clone();
+            field.key = smol_str::SmolStr::new(&f.name);
+            field.required = f.required;
+            Some(field)
+        })
+        .collect()
 }
 
 /// The record type of a reference data type's attributes (`attributes`, an
@@ -255,7 +347,10 @@ impl SchemaParts {
                     "risk": {"type": "String"},
                     "access": {"type": "String"},
                     "workflow": {"type": "String", "required": false},
-                    "run": {"type": "String", "required": false},
+                    "run": {"type": "Record", "required": false, "attributes": {
+                        "id": {"type": "String"},
+                        "steps": record_type(&run_steps(pack, &tool.id)),
+                    }},
                     "trigger": {"type": "Record", "required": false, "attributes": {
                         "source": {"type": "String"},
                         "reference": {"type": "String", "required": false},
@@ -272,6 +367,10 @@ impl SchemaParts {
                     .collect();
                 if !usage.is_empty() {
                     context["attributes"]["usage"] = json!({"type": "Record", "attributes": usage});
+                }
+                // `context.facts`: what Warden fetches before deciding.
+                if !tool.facts.is_empty() {
+                    context["attributes"]["facts"] = record_type(&fact_fields(pack, tool));
                 }
                 let action = json!({
                     "memberOf": member_of,

@@ -106,6 +106,16 @@ impl Runtime {
             o
         };
         let t = now_us();
+        // What the step exposes to later steps, read before the arguments
+        // are dropped.
+        let call_args: Value = match (&row.step, status) {
+            (Some(_), ActionStatus::Succeeded) => row
+                .arguments
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
         row.state = status;
         row.code = outcome.code.map(|c| c.as_str().to_owned());
         row.arguments = None;
@@ -143,6 +153,13 @@ impl Runtime {
             let mut next = state.clone();
             next.done.insert(step.clone());
             let wf = pack.workflows.get(&next.row.workflow);
+            if let Some(d) = wf
+                .and_then(|w| w.steps.iter().find(|s| &s.id == step))
+                .and_then(|s| crate::runs::exposed(s, &call_args, outcome.result.as_ref()))
+            {
+                next.data.insert(step.clone(), d);
+                next.row.step_data = serde_json::to_string(&next.data).unwrap_or_default();
+            }
             let ordered: Vec<String> = match wf {
                 Some(wf) => wf
                     .steps

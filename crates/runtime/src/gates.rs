@@ -8,7 +8,8 @@
 //!
 //! 1. `policy` — the Cedar decision with the approvals that exist;
 //! 2. `step_order` — a legal next step of the run's workflow graph;
-//! 3. `controls` — the agent is not paused, the tool's circuit is closed;
+//! 3. `controls` — the agent is not paused, the tool's circuit is closed,
+//!    the facts the decision needs were fetched (`facts_unavailable`);
 //! 4. `quarantine` — a quarantined agent's writes also need its group;
 //! 5. `shadow` — in shadow mode, approval gates, missing grants and step
 //!    order are recorded as would-be outcomes and do not block. An explicit
@@ -33,6 +34,11 @@ pub(crate) struct GateInput<'a> {
     pub(crate) run: Option<&'a RunState>,
     /// Approver groups whose quorum is met for this exact request.
     pub(crate) approvals: &'a [String],
+    /// Why a required fact could not be fetched (`facts_unavailable`).
+    pub(crate) facts_unavailable: Option<&'a str>,
+    /// Why a call without a run id belongs to a correlating workflow's run
+    /// that does not exist (a later step with no open run): step order.
+    pub(crate) orphan: Option<&'a str>,
 }
 
 /// What the gates found.
@@ -102,7 +108,13 @@ impl Runtime {
         });
         let shadow = in_shadow(pack, input);
         let (step, step_failure) = step_order(pack, input);
-        let control = self.controls_gate(input.agent, input.tool);
+        // A missing fact blocks in every mode, as a pause does: the
+        // decision could not be made on what the pack requires.
+        let control = self.controls_gate(input.agent, input.tool).or_else(|| {
+            input
+                .facts_unavailable
+                .map(|why| (FailureCode::FactsUnavailable, why.to_owned()))
+        });
         // Shadow lifts what a rollout trials; everything else stands.
         let mut would_be = None;
         let lifted = shadow && liftable(&decision);
@@ -268,7 +280,12 @@ fn step_order(
     input: &GateInput<'_>,
 ) -> (Option<String>, Option<(FailureCode, String)>) {
     let Some(run) = input.run else {
-        return (None, None);
+        return (
+            None,
+            input
+                .orphan
+                .map(|why| (FailureCode::StepOutOfOrder, why.to_owned())),
+        );
     };
     match pack.workflows.get(&run.row.workflow) {
         Some(wf) => match next_step(wf, input.tool, &run.done) {

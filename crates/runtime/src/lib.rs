@@ -17,6 +17,7 @@ mod cancel;
 mod connector;
 mod error;
 mod exec;
+mod facts;
 mod gates;
 mod locks;
 mod notify;

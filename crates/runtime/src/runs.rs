@@ -19,6 +19,48 @@ pub(crate) struct RunState {
     pub(crate) row: RunRow,
     pub(crate) trigger: Option<Trigger>,
     pub(crate) done: BTreeSet<String>,
+    /// What its succeeded steps exposed, by step id.
+    pub(crate) data: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// What a succeeded step exposes: its exposed arguments, and its exposed
+/// result fields under `result` (values absent from the call are left out).
+pub(crate) fn exposed(
+    step: &warden_model::Step,
+    args: &serde_json::Value,
+    result: Option<&serde_json::Value>,
+) -> Option<serde_json::Value> {
+    if step.expose.is_empty() {
+        return None;
+    }
+    let mut data = serde_json::Map::new();
+    let mut res = serde_json::Map::new();
+    for e in &step.expose {
+        match e.strip_prefix("result.") {
+            Some(f) => {
+                if let Some(v) = result.and_then(|r| r.get(f)).filter(|v| !v.is_null()) {
+                    res.insert(f.to_owned(), v.clone());
+                }
+            }
+            None => {
+                if let Some(v) = args.get(e).filter(|v| !v.is_null()) {
+                    data.insert(e.clone(), v.clone());
+                }
+            }
+        }
+    }
+    if step.expose.iter().any(|e| e.starts_with("result.")) {
+        data.insert("result".into(), serde_json::Value::Object(res));
+    }
+    Some(serde_json::Value::Object(data))
+}
+
+/// The SHA-256 (hex) of a correlation value: runs keep this, not the value.
+pub(crate) fn correlation_hash(workflow: &str, value: &serde_json::Value) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(
+        format!("{workflow}\u{0}{value}").as_bytes(),
+    ))
 }
 
 /// The step of `wf` that `tool` may run now, given the steps `done`: the
@@ -84,6 +126,18 @@ impl Runtime {
         workflow: &str,
         trigger: Option<Trigger>,
     ) -> Result<RunView, RuntimeError> {
+        self.open_run(agent, workflow, trigger, None).await
+    }
+
+    /// Starts a run, keyed by `correlation` (a [`correlation_hash`]) when
+    /// a call without a run id started it.
+    pub(crate) async fn open_run(
+        &self,
+        agent: &str,
+        workflow: &str,
+        trigger: Option<Trigger>,
+        correlation: Option<String>,
+    ) -> Result<RunView, RuntimeError> {
         let engine = self.0.engine.current();
         let pack = engine.pack();
         if !pack.agents.contains_key(agent) {
@@ -103,6 +157,8 @@ impl Runtime {
                 .as_ref()
                 .map(|t| serde_json::to_string(t).unwrap_or_default()),
             done_steps: "[]".into(),
+            step_data: "{}".into(),
+            correlation,
             created_us: t,
             updated_us: t,
         };
@@ -126,6 +182,7 @@ impl Runtime {
             row: row.clone(),
             trigger,
             done: BTreeSet::new(),
+            data: Default::default(),
         };
         if let Ok(mut runs) = self.0.runs.lock() {
             runs.insert(id, Arc::new(tokio::sync::Mutex::new(state)));
@@ -135,6 +192,80 @@ impl Runtime {
             self.0.timer_wake.notify_one();
         }
         Ok(RunView::from_row(&row, next, Vec::new()))
+    }
+
+    /// The run a call without a run id belongs to, through a correlating
+    /// workflow of `tool` (`correlate = "<argument>"`): `agent`'s open run
+    /// of that workflow with the same argument value, else a new run when
+    /// `tool` is a first step. `(None, Some(why))`: the call is a later
+    /// step and no run is open (the step-order gate refuses it). Calls of
+    /// tools no correlating workflow has are left alone.
+    pub(crate) async fn correlate(
+        &self,
+        pack: &warden_model::Pack,
+        agent: &str,
+        tool: &str,
+        args: &serde_json::Value,
+    ) -> Result<(Option<String>, Option<String>), RuntimeError> {
+        let Some((wf, field)) = pack.workflows.values().find_map(|w| {
+            let f = w.correlate.as_ref()?;
+            w.steps.iter().any(|s| s.tool == tool).then_some((w, f))
+        }) else {
+            return Ok((None, None));
+        };
+        let Some(value) = args.get(field).filter(|v| v.is_string() || v.is_i64()) else {
+            // Invalid arguments: the argument gate refuses the call.
+            return Ok((None, None));
+        };
+        let hash = correlation_hash(&wf.id, value);
+        // Calls for one value queue here, so two cannot both start a run.
+        let _one = self
+            .0
+            .keys
+            .lock(format!("correlate\u{0}{agent}\u{0}{}\u{0}{hash}", wf.id))
+            .await;
+        if let Some(id) = self.store().correlated_run(agent, &wf.id, &hash).await? {
+            let open = match self.run_state(&id).await {
+                Ok(r) => {
+                    let r = r.lock().await;
+                    r.row.state == RunStatus::Running
+                        && !timed_out(Some(wf), &r.row, crate::runtime::now_us())
+                }
+                Err(_) => false,
+            };
+            if open {
+                return Ok((Some(id), None));
+            }
+        }
+        if wf
+            .steps
+            .iter()
+            .any(|s| s.tool == tool && s.after.is_empty())
+        {
+            let trigger = Trigger {
+                source: "correlation".into(),
+                reference: Some(field.clone()),
+                requester: None,
+            };
+            let run = self
+                .open_run(agent, &wf.id, Some(trigger), Some(hash))
+                .await?;
+            return Ok((Some(run.run_id), None));
+        }
+        let first: Vec<String> = wf
+            .steps
+            .iter()
+            .filter(|s| s.after.is_empty())
+            .map(|s| format!("`{}`", s.tool))
+            .collect();
+        Ok((
+            None,
+            Some(format!(
+                "no open run of workflow `{}` for this `{field}`: it starts with {} for the same `{field}`",
+                wf.id,
+                first.join(" or ")
+            )),
+        ))
     }
 
     /// Ends every run open longer than its workflow's `timeout`, with its
@@ -205,6 +336,7 @@ impl Runtime {
                 .trigger
                 .as_deref()
                 .and_then(|t| serde_json::from_str(t).ok()),
+            data: serde_json::from_str(&row.step_data).unwrap_or_default(),
             row,
             done,
         };

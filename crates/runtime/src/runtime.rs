@@ -56,7 +56,7 @@ pub(crate) struct Inner {
     /// Proposals that must not interleave: the same (agent, idempotency
     /// key), or without a key the identical request, so concurrent
     /// duplicates wait and then find the first one's action.
-    keys: KeyedLocks,
+    pub(crate) keys: KeyedLocks,
     /// Outcome reports of one action, one at a time.
     pub(crate) action_locks: KeyedLocks,
     /// Non-final actions someone may wait for.
@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) timer_wake: tokio::sync::Notify,
     /// Counter windows (`context.usage`).
     pub(crate) usage: crate::usage::Windows,
+    /// Facts fetched recently (`context.facts`).
+    pub(crate) facts: crate::facts::FactCache,
 }
 
 impl std::fmt::Debug for Inner {
@@ -128,6 +130,7 @@ impl Runtime {
             approvals_lock: tokio::sync::Mutex::new(()),
             timer_wake: tokio::sync::Notify::new(),
             usage: crate::usage::Windows::default(),
+            facts: crate::facts::FactCache::default(),
         })))
     }
 
@@ -166,6 +169,7 @@ impl Runtime {
         }
         // Counters may have changed: windows load again from the store.
         self.0.usage.clear();
+        self.0.facts.clear();
         self.0.timer_wake.notify_one();
     }
 
@@ -255,8 +259,16 @@ impl Runtime {
             });
         }
         let pack = engine.pack();
+        // A call without a run id joins the agent's open run of a
+        // correlating workflow (or starts one at a first step).
+        let (run_id, orphan) = match &p.run_id {
+            Some(id) => (Some(id.clone()), None),
+            None => self.correlate(pack, agent, &p.tool, &p.arguments).await?,
+        };
+        // Facts are fetched before any lock is taken.
+        let fetched = self.fetch_facts(pack, &p.tool, &p.arguments).await;
         // The run gate needs the run's lock from the check to the commit.
-        let run = match &p.run_id {
+        let run = match &run_id {
             Some(id) => Some(self.run_state(id).await?),
             None => None,
         };
@@ -291,12 +303,17 @@ impl Runtime {
         }
         let mut context = RequestContext {
             workflow: run_guard.as_deref().map(|r| r.row.workflow.clone()),
-            run: p.run_id.clone(),
+            run: run_id.clone(),
             trigger: match &p.drill {
                 Some(d) => Some(warden_model::Trigger::drill(&d.id)),
                 None => run_guard.as_deref().and_then(|r| r.trigger.clone()),
             },
             usage: Default::default(),
+            steps: run_guard
+                .as_deref()
+                .map(|r| r.data.clone())
+                .unwrap_or_default(),
+            facts: fetched.facts,
         };
         // The counters this tool counts, held from the decision until the
         // action's amount is reserved in them.
@@ -321,6 +338,8 @@ impl Runtime {
                 context: &context,
                 run: run_guard.as_deref(),
                 approvals: &[],
+                facts_unavailable: fetched.unavailable.as_deref(),
+                orphan: orphan.as_deref(),
             },
         );
         let id = new_id("act")?;
@@ -441,7 +460,7 @@ impl Runtime {
             id: id.clone(),
             agent: agent.to_owned(),
             tool: p.tool.clone(),
-            run_id: p.run_id.clone(),
+            run_id: run_id.clone(),
             step,
             mode: p.mode.as_str().to_owned(),
             shadow: verdict.shadow,

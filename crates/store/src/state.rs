@@ -25,6 +25,11 @@ pub struct RunRow {
     pub trigger: Option<String>,
     /// JSON array of the step ids that succeeded.
     pub done_steps: String,
+    /// JSON object: what each succeeded step exposed, by step id.
+    pub step_data: String,
+    /// SHA-256 of the correlation argument's value, for runs a call
+    /// without a run id joins (`correlate`).
+    pub correlation: Option<String>,
     /// µs since the epoch.
     pub created_us: i64,
     /// µs since the epoch.
@@ -117,8 +122,7 @@ pub enum StateWrite {
     Usage(crate::usage::UsageEvent),
 }
 
-pub(crate) const RUN_COLS: &str =
-    "id, workflow, agent, state, trigger_ctx, done_steps, created_us, updated_us";
+pub(crate) const RUN_COLS: &str = "id, workflow, agent, state, trigger_ctx, done_steps, step_data, correlation, created_us, updated_us";
 const ACTION_COLS: &str = "id, agent, tool, run_id, step, mode, shadow, state, code, \
      idempotency_key, request_hash, arguments, decision, result, attempts, created_us, updated_us";
 const AGENT_COLS: &str = "agent, paused, reason, changed_by, updated_us, quarantine";
@@ -180,6 +184,10 @@ pub(crate) async fn write_state(
                 .push(", ")
                 .text(r.done_steps.clone())
                 .push(", ")
+                .text(r.step_data.clone())
+                .push(", ")
+                .opt_text(r.correlation.clone())
+                .push(", ")
                 .int(r.created_us)
                 .push(", ")
                 .int(r.updated_us)
@@ -187,7 +195,8 @@ pub(crate) async fn write_state(
         }
         q.push(
             " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
-             done_steps = excluded.done_steps, updated_us = excluded.updated_us",
+             done_steps = excluded.done_steps, step_data = excluded.step_data, \
+             updated_us = excluded.updated_us",
         );
         q.build(backend).execute(&mut **tx).await?;
     }
@@ -303,6 +312,8 @@ pub(crate) fn run_row(row: &AnyRow) -> Result<RunRow, StoreError> {
         state: word(row, "state")?,
         trigger: row.try_get("trigger_ctx")?,
         done_steps: row.try_get("done_steps")?,
+        step_data: row.try_get("step_data")?,
+        correlation: row.try_get("correlation")?,
         created_us: row.try_get("created_us")?,
         updated_us: row.try_get("updated_us")?,
     })
@@ -350,6 +361,28 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("workflow")?, r.try_get("oldest")?)))
             .collect()
+    }
+
+    /// The id of `agent`'s running run of `workflow` whose correlation hash
+    /// is `correlation` (the newest, should there be several).
+    pub async fn correlated_run(
+        &self,
+        agent: &str,
+        workflow: &str,
+        correlation: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut q = Sql::new("SELECT id FROM runs WHERE agent = ");
+        q.text(agent)
+            .push(" AND workflow = ")
+            .text(workflow)
+            .push(" AND correlation = ")
+            .text(correlation)
+            .push(" AND state = 'running' ORDER BY created_us DESC LIMIT 1");
+        let row = q.build(self.backend).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("id")?),
+            None => None,
+        })
     }
 
     /// Running runs of `workflow` started before `created_before_us`, oldest

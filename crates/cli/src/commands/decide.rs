@@ -12,7 +12,7 @@ pub fn run(args: &DecideArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("`--args` is not valid JSON: `{}`", args.args))?;
     let context: RequestContext = match &args.context {
         Some(c) => serde_json::from_str(c).with_context(|| {
-            "`--context` must be a JSON object with keys `workflow`, `run`, `trigger`, `usage`"
+            "`--context` must be a JSON object with keys `workflow`, `run` (an id or `{id, steps}`), `trigger`, `usage`, `facts`"
                 .to_owned()
         })?,
         None => RequestContext::default(),
@@ -152,6 +152,20 @@ fn print_explanation(ex: &Explanation) {
             );
         }
     }
+    if !ex.run_steps.is_empty() {
+        println!();
+        println!("run data (context.run.steps):");
+        for (step, data) in &ex.run_steps {
+            println!("  {step:<28} {data}");
+        }
+    }
+    if !ex.facts.is_empty() {
+        println!();
+        println!("facts (context.facts):");
+        for (name, value) in &ex.facts {
+            println!("  {name:<28} {value}");
+        }
+    }
     if ex.decision.outcome != Outcome::Allow {
         println!();
         println!("to pass:");
@@ -184,6 +198,14 @@ fn explanation_json(ex: &Explanation) -> serde_json::Value {
         m.insert(
             "usage".into(),
             serde_json::to_value(&ex.usage).unwrap_or_default(),
+        );
+        m.insert(
+            "run_steps".into(),
+            serde_json::to_value(&ex.run_steps).unwrap_or_default(),
+        );
+        m.insert(
+            "facts".into(),
+            serde_json::to_value(&ex.facts).unwrap_or_default(),
         );
     }
     v

@@ -142,7 +142,7 @@ pub(crate) struct Cx {
     /// References between top-level entries, checked once all are known.
     refs: Vec<Ref>,
     /// Ids of tool entries that failed to load.
-    unloaded_tools: std::collections::BTreeSet<String>,
+    pub(crate) unloaded_tools: std::collections::BTreeSet<String>,
     /// Ids of route entries that failed to load (reported once, where
     /// they are declared, not again where they are named).
     pub(crate) unloaded_routes: std::collections::BTreeSet<String>,

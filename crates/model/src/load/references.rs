@@ -11,7 +11,7 @@ use crate::error::ModelProblem;
 use crate::pack::{Pack, Step};
 
 impl Cx {
-    pub(super) fn unknown<'a>(
+    pub(crate) fn unknown<'a>(
         &mut self,
         kind: &'static str,
         id: &Spanned<String>,

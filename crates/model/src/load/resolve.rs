@@ -161,7 +161,11 @@ impl Cx {
                 }
             }
         }
-        for (t, span) in raw.tools {
+        let mut raw_facts = Vec::new();
+        for (mut t, span) in raw.tools {
+            if !t.facts.is_empty() {
+                raw_facts.push((t.id.get_ref().clone(), std::mem::take(&mut t.facts)));
+            }
             self.reference(RefKind::System, Some(&t.system));
             if let Some(e) = &t.execute
                 && e.connector.get_ref() == "mcp"
@@ -181,6 +185,7 @@ impl Cx {
             }
         }
         self.check_mcp_names(pack);
+        self.resolve_facts(raw_facts, pack);
         for g in raw.groups {
             for m in g.members.get_ref() {
                 self.reference(RefKind::Person, Some(m));
@@ -198,6 +203,7 @@ impl Cx {
                 pack.workflows.insert(wf.id.clone(), wf);
             }
         }
+        self.check_exposed_steps(pack);
         self.resolve_oversight(raw.routes, raw.playbooks, pack);
         self.resolve_drills(raw.drills, pack);
         self.resolve_slack(raw.slack, pack);
@@ -303,6 +309,21 @@ impl Cx {
             }
         }
         let sensitive_result = self.result_pointers(&id, t.sensitive_result);
+        let result = match t.result {
+            Some(r) if r.get_ref().get("type").and_then(|v| v.as_str()) != Some("object") => {
+                self.push(
+                    ModelProblem::Shape {
+                        message: format!(
+                            "the result schema of `{id}` must be an object schema (`type = \"object\"` with `[tools.result.properties]`)"
+                        ),
+                    },
+                    r.span(),
+                );
+                None
+            }
+            Some(r) => Some(r.into_inner()),
+            None => None,
+        };
         let mut output_may_contain = Vec::new();
         for k in t.output_may_contain {
             if crate::oversight::OUTPUT_DATA_KINDS.contains(&k.get_ref().as_str())
@@ -324,6 +345,8 @@ impl Cx {
         }
         Some(Tool {
             output_may_contain,
+            result,
+            facts: Vec::new(),
             at: self.loc(t.id.span()),
             id,
             system: t.system.into_inner(),
@@ -445,6 +468,34 @@ impl Cx {
         })
     }
 
+    /// Step data is typed by step id (`context.run.steps.<id>`): two
+    /// workflows' exposing steps with one id must run one tool and expose
+    /// the same fields.
+    fn check_exposed_steps(&mut self, pack: &Pack) {
+        let mut seen: BTreeMap<&str, &Step> = BTreeMap::new();
+        for wf in pack.workflows.values() {
+            for s in wf.steps.iter().filter(|s| !s.expose.is_empty()) {
+                match seen.get(s.id.as_str()) {
+                    Some(first) if first.tool != s.tool || first.expose != s.expose => {
+                        let d = Diagnostic::new(&ModelProblem::Expose {
+                            message: format!(
+                                "step `{}` exposes other data than the step of the same id at {}",
+                                s.id, first.at
+                            ),
+                        })
+                        .at(s.at.clone())
+                        .help("give one of the steps another `id`: policies read step data as `context.run.steps.<id>`");
+                        self.report(d);
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(&s.id, s);
+                    }
+                }
+            }
+        }
+    }
+
     fn resolve_workflow(&mut self, w: RawWorkflow, pack: &Pack) -> Workflow {
         let wid = w.id.get_ref().clone();
         let mut steps: Vec<Step> = Vec::new();
@@ -467,7 +518,10 @@ impl Cx {
             }
             step_ids.insert(id.get_ref().clone(), at.clone());
             let tool_risk = pack.tools.get(s.tool.get_ref()).map(|t| t.risk);
+            let expose =
+                self.resolve_expose(id.get_ref(), pack.tools.get(s.tool.get_ref()), &s.expose);
             steps.push(Step {
+                expose,
                 id: id.get_ref().clone(),
                 tool: s.tool.get_ref().clone(),
                 risk: s.risk.or(tool_risk).unwrap_or(crate::vocab::Risk::Low),
@@ -538,7 +592,36 @@ impl Cx {
             },
             None => None,
         };
+        let correlate = w.correlate.as_ref().and_then(|c| {
+            let field = c.get_ref();
+            let bad: Vec<String> = steps
+                .iter()
+                .filter_map(|s| pack.tools.get(&s.tool))
+                .filter(|t| {
+                    !matches!(
+                        crate::facts::property(&t.args, field),
+                        Some((Some(ty), true)) if ty == "string" || ty == "integer"
+                    )
+                })
+                .map(|t| format!("`{}`", t.id))
+                .collect();
+            if bad.is_empty() {
+                Some(field.clone())
+            } else {
+                self.push(
+                    ModelProblem::Correlate {
+                        message: format!(
+                            "workflow `{wid}` correlates runs by `{field}`, which is not a required string or integer argument of {}",
+                            bad.join(", ")
+                        ),
+                    },
+                    c.span(),
+                );
+                None
+            }
+        });
         Workflow {
+            correlate,
             id: wid,
             owner: w.owner.map(Spanned::into_inner),
             business_impact: w.business_impact,

@@ -214,8 +214,11 @@ fn replay_one(engine: &Engine, record: Record) -> Option<Replay1> {
         workflow: record.workflow.clone(),
         run: record.run.clone(),
         trigger: record.trigger.clone(),
-        // The counters as they were when the request was decided.
+        // The counters, run data and facts as they were when the request
+        // was decided.
         usage: record.usage.clone(),
+        steps: record.run_steps.clone(),
+        facts: record.facts.clone(),
     };
     let req = Request {
         agent: record.agent.as_deref().unwrap_or_default(),

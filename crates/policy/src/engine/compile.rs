@@ -389,6 +389,8 @@ fn build(
                         sum: c.sum.clone(),
                     })
                     .collect(),
+                run_steps: crate::schema::run_steps(&pack, &tool.id),
+                facts: crate::schema::fact_fields(&pack, tool),
             },
         );
     }

@@ -20,7 +20,7 @@ impl Engine {
         let trial = tool.trial.as_ref()?;
         let agent = self.0.agents.get(req.agent)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
-        let base = tool.base(args, req);
+        let base = tool.base(args, req).ok()?;
         let slice = SliceRef {
             policies: &trial.slice,
             second_pass_follows: trial.second_pass_follows,
@@ -80,7 +80,15 @@ impl Engine {
                 );
             }
         };
-        let base = tool.base(args, req);
+        let base = match tool.base(args, req) {
+            Ok(b) => b,
+            Err(e) => {
+                return (
+                    self.deny(DenyCode::EvaluationError, risk, Vec::new(), vec![e]),
+                    None,
+                );
+            }
+        };
         let slice = SliceRef {
             policies: &tool.slice,
             second_pass_follows: tool.second_pass_follows,

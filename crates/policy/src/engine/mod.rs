@@ -70,16 +70,20 @@ pub(crate) struct ToolEntry {
     pub sensitive: Vec<String>,
     /// The counters its actions count (`context.usage`).
     pub counters: Vec<context::ToolCounter>,
+    /// The steps whose data its requests see (`context.run.steps`).
+    pub run_steps: Vec<ArgField>,
+    /// Its facts (`context.facts`).
+    pub facts: Vec<ArgField>,
 }
 
 impl ToolEntry {
     /// A request's context but for `approvals`, from its typed arguments.
-    pub(crate) fn base(&self, args: ast::Value, req: &Request<'_>) -> BaseContext {
-        BaseContext::new(args, self.risk.as_str(), self.access.as_str(), req.context).with_usage(
-            &self.counters,
-            req.args,
-            &req.context.usage,
-        )
+    /// `Err`: run data or facts that do not have their declared types.
+    pub(crate) fn base(&self, args: ast::Value, req: &Request<'_>) -> Result<BaseContext, String> {
+        BaseContext::new(args, self.risk.as_str(), self.access.as_str(), req.context)
+            .with_usage(&self.counters, req.args, &req.context.usage)
+            .with_run(&self.run_steps, req.context)?
+            .with_facts(&self.facts, req.context)
     }
 }
 
@@ -163,6 +167,11 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// What the engine compiled for `tool`.
+    pub(crate) fn tool_entry(&self, tool: &str) -> Option<&ToolEntry> {
+        self.0.tools.get(tool)
+    }
+
     /// The Cedar request of a Warden request's first pass and its tool's
     /// policy slice, through Cedar's public API: for benchmarks and for the
     /// tests that prove Warden's evaluation equals `Authorizer::is_authorized`.
@@ -171,7 +180,7 @@ impl Engine {
         let agent = self.0.agents.get(req.agent)?;
         let tool = self.0.tools.get(req.tool)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
-        let base = tool.base(args, req);
+        let base = tool.base(args, req).ok()?;
         let ctx = cedar_policy::Context::from(
             base.with_approvals(req.approvals.iter().map(String::as_str)),
         );
@@ -194,7 +203,7 @@ impl Engine {
         let agent = self.0.agents.get(req.agent)?;
         let tool = self.0.tools.get(req.tool)?;
         let args = context::args_value(&tool.fields, req.args).ok()?;
-        let base = tool.base(args, req);
+        let base = tool.base(args, req).ok()?;
         let who = Subject {
             principal: agent,
             action: &tool.action,

@@ -91,7 +91,10 @@ impl Engine {
                 Ok(a) => a,
                 Err(e) => return invalid(e),
             };
-            let base = tool.base(args, req);
+            let base = match tool.base(args, req) {
+                Ok(b) => b,
+                Err(e) => return invalid(e),
+            };
             return Replayed::Decided(
                 self.decide_slice(req, agent, tool, slice, base, true, false)
                     .0,
@@ -102,7 +105,10 @@ impl Engine {
             Err(e) => return invalid(e),
         };
         // Everything but the arguments is known; `args` is filled in below.
-        let base = tool.base(cedar_policy_core::ast::Value::empty_record(None), req);
+        let base = match tool.base(cedar_policy_core::ast::Value::empty_record(None), req) {
+            Ok(b) => b,
+            Err(e) => return invalid(e),
+        };
         let who = Subject {
             principal: agent,
             action: &tool.action,

@@ -212,6 +212,8 @@ impl Runtime {
             .as_deref()
             .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or(Value::Null);
+        // Facts as they are now (or as cached within their TTL).
+        let fetched = self.fetch_facts(pack, &action.tool, &args).await;
         // The run stays locked while its step order is checked again.
         let run = match &action.run_id {
             Some(run) => Some(self.run_state(run).await?),
@@ -226,6 +228,11 @@ impl Runtime {
             run: action.run_id.clone(),
             trigger: run_guard.as_deref().and_then(|g| g.trigger.clone()),
             usage: Default::default(),
+            steps: run_guard
+                .as_deref()
+                .map(|g| g.data.clone())
+                .unwrap_or_default(),
+            facts: fetched.facts,
         };
         // Counters as they are now: the approval may have waited while
         // other actions used up the window.
@@ -268,6 +275,8 @@ impl Runtime {
                 context: &context,
                 run: run_guard.as_deref(),
                 approvals: &met,
+                facts_unavailable: fetched.unavailable.as_deref(),
+                orphan: None,
             },
         );
         drop(run_guard);

@@ -213,6 +213,8 @@ async fn views_read_runs_approvals_and_hotspots(db: &TestDb) {
         state: state.parse().unwrap(),
         trigger: None,
         done_steps: "[]".into(),
+        step_data: "{}".into(),
+        correlation: None,
         created_us: 1,
         updated_us: updated,
     };

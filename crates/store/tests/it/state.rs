@@ -40,6 +40,8 @@ async fn state_rows_commit_with_their_records(db: &TestDb) {
         state: warden_model::RunStatus::Running,
         trigger: Some(r#"{"source":"ticket"}"#.into()),
         done_steps: "[]".into(),
+        step_data: "{}".into(),
+        correlation: None,
         created_us: 1,
         updated_us: 1,
     };

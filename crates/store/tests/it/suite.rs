@@ -562,6 +562,8 @@ async fn erasure_drops_matching_payloads_in_one_commit_and_the_log_verifies(db: 
             state,
             trigger: Some(serde_json::to_string(&trigger).unwrap()),
             done_steps: "[]".into(),
+            step_data: "{}".into(),
+            correlation: None,
             created_us: 1,
             updated_us: 1,
         };
