@@ -22,6 +22,7 @@ mod oversight_paging;
 mod postgres;
 mod readiness;
 mod replay;
+mod run_data;
 mod run_end;
 mod safety;
 mod schema;

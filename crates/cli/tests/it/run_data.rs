@@ -1,0 +1,425 @@
+//! Policies that see the run and facts, through the real server on the
+//! hr-payroll example: step data exposed by a succeeded step
+//! (`context.run.steps`), runs joined by a correlation argument (REST and
+//! MCP, no run id), and facts fetched from a real HTTP service before the
+//! decision (`context.facts`, TTL, timeout → `facts_unavailable`), on
+//! SQLite and PostgreSQL, across a restart.
+
+use std::io::{BufReader, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{read_request, root};
+use crate::postgres::PgDb;
+use crate::serve::Server;
+
+/// Workday and the payroll provider on loopback: employee records with
+/// salaries (`E9999` answers after 3 s), timesheet validation (`2026-09`
+/// has errors), payroll and salary updates. Keeps every request's path and
+/// body.
+struct Hr {
+    url: String,
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Hr {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut conn = conn;
+                    while let Some((path, _, body)) = read_request(&mut reader) {
+                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        log.lock().unwrap().push((path.clone(), body.clone()));
+                        let answer = match path.as_str() {
+                            "/employee" => {
+                                let id = body["employee_id"].as_str().unwrap_or_default();
+                                if id == "E9999" {
+                                    std::thread::sleep(Duration::from_secs(3));
+                                }
+                                let salary = if id == "E1001" { 8_000_000 } else { 5_000_000 };
+                                json!({"employee_id": id, "salary_cents": salary, "currency": "EUR"})
+                            }
+                            "/timesheets" if body["period"] == "2026-09" => {
+                                json!({"status": "errors", "errors": 3})
+                            }
+                            "/timesheets" => json!({"status": "ok", "errors": 0}),
+                            "/payroll" => json!({"batch_id": format!("b_{}", body["period"])}),
+                            _ => json!({"updated": true}),
+                        };
+                        let text = answer.to_string();
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if conn.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, seen }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("WORKDAY_EMPLOYEE_URL", "employee"),
+            ("WORKDAY_SALARY_URL", "salary"),
+            ("WORKDAY_TIMESHEETS_URL", "timesheets"),
+            ("PAYROLL_URL", "payroll"),
+        ]
+        .iter()
+        .map(|(k, p)| ((*k).to_owned(), format!("{}/{p}", self.url)))
+        .collect()
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .count()
+    }
+
+    fn serve(&self, data: &std::path::Path, db: &[&str]) -> Server {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start_args(data, &root().join("examples/hr-payroll"), db, &env)
+    }
+}
+
+fn propose(server: &Server, token: &str, tool: &str, args: Value, run: Option<&str>) -> Value {
+    let mut body = json!({"tool": tool, "mode": "enforce", "arguments": args});
+    if let Some(r) = run {
+        body["run_id"] = json!(r);
+    }
+    let (status, a) = server.post("/v1/actions", token, &body.to_string());
+    assert!(status == 200 || status == 201, "{status} {a}");
+    a
+}
+
+fn validate(server: &Server, period: &str, run: Option<&str>) -> Value {
+    propose(
+        server,
+        "demo-payroll-bot",
+        "timesheets.validate",
+        json!({"period": period}),
+        run,
+    )
+}
+
+fn payroll(server: &Server, period: &str, run: Option<&str>) -> Value {
+    propose(
+        server,
+        "demo-payroll-bot",
+        "payroll.run",
+        json!({"period": period, "pay_group": "monthly-salaried"}),
+        run,
+    )
+}
+
+fn denied_by(a: &Value) -> (String, String) {
+    (
+        a["code"].as_str().unwrap_or_default().to_owned(),
+        a["decision"]["policies"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// Payroll needs the validation of its own period, with status `ok`, in
+/// the same run; the run keeps its step data across a restart.
+fn payroll_follows_validation(db: &[&str]) {
+    let hr = Hr::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = hr.serve(&data, db);
+
+    // Correlated by period, no run id: validating November starts a run,
+    // payroll for November joins it and passes the rule (it now waits for
+    // the payroll sign-off, a person).
+    let v = validate(&server, "2026-11", None);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let run = v["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["step"], "validate_timesheets");
+    let p = payroll(&server, "2026-11", None);
+    assert_eq!(p["status"], "awaiting_approval", "{p}");
+    assert_eq!(p["run_id"], run.as_str(), "{p}");
+    // December was never validated: no open run for it.
+    let p = payroll(&server, "2026-12", None);
+    assert_eq!(p["status"], "denied", "{p}");
+    assert_eq!(p["code"], "step_out_of_order", "{p}");
+    assert!(
+        p["decision"]["gate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("starts with `timesheets.validate`")
+    );
+
+    // An explicit run whose validation found errors: payroll is refused by
+    // the policy that reads the step's exposed `result.status`.
+    let (status, r) = server.post(
+        "/v1/runs",
+        "demo-payroll-bot",
+        r#"{"workflow":"monthly-payroll","trigger":{"source":"schedule","reference":"close-2026-09"}}"#,
+    );
+    assert_eq!(status, 201, "{r}");
+    let bad = r["run_id"].as_str().unwrap().to_owned();
+    let v = validate(&server, "2026-09", Some(&bad));
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let p = payroll(&server, "2026-09", Some(&bad));
+    assert_eq!(
+        denied_by(&p),
+        (
+            "policy_denied".into(),
+            "payroll-needs-validated-period".into()
+        ),
+        "{p}"
+    );
+    // In November's run, payroll for another period is refused too: the
+    // step exposed `period = "2026-11"`.
+    let p = payroll(&server, "2026-10", Some(&run));
+    assert_eq!(
+        denied_by(&p),
+        (
+            "policy_denied".into(),
+            "payroll-needs-validated-period".into()
+        ),
+        "{p}"
+    );
+    // The evidence keeps the step data the decision saw.
+    let (_, found) = server.get(
+        "/v1/audit?kind=action_decided&tool=payroll.run&limit=100",
+        Some("demo-felix"),
+    );
+    let recs = found["records"].as_array().unwrap();
+    assert!(
+        recs.iter().any(|r| r["run_steps"]["validate_timesheets"]
+            == json!({"period": "2026-09", "result": {"status": "errors"}})),
+        "{found}"
+    );
+    assert!(server.stop().success());
+
+    // A new process reads the run's step data from the store.
+    let server = hr.serve(&data, db);
+    let p = payroll(&server, "2026-11", Some(&run));
+    assert_eq!(p["status"], "awaiting_approval", "{p}");
+    let p = payroll(&server, "2026-09", Some(&bad));
+    assert_eq!(p["code"], "policy_denied", "{p}");
+    assert_eq!(hr.hits("/payroll"), 0, "nothing was paid");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn payroll_runs_only_for_the_period_validated_in_its_run() {
+    payroll_follows_validation(&[]);
+}
+
+#[test]
+fn payroll_runs_only_for_the_period_validated_in_its_run_on_postgresql() {
+    let Some(db) = PgDb::new() else { return };
+    payroll_follows_validation(&["--database-url", db.url.as_str()]);
+}
+
+/// Two periods closed at once, without run ids: each call joins the run of
+/// its own period, never the other's.
+#[test]
+fn correlation_keeps_concurrent_runs_apart() {
+    let hr = Hr::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = hr.serve(&tmp.path().join("data"), &[]);
+    let periods = ["2026-10", "2026-11"];
+    // Four validations of each period at once: one run per period.
+    let runs: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let server = &server;
+                let period = periods[i % 2];
+                s.spawn(move || {
+                    let v = validate(server, period, None);
+                    assert_eq!(v["status"], "succeeded", "{v}");
+                    (period.to_owned(), v["run_id"].as_str().unwrap().to_owned())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let run_of = |period: &str| -> Vec<&String> {
+        let mut ids: Vec<&String> = runs
+            .iter()
+            .filter(|(p, _)| p == period)
+            .map(|(_, r)| r)
+            .collect();
+        ids.dedup();
+        ids
+    };
+    let (oct, nov) = (run_of("2026-10"), run_of("2026-11"));
+    assert_eq!((oct.len(), nov.len()), (1, 1), "{runs:?}");
+    assert_ne!(oct[0], nov[0]);
+    // Payroll for each period joins its own run, both at once.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| payroll(&server, "2026-10", None));
+        let b = s.spawn(|| payroll(&server, "2026-11", None));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a["run_id"], oct[0].as_str(), "{a}");
+    assert_eq!(b["run_id"], nov[0].as_str(), "{b}");
+    assert_eq!(a["status"], "awaiting_approval", "{a}");
+    assert_eq!(b["status"], "awaiting_approval", "{b}");
+    // The runs are the agent's own: another agent's calls never join them.
+    let (_, view) = server.get(&format!("/v1/runs/{}", oct[0]), Some("demo-payroll-bot"));
+    assert_eq!(view["trigger"]["source"], "correlation", "{view}");
+    assert!(server.stop().success());
+}
+
+/// An MCP agent (rmcp client, no `_meta` run id) takes part in the workflow:
+/// the validation starts its run and payroll joins it.
+#[test]
+fn mcp_calls_without_a_run_id_take_part_in_the_workflow() {
+    let hr = Hr::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = hr.serve(&tmp.path().join("data"), &[]);
+    let base = server.base.clone();
+    let rt = crate::mcp::rt();
+    rt.block_on(async {
+        let bot = crate::mcp_peers::agent(&base, "demo-payroll-bot", false).await;
+        let (r, t) = crate::mcp_peers::call(
+            &bot,
+            "payroll_run",
+            json!({"period": "2026-11", "pay_group": "monthly-hourly"}),
+        )
+        .await;
+        assert_eq!(r.is_error, Some(true), "{t}");
+        assert!(t.contains("step_out_of_order"), "{t}");
+        let (r, t) =
+            crate::mcp_peers::call(&bot, "timesheets_validate", json!({"period": "2026-11"})).await;
+        assert_ne!(r.is_error, Some(true), "{t}");
+        assert!(t.contains("\"ok\""), "{t}");
+        let (r, t) = crate::mcp_peers::call(
+            &bot,
+            "payroll_run",
+            json!({"period": "2026-11", "pay_group": "monthly-hourly"}),
+        )
+        .await;
+        // Past the validation rule: it waits for the payroll sign-off.
+        assert_eq!(r.is_error, Some(true), "{t}");
+        assert!(t.contains("payroll-signoff"), "{t}");
+        assert!(!t.contains("payroll-needs-validated-period"), "{t}");
+    });
+    let (_, found) = server.get(
+        "/v1/audit?kind=action_decided&tool=payroll.run&limit=10",
+        Some("demo-felix"),
+    );
+    // Newest first.
+    let last = found["records"][0].clone();
+    assert!(
+        last["run"].as_str().is_some_and(|r| r.starts_with("run_")),
+        "{last}"
+    );
+    assert!(server.stop().success());
+}
+
+fn raise(server: &Server, employee: &str, cents: u64) -> Value {
+    propose(
+        server,
+        "demo-hr-bot",
+        "workday.update_salary",
+        json!({"employee_id": employee, "new_salary_cents": cents, "effective_date": "2027-01-01"}),
+        None,
+    )
+}
+
+/// The salary cap reads the salary Workday holds, fetched by Warden before
+/// deciding: within 5 % is applied, above 10 % refused, a slow Workday
+/// denies with `facts_unavailable`; a fetched salary is reused within its
+/// TTL and the evidence keeps it.
+#[test]
+fn salary_changes_are_decided_on_the_salary_warden_fetches() {
+    let hr = Hr::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = hr.serve(&tmp.path().join("data"), &[]);
+    // E1001 earns 80,000.00: +4 % is applied.
+    let a = raise(&server, "E1001", 8_320_000);
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(hr.hits("/employee"), 1);
+    // +10 % exactly needs a lead; one cent more is refused outright.
+    let a = raise(&server, "E1001", 8_800_000);
+    assert_eq!(a["status"], "awaiting_approval", "{a}");
+    let a = raise(&server, "E1001", 8_800_001);
+    assert_eq!(
+        denied_by(&a),
+        ("policy_denied".into(), "raise-at-most-10-percent".into()),
+        "{a}"
+    );
+    // Three decisions, one fetch: the salary is reused within its minute.
+    assert_eq!(hr.hits("/employee"), 1);
+    // E2002 earns 50,000.00: what is +4 % for E1001 is +66 % for them.
+    let a = raise(&server, "E2002", 8_320_000);
+    assert_eq!(a["code"], "policy_denied", "{a}");
+    assert_eq!(hr.hits("/employee"), 2);
+    // Workday takes 3 s for E9999, past the fact's 2 s: fail closed.
+    let a = raise(&server, "E9999", 5_000_000);
+    assert_eq!(a["status"], "denied", "{a}");
+    assert_eq!(a["code"], "facts_unavailable", "{a}");
+    let why = a["decision"]["gate"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("within 2s"), "{why}");
+    // Only the applied raise reached Workday's salary endpoint.
+    assert_eq!(hr.hits("/salary"), 1);
+    // The evidence keeps the facts each decision used.
+    let (_, found) = server.get(
+        "/v1/audit?kind=action_decided&tool=workday.update_salary&limit=100",
+        Some("demo-felix"),
+    );
+    // Oldest first.
+    let recs: Vec<&Value> = found["records"].as_array().unwrap().iter().rev().collect();
+    let facts: Vec<&Value> = recs.iter().map(|r| &r["facts"]).collect();
+    assert_eq!(
+        facts[0],
+        &json!({"current_salary_cents": 8_000_000}),
+        "{found}"
+    );
+    assert_eq!(
+        facts[3],
+        &json!({"current_salary_cents": 5_000_000}),
+        "{found}"
+    );
+    assert_eq!(facts[4], &Value::Null, "no fact was fetched: {found}");
+    assert_eq!(recs[4]["code"], "facts_unavailable", "{found}");
+    assert!(server.stop().success());
+}
+
+/// Without Workday configured the fact cannot be fetched: every salary
+/// change is refused, nothing is sent.
+#[test]
+fn an_unconfigured_fact_source_denies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &tmp.path().join("data"),
+        &root().join("examples/hr-payroll"),
+    );
+    let a = raise(&server, "E1001", 8_000_000);
+    assert_eq!(a["code"], "facts_unavailable", "{a}");
+    assert!(
+        a["decision"]["gate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"),
+        "{a}"
+    );
+    assert!(server.stop().success());
+}
