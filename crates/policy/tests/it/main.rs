@@ -13,6 +13,7 @@ mod properties;
 mod recorded;
 mod reference;
 mod reload;
+mod run_data;
 mod semantics;
 mod validation;
 mod visibility;
