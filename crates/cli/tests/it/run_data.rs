@@ -401,6 +401,59 @@ fn salary_changes_are_decided_on_the_salary_warden_fetches() {
     assert_eq!(facts[4], &Value::Null, "no fact was fetched: {found}");
     assert_eq!(recs[4]["code"], "facts_unavailable", "{found}");
     assert!(server.stop().success());
+
+    // Replay decides each recorded request with the facts it used: the same
+    // pack changes nothing; a cap of 15 % loosens the refusal at 10 % + 1
+    // cent (it needs a lead now), which only the recorded salary can tell.
+    let data = tmp.path().join("data");
+    let loosened = |pack: &std::path::Path| {
+        let out = crate::common::warden(&[
+            "replay",
+            "--pack",
+            pack.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+        ]);
+        let report = out.json();
+        let changed: Vec<Value> = report["matrix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["recorded"] != c["candidate"])
+            .cloned()
+            .collect();
+        (out.code, changed)
+    };
+    let (code, changed) = loosened(&root().join("examples/hr-payroll"));
+    assert_eq!((code, changed.len()), (0, 0), "{changed:?}");
+    let candidate = tmp.path().join("candidate");
+    crate::common::copy_dir(&root().join("examples/hr-payroll"), &candidate);
+    let policies = candidate.join("policies/payroll.cedar");
+    let text = std::fs::read_to_string(&policies).unwrap();
+    std::fs::write(
+        &policies,
+        text.replace(
+            "new_salary_cents * 10 > context.facts.current_salary_cents * 11",
+            "new_salary_cents * 20 > context.facts.current_salary_cents * 23",
+        ),
+    )
+    .unwrap();
+    // Its own tests follow the new cap (replay refuses a candidate whose
+    // tests fail).
+    let cases = candidate.join("tests/payroll.toml");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    assert!(text.contains("new_salary_cents = 8800001"));
+    std::fs::write(
+        &cases,
+        text.replace("new_salary_cents = 8800001", "new_salary_cents = 9200001"),
+    )
+    .unwrap();
+    let (code, changed) = loosened(&candidate);
+    assert_eq!(code, 1, "{changed:?}");
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["recorded"], "deny", "{changed:?}");
+    assert_eq!(changed[0]["count"], 1, "{changed:?}");
 }
 
 /// Without Workday configured the fact cannot be fetched: every salary
