@@ -8,7 +8,9 @@
 //! `workday.update_salary` with the fetched current salary (a 4 % raise,
 //! allowed). The copies drop the policies that read that data, `expose` and
 //! `[[tools.facts]]`, and decide the same requests without context data.
-//! Fetching the fact is the runtime's and is not measured here.
+//! `payroll_with_step_data_no_rule` keeps `expose` and drops only the rule,
+//! splitting the cost between building `context.run` and evaluating the
+//! rule. Fetching the fact is the runtime's and is not measured here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -82,7 +84,26 @@ fn benches(c: &mut Criterion) {
         ));
         assert_eq!(d.outcome, Outcome::Allow, "{}", d.message());
     }
+    // The pack with `expose` but without the rule that reads it: what
+    // building `context.run` costs apart from evaluating the rule.
+    let exp = {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
+        std::fs::copy(dir.join("warden.toml"), tmp.path().join("warden.toml")).unwrap();
+        let policies = std::fs::read_to_string(dir.join("policies/payroll.cedar")).unwrap();
+        let a = policies.find("// Payroll runs only").unwrap();
+        let b = policies.find("// Every payroll submission").unwrap();
+        std::fs::write(
+            tmp.path().join("policies/payroll.cedar"),
+            format!("{}{}", &policies[..a], &policies[b..]),
+        )
+        .unwrap();
+        Engine::load(tmp.path()).unwrap().engine
+    };
     let mut g = c.benchmark_group("run_data");
+    g.bench_function("payroll_with_step_data_no_rule", |b| {
+        b.iter(|| black_box(exp.decide(&req("payroll-bot", "payroll.run", &pay, &signed, &run))))
+    });
     g.measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     g.bench_function("payroll_with_step_data", |b| {

@@ -213,13 +213,14 @@ impl BaseContext {
         let Some(id) = &rc.run else {
             return Ok(self);
         };
-        let mut data = serde_json::Map::new();
+        // Every step is optional: only those the run holds are added.
+        let mut data = BTreeMap::new();
         for f in steps {
             if let Some(v) = rc.steps.get(&f.name) {
-                data.insert(f.name.clone(), v.clone());
+                data.insert(f.key.clone(), value(&f.ty, v, "run.steps.", &f.name)?);
             }
         }
-        let steps = record(steps, &data, "run.steps.")?;
+        let steps = Value::record_arc(Arc::new(data), None);
         let mut run = BTreeMap::new();
         run.insert(SmolStr::new_static("id"), Value::from(id.as_str()));
         run.insert(SmolStr::new_static("steps"), steps);
@@ -236,13 +237,20 @@ impl BaseContext {
         if facts.is_empty() {
             return Ok(self);
         }
-        let given: serde_json::Map<String, Json> = rc
-            .facts
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let v = record(facts, &given, "facts.")?;
-        self.0.insert(SmolStr::new_static("facts"), v);
+        let mut m = BTreeMap::new();
+        for f in facts {
+            match rc.facts.get(&f.name) {
+                None | Some(Json::Null) if !f.required => {}
+                None | Some(Json::Null) => return Err(format!("`facts.{}` is required", f.name)),
+                Some(v) => {
+                    m.insert(f.key.clone(), value(&f.ty, v, "facts.", &f.name)?);
+                }
+            }
+        }
+        self.0.insert(
+            SmolStr::new_static("facts"),
+            Value::record_arc(Arc::new(m), None),
+        );
         Ok(self)
     }
 
