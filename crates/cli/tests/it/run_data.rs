@@ -476,3 +476,58 @@ fn an_unconfigured_fact_source_denies() {
     );
     assert!(server.stop().success());
 }
+
+/// Reference data through a running server: a reimbursement goes only to a
+/// bank account in `data/employees.json`, and an edit of that file takes
+/// effect on the reload it triggers.
+#[test]
+fn a_bank_account_added_to_the_data_file_takes_effect_on_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = tmp.path().join("pack");
+    crate::common::copy_dir(&root().join("examples/hr-payroll"), &pack);
+    let server = Server::start_with(&tmp.path().join("data"), &pack);
+    let claim = |account: &str| {
+        let body = json!({"tool": "expenses.reimburse", "mode": "check", "arguments": {
+            "employee_id": "E1001", "claim_id": "EXP-9", "amount_cents": 4200, "account": account}});
+        let (status, a) = server.post("/v1/actions", "demo-payroll-bot", &body.to_string());
+        assert!(status == 200 || status == 201, "{status} {a}");
+        a
+    };
+    let new_account = "DE02120300000000202051";
+    assert_eq!(claim("DE89370400440532013000")["status"], "approved");
+    let a = claim(new_account);
+    assert_eq!(
+        (a["status"].as_str(), a["code"].as_str()),
+        (Some("denied"), Some("policy_denied")),
+        "{a}"
+    );
+    let file = pack.join("data/employees.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "[\"DE89370400440532013000\"]",
+            &format!("[\"DE89370400440532013000\", \"{new_account}\"]"),
+        ),
+    )
+    .unwrap();
+    // The file watcher reloads the pack (hr-payroll's auditor reads the log).
+    let reloaded = (0..400).find_map(|_| {
+        let (_, found) = server.get("/v1/audit?kind=pack_reloaded", Some("demo-felix"));
+        let r = found["records"].as_array().and_then(|r| r.first().cloned());
+        if r.is_none() {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        r
+    });
+    let reloaded = reloaded.expect("no pack_reloaded record");
+    assert!(reloaded.get("code").is_none(), "{reloaded}");
+    assert_eq!(claim(new_account)["status"], "approved");
+    // The account is sensitive: the evidence never holds it.
+    let (_, found) = server.get(
+        "/v1/audit?tool=expenses.reimburse&limit=10",
+        Some("demo-felix"),
+    );
+    assert!(!found.to_string().contains(new_account), "{found}");
+    assert!(server.stop().success());
+}
