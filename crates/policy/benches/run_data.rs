@@ -26,9 +26,15 @@ use warden_policy::{Engine, Request};
 fn without_run_data_and_facts(dir: &Path) -> Engine {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::copy(
+        dir.join("data/employees.json"),
+        tmp.path().join("data/employees.json"),
+    )
+    .unwrap();
     let manifest = std::fs::read_to_string(dir.join("warden.toml")).unwrap();
     let start = manifest.find("[[tools.facts]]").unwrap();
-    let end = start + manifest[start..].find("[[approver_groups]]").unwrap();
+    let end = start + manifest[start..].find("[[tools]]").unwrap();
     let manifest = format!("{}{}", &manifest[..start], &manifest[end..])
         .replace("expose = [\"period\", \"result.status\"]", "");
     std::fs::write(tmp.path().join("warden.toml"), manifest).unwrap();
@@ -89,6 +95,12 @@ fn benches(c: &mut Criterion) {
     let exp = {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+        std::fs::copy(
+            dir.join("data/employees.json"),
+            tmp.path().join("data/employees.json"),
+        )
+        .unwrap();
         std::fs::copy(dir.join("warden.toml"), tmp.path().join("warden.toml")).unwrap();
         let policies = std::fs::read_to_string(dir.join("policies/payroll.cedar")).unwrap();
         let a = policies.find("// Payroll runs only").unwrap();

@@ -19,6 +19,12 @@ fn payroll_pack(
     let tmp = tempfile::tempdir().unwrap();
     let src = examples().join("hr-payroll");
     std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::copy(
+        src.join("data/employees.json"),
+        tmp.path().join("data/employees.json"),
+    )
+    .unwrap();
     let edit = |text: String, edits: &[(&str, &str)]| {
         edits.iter().fold(text, |t, (from, to)| {
             assert!(t.contains(from), "`{from}` is not in the example");
