@@ -234,6 +234,20 @@ fn production_restarts_approved_count_and_the_twenty_first_is_refused() {
     });
     let (_, s) = server.post("/v1/actions", "demo-sre-bot", &body.to_string());
     assert_eq!(s["status"], "approved", "{s}");
+    // Over MCP (no run id, no approval asked): the same window refuses it.
+    let base = server.base.clone();
+    crate::mcp::rt().block_on(async {
+        let bot = crate::mcp_peers::agent(&base, "demo-sre-bot", false).await;
+        let (r, t) = crate::mcp_peers::call(
+            &bot,
+            "k8s_restart_service",
+            json!({"environment": "production", "service": "cart"}),
+        )
+        .await;
+        assert_eq!(r.is_error, Some(true), "{t}");
+        assert!(t.contains("production-restart-rate-limit"), "{t}");
+        assert!(t.contains("not executed"), "{t}");
+    });
     assert!(server.stop().success());
 }
 

@@ -456,6 +456,32 @@ fn salary_changes_are_decided_on_the_salary_warden_fetches() {
     assert_eq!(changed[0]["count"], 1, "{changed:?}");
 }
 
+/// Over MCP the salary cap holds the same way: the fact is fetched for the
+/// call, a raise within 5 % executes, one above 10 % is refused with the
+/// policy in the text.
+#[test]
+fn the_salary_cap_holds_over_mcp() {
+    let hr = Hr::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = hr.serve(&tmp.path().join("data"), &[]);
+    let base = server.base.clone();
+    crate::mcp::rt().block_on(async {
+        let bot = crate::mcp_peers::agent(&base, "demo-hr-bot", false).await;
+        let args = |cents: u64| {
+            json!({"employee_id": "E1001", "new_salary_cents": cents, "effective_date": "2027-01-01"})
+        };
+        let (r, t) = crate::mcp_peers::call(&bot, "workday_update_salary", args(8_800_001)).await;
+        assert_eq!(r.is_error, Some(true), "{t}");
+        assert!(t.contains("raise-at-most-10-percent"), "{t}");
+        assert!(t.contains("not executed"), "{t}");
+        let (r, t) = crate::mcp_peers::call(&bot, "workday_update_salary", args(8_320_000)).await;
+        assert_ne!(r.is_error, Some(true), "{t}");
+    });
+    assert_eq!(hr.hits("/employee"), 1, "one fetch, reused within its TTL");
+    assert_eq!(hr.hits("/salary"), 1);
+    assert!(server.stop().success());
+}
+
 /// Without Workday configured the fact cannot be fetched: every salary
 /// change is refused, nothing is sent.
 #[test]
