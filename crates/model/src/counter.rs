@@ -158,18 +158,12 @@ pub(crate) fn is_identifier(name: &str) -> bool {
 /// Whether `schema` (a tool's argument schema) has `field` as a required
 /// top-level property of one of `types`.
 fn required_of_type(schema: &serde_json::Value, field: &str, types: &[&str]) -> Result<(), String> {
-    let prop = schema.get("properties").and_then(|p| p.get(field));
-    let Some(prop) = prop else {
+    let Some((ty, required)) = crate::facts::property(schema, field) else {
         return Err("is not one of its arguments".into());
     };
-    let ty = prop.get("type").and_then(serde_json::Value::as_str);
-    if !ty.is_some_and(|t| types.contains(&t)) {
+    if !ty.is_some_and(|t| types.contains(&t.as_str())) {
         return Err(format!("is not of type {}", types.join(" or ")));
     }
-    let required = schema
-        .get("required")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(field)));
     if !required {
         return Err("is not required".into());
     }

@@ -23,7 +23,9 @@ use serde_json::json;
 use warden_model::{Outcome, RequestContext};
 use warden_policy::{Engine, Request};
 
-fn without_run_data_and_facts(dir: &Path) -> Engine {
+/// A copy of the pack at `dir` (with its data files) with this manifest
+/// and policy file, loaded.
+fn variant(dir: &Path, manifest: &str, policies: &str) -> Engine {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
     std::fs::create_dir_all(tmp.path().join("data")).unwrap();
@@ -32,28 +34,29 @@ fn without_run_data_and_facts(dir: &Path) -> Engine {
         tmp.path().join("data/employees.json"),
     )
     .unwrap();
+    std::fs::write(tmp.path().join("warden.toml"), manifest).unwrap();
+    std::fs::write(tmp.path().join("policies/payroll.cedar"), policies).unwrap();
+    Engine::load(tmp.path()).unwrap().engine
+}
+
+fn without_run_data_and_facts(dir: &Path) -> Engine {
     let manifest = std::fs::read_to_string(dir.join("warden.toml")).unwrap();
     let start = manifest.find("[[tools.facts]]").unwrap();
     let end = start + manifest[start..].find("[[tools]]").unwrap();
     let manifest = format!("{}{}", &manifest[..start], &manifest[end..])
         .replace("expose = [\"period\", \"result.status\"]", "");
-    std::fs::write(tmp.path().join("warden.toml"), manifest).unwrap();
     // Keep the grants and the two approval gates; drop the rules that read
     // run data and facts.
     let policies = std::fs::read_to_string(dir.join("policies/payroll.cedar")).unwrap();
     let a = policies.find("// Payroll runs only").unwrap();
     let b = policies.find("// Every payroll submission").unwrap();
     let c = policies.find("// Raises above 5 %").unwrap();
-    std::fs::write(
-        tmp.path().join("policies/payroll.cedar"),
-        format!(
-            "{}{}\n@id(\"lead-gate\")\n@approval(\"people-leads\")\nforbid (principal, action == Action::\"workday.update_salary\", resource)\nwhen {{ context.args.new_salary_cents > 9000000 }}\nunless {{ context.approvals.contains(\"people-leads\") }};\n",
-            &policies[..a],
-            &policies[b..c]
-        ),
-    )
-    .unwrap();
-    Engine::load(tmp.path()).unwrap().engine
+    let policies = format!(
+        "{}{}\n@id(\"lead-gate\")\n@approval(\"people-leads\")\nforbid (principal, action == Action::\"workday.update_salary\", resource)\nwhen {{ context.args.new_salary_cents > 9000000 }}\nunless {{ context.approvals.contains(\"people-leads\") }};\n",
+        &policies[..a],
+        &policies[b..c]
+    );
+    variant(dir, &manifest, &policies)
 }
 
 fn benches(c: &mut Criterion) {
@@ -93,24 +96,15 @@ fn benches(c: &mut Criterion) {
     // The pack with `expose` but without the rule that reads it: what
     // building `context.run` costs apart from evaluating the rule.
     let exp = {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("policies")).unwrap();
-        std::fs::create_dir_all(tmp.path().join("data")).unwrap();
-        std::fs::copy(
-            dir.join("data/employees.json"),
-            tmp.path().join("data/employees.json"),
-        )
-        .unwrap();
-        std::fs::copy(dir.join("warden.toml"), tmp.path().join("warden.toml")).unwrap();
+        let manifest = std::fs::read_to_string(dir.join("warden.toml")).unwrap();
         let policies = std::fs::read_to_string(dir.join("policies/payroll.cedar")).unwrap();
         let a = policies.find("// Payroll runs only").unwrap();
         let b = policies.find("// Every payroll submission").unwrap();
-        std::fs::write(
-            tmp.path().join("policies/payroll.cedar"),
-            format!("{}{}", &policies[..a], &policies[b..]),
+        variant(
+            &dir,
+            &manifest,
+            &format!("{}{}", &policies[..a], &policies[b..]),
         )
-        .unwrap();
-        Engine::load(tmp.path()).unwrap().engine
     };
     let mut g = c.benchmark_group("run_data");
     g.bench_function("payroll_with_step_data_no_rule", |b| {

@@ -69,9 +69,19 @@ fn record(
     obj: &serde_json::Map<String, Json>,
     path: &str,
 ) -> Result<Value, String> {
+    record_of(fields, |name| obj.get(name), path)
+}
+
+/// A Cedar record of `fields`, each value found by `get`: a missing
+/// optional field is left out, a missing required one is an error.
+fn record_of<'a>(
+    fields: &[ArgField],
+    get: impl Fn(&str) -> Option<&'a Json>,
+    path: &str,
+) -> Result<Value, String> {
     let mut m = BTreeMap::new();
     for f in fields {
-        match obj.get(&f.name) {
+        match get(&f.name) {
             None | Some(Json::Null) if !f.required => {}
             None | Some(Json::Null) => return Err(format!("`{path}{}` is required", f.name)),
             Some(v) => {
@@ -214,13 +224,7 @@ impl BaseContext {
             return Ok(self);
         };
         // Every step is optional: only those the run holds are added.
-        let mut data = BTreeMap::new();
-        for f in steps {
-            if let Some(v) = rc.steps.get(&f.name) {
-                data.insert(f.key.clone(), value(&f.ty, v, "run.steps.", &f.name)?);
-            }
-        }
-        let steps = Value::record_arc(Arc::new(data), None);
+        let steps = record_of(steps, |name| rc.steps.get(name), "run.steps.")?;
         let mut run = BTreeMap::new();
         run.insert(SmolStr::new_static("id"), Value::from(id.as_str()));
         run.insert(SmolStr::new_static("steps"), steps);
@@ -237,20 +241,8 @@ impl BaseContext {
         if facts.is_empty() {
             return Ok(self);
         }
-        let mut m = BTreeMap::new();
-        for f in facts {
-            match rc.facts.get(&f.name) {
-                None | Some(Json::Null) if !f.required => {}
-                None | Some(Json::Null) => return Err(format!("`facts.{}` is required", f.name)),
-                Some(v) => {
-                    m.insert(f.key.clone(), value(&f.ty, v, "facts.", &f.name)?);
-                }
-            }
-        }
-        self.0.insert(
-            SmolStr::new_static("facts"),
-            Value::record_arc(Arc::new(m), None),
-        );
+        let v = record_of(facts, |name| rc.facts.get(name), "facts.")?;
+        self.0.insert(SmolStr::new_static("facts"), v);
         Ok(self)
     }
 

@@ -106,19 +106,10 @@ impl Runtime {
             o
         };
         let t = now_us();
-        // What the step exposes to later steps, read before the arguments
-        // are dropped.
-        let call_args: Value = match (&row.step, status) {
-            (Some(_), ActionStatus::Succeeded) => row
-                .arguments
-                .as_deref()
-                .and_then(|a| serde_json::from_str(a).ok())
-                .unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
         row.state = status;
         row.code = outcome.code.map(|c| c.as_str().to_owned());
-        row.arguments = None;
+        // Dropped from the row; a step that exposes arguments reads them below.
+        let call_args = row.arguments.take();
         row.result = Some(summary(recorded_result.clone()).to_string());
         row.attempts = row.attempts.saturating_add(i64::from(outcome.attempts));
         row.updated_us = t;
@@ -155,7 +146,9 @@ impl Runtime {
             let wf = pack.workflows.get(&next.row.workflow);
             if let Some(d) = wf
                 .and_then(|w| w.steps.iter().find(|s| &s.id == step))
-                .and_then(|s| crate::runs::exposed(s, &call_args, outcome.result.as_ref()))
+                .and_then(|s| {
+                    crate::runs::exposed(s, call_args.as_deref(), outcome.result.as_ref())
+                })
             {
                 next.data.insert(step.clone(), d);
                 next.row.step_data = serde_json::to_string(&next.data).unwrap_or_default();

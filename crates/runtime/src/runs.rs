@@ -23,16 +23,21 @@ pub(crate) struct RunState {
     pub(crate) data: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-/// What a succeeded step exposes: its exposed arguments, and its exposed
-/// result fields under `result` (values absent from the call are left out).
+/// What a succeeded step exposes: its exposed arguments (`args`, the
+/// action's stored JSON), and its exposed result fields under `result`
+/// (values absent from the call are left out). `None` for a step that
+/// exposes nothing: its arguments are not even parsed.
 pub(crate) fn exposed(
     step: &warden_model::Step,
-    args: &serde_json::Value,
+    args: Option<&str>,
     result: Option<&serde_json::Value>,
 ) -> Option<serde_json::Value> {
     if step.expose.is_empty() {
         return None;
     }
+    let args: serde_json::Value = args
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or(serde_json::Value::Null);
     let mut data = serde_json::Map::new();
     let mut res = serde_json::Map::new();
     for e in &step.expose {
@@ -214,7 +219,7 @@ impl Runtime {
             return Ok((None, None));
         };
         let Some(value) = args.get(field).filter(|v| v.is_string() || v.is_i64()) else {
-            // Invalid arguments: the argument gate refuses the call.
+            // The caller checked the arguments; nothing else can key a run.
             return Ok((None, None));
         };
         let hash = correlation_hash(&wf.id, value);

@@ -259,14 +259,22 @@ impl Runtime {
             });
         }
         let pack = engine.pack();
+        // Neither a run nor a fact fetch for arguments the decision will
+        // refuse (`invalid_arguments`): bad input leaves nothing behind.
+        let usable = engine.arguments_valid(&p.tool, &p.arguments);
         // A call without a run id joins the agent's open run of a
         // correlating workflow (or starts one at a first step).
         let (run_id, orphan) = match &p.run_id {
             Some(id) => (Some(id.clone()), None),
-            None => self.correlate(pack, agent, &p.tool, &p.arguments).await?,
+            None if usable => self.correlate(pack, agent, &p.tool, &p.arguments).await?,
+            None => (None, None),
         };
         // Facts are fetched before any lock is taken.
-        let fetched = self.fetch_facts(pack, &p.tool, &p.arguments).await;
+        let fetched = if usable {
+            self.fetch_facts(pack, &p.tool, &p.arguments).await
+        } else {
+            crate::facts::Fetched::default()
+        };
         // The run gate needs the run's lock from the check to the commit.
         let run = match &run_id {
             Some(id) => Some(self.run_state(id).await?),

@@ -147,11 +147,26 @@ fn payroll_follows_validation(db: &[&str]) {
     let data = tmp.path().join("data");
     let server = hr.serve(&data, db);
 
+    // Bad input starts no run: the 13th month is refused before anything.
+    let bad_input = |tool: &str, args: Value| {
+        let body = json!({"tool": tool, "mode": "enforce", "arguments": args});
+        let (status, e) = server.post("/v1/actions", "demo-payroll-bot", &body.to_string());
+        assert_eq!(status, 400, "{e}");
+        assert_eq!(e["error"]["code"], "invalid_arguments", "{e}");
+    };
+    bad_input("timesheets.validate", json!({"period": "2026-13"}));
+    let runs_started = || {
+        let (_, found) = server.get("/v1/audit?kind=run_started", Some("demo-felix"));
+        found["records"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(runs_started(), 0);
+
     // Correlated by period, no run id: validating November starts a run,
     // payroll for November joins it and passes the rule (it now waits for
     // the payroll sign-off, a person).
     let v = validate(&server, "2026-11", None);
     assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(runs_started(), 1);
     let run = v["run_id"].as_str().unwrap().to_owned();
     assert_eq!(v["step"], "validate_timesheets");
     let p = payroll(&server, "2026-11", None);
@@ -400,6 +415,17 @@ fn salary_changes_are_decided_on_the_salary_warden_fetches() {
     );
     assert_eq!(facts[4], &Value::Null, "no fact was fetched: {found}");
     assert_eq!(recs[4]["code"], "facts_unavailable", "{found}");
+    // Invalid arguments fetch nothing: they are refused first.
+    let fetches = hr.hits("/employee");
+    let body = json!({"tool": "workday.update_salary", "mode": "enforce", "arguments": {
+        "employee_id": "not-an-id", "new_salary_cents": 1, "effective_date": "2027-01-01"}});
+    let (status, e) = server.post("/v1/actions", "demo-hr-bot", &body.to_string());
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_arguments")),
+        "{e}"
+    );
+    assert_eq!(hr.hits("/employee"), fetches);
     assert!(server.stop().success());
 
     // Replay decides each recorded request with the facts it used: the same

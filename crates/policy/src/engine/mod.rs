@@ -167,6 +167,16 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Whether `args` are valid arguments of `tool` (its JSON Schema and
+    /// the typing policies see): what `decide` checks before any policy.
+    /// The runtime asks first when a valid request is about to cause work
+    /// of its own (a correlated run started, a fact fetched).
+    pub fn arguments_valid(&self, tool: &str, args: &serde_json::Value) -> bool {
+        self.0.tools.get(tool).is_some_and(|t| {
+            t.validator.is_valid(args) && context::args_value(&t.fields, args).is_ok()
+        })
+    }
+
     /// What the engine compiled for `tool`.
     pub(crate) fn tool_entry(&self, tool: &str) -> Option<&ToolEntry> {
         self.0.tools.get(tool)

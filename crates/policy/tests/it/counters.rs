@@ -4,9 +4,9 @@
 
 use serde_json::json;
 use warden_model::{DenyCode, Outcome, RequestContext};
-use warden_policy::{Engine, EngineError, Request};
+use warden_policy::{Engine, Request};
 
-use crate::common::{MANIFEST, write};
+use crate::common::{MANIFEST, load_or_errors, write};
 
 const COUNTERS: &str = r#"
 [[counters]]
@@ -37,24 +37,7 @@ when { context.usage.pays_per_hour > 3 };
 "#;
 
 fn load(manifest: &str, policies: &str) -> Result<Engine, Vec<String>> {
-    let dir = write(manifest, policies);
-    match Engine::load(dir.path()) {
-        Ok(c) => Ok(c.engine),
-        Err(EngineError::Invalid(d)) => Err(d
-            .all()
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| {
-                format!(
-                    "{} {} @{}",
-                    d.code(),
-                    d.message(),
-                    d.location().map(|l| l.to_string()).unwrap_or_default()
-                )
-            })
-            .collect()),
-        Err(e) => panic!("{e}"),
-    }
+    load_or_errors(write(manifest, policies).path())
 }
 
 fn pay(e: &Engine, amount: i64, usage: &[(&str, i64)]) -> (Outcome, Option<DenyCode>, Vec<String>) {

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use warden_model::{DenyCode, Outcome};
-use warden_policy::{Engine, EngineError};
+use warden_policy::Engine;
 
 use crate::common::{MANIFEST, decide};
 
@@ -75,22 +75,9 @@ fn transfer(e: &Engine, customer: &str, recipient: &str) -> (Outcome, Option<Den
 
 /// The codes and messages of a pack that does not load.
 fn errors(dir: &tempfile::TempDir) -> Vec<String> {
-    match Engine::load(dir.path()) {
-        Err(EngineError::Invalid(d)) => d
-            .all()
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| {
-                format!(
-                    "{} {} {:?}",
-                    d.code(),
-                    d.message(),
-                    d.location().map(|l| l.to_string())
-                )
-            })
-            .collect(),
+    match crate::common::load_or_errors(dir.path()) {
+        Err(errors) => errors,
         Ok(_) => panic!("the pack loaded"),
-        Err(e) => panic!("{e}"),
     }
 }
 

@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 use warden_model::{DenyCode, Outcome, RequestContext};
-use warden_policy::{Engine, EngineError, Request};
+use warden_policy::{Engine, Request};
 
-use crate::common::examples;
+use crate::common::{examples, load_or_errors};
 
 /// The hr-payroll example in a temporary directory, with `manifest` and
 /// `policies` edits applied (each `(from, to)` must change something).
@@ -35,23 +35,7 @@ fn payroll_pack(
     std::fs::write(tmp.path().join("warden.toml"), edit(m, manifest)).unwrap();
     let p = std::fs::read_to_string(src.join("policies/payroll.cedar")).unwrap();
     std::fs::write(tmp.path().join("policies/payroll.cedar"), edit(p, policies)).unwrap();
-    let result = match Engine::load(tmp.path()) {
-        Ok(c) => Ok(c.engine),
-        Err(EngineError::Invalid(d)) => Err(d
-            .all()
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| {
-                format!(
-                    "{} {} @{}",
-                    d.code(),
-                    d.message(),
-                    d.location().map(|l| l.to_string()).unwrap_or_default()
-                )
-            })
-            .collect()),
-        Err(e) => panic!("{e}"),
-    };
+    let result = load_or_errors(tmp.path());
     (tmp, result)
 }
 

@@ -109,6 +109,27 @@ pub fn write(manifest: &str, policies: &str) -> TempDir {
     dir
 }
 
+/// The pack at `dir` loaded, or its errors as `"<code> <message> @<file:line:col>"`.
+pub fn load_or_errors(dir: &Path) -> Result<Engine, Vec<String>> {
+    match Engine::load(dir) {
+        Ok(c) => Ok(c.engine),
+        Err(warden_policy::EngineError::Invalid(d)) => Err(d
+            .all()
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| {
+                format!(
+                    "{} {} @{}",
+                    d.code(),
+                    d.message(),
+                    d.location().map(|l| l.to_string()).unwrap_or_default()
+                )
+            })
+            .collect()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
